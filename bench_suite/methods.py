@@ -36,9 +36,12 @@ for _method in (
         "the paper: mirrored LeCun init + paired output layer + projected GD (||W-W0||_F <= eps)",
         init="mirrored_lecun", output="paired", constrained=True,
     ),
-    Method("sgd", "LeCun init + free output layer + unconstrained SGD", init="lecun", output="free", constrained=False),
     Method(
-        "constraint_only", "LeCun init + free output layer + projected GD", init="lecun", output="free", constrained=True
+        "sgd", "LeCun init + free output layer + unconstrained SGD", init="lecun", output="free", constrained=False
+    ),
+    Method(
+        "constraint_only", "LeCun init + free output layer + projected GD",
+        init="lecun", output="free", constrained=True,
     ),
     Method(
         "no_mirroring",

@@ -164,8 +164,11 @@ def train_group(
     order_seed: int,
     device: str | torch.device = "cpu",
     on_epoch: Callable[[int, int], None] | None = None,
+    keep_weights: bool = False,
 ) -> list[CellResult]:
-    """Train ``cells`` (which share ``data`` and a schedule) fused; return one result each."""
+    """Train ``cells`` (which share ``data`` and a schedule) fused; return one result each.
+
+    ``keep_weights`` puts each cell's initial and final (W, V) on the CPU in ``result.extra``."""
     if not cells:
         return []
     device = torch.device(device)
@@ -196,9 +199,9 @@ def train_group(
     bounds = [0]
     for cell in cells:
         bounds.append(bounds[-1] + cell.width)
-    w0 = torch.cat(w_parts).to(device)
+    w0 = torch.cat(w_parts).to(device, x.dtype)
     w_all = w0.clone().requires_grad_(True)
-    vs = [v.to(device).requires_grad_(True) for v in v_parts]
+    vs = [v.to(device, x.dtype).requires_grad_(True) for v in v_parts]
     row_cell = torch.repeat_interleave(torch.arange(n_cells), torch.tensor([c.width for c in cells])).to(device)
     radius = []
     for cell, w_part in zip(cells, w_parts):
@@ -229,7 +232,7 @@ def train_group(
     def cell_losses(xb: torch.Tensor, labels, target) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         with autocast:
             pre_all = xb @ w_all.T
-        pre_all = pre_all.float()
+        pre_all = pre_all.to(xb.dtype)  # back from bf16 under autocast; the rest runs in the data's dtype
         losses, outs = [], []
         for i, cell in enumerate(cells):
             feats = hidden_features(pre_all[:, bounds[i] : bounds[i + 1]], cell.activation, cell.method.output)
@@ -248,8 +251,8 @@ def train_group(
     @torch.no_grad()
     def evaluate(xs: torch.Tensor, ys: torch.Tensor, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact mean loss and accuracy per cell over a whole split (chunked forward)."""
-        loss_sum = torch.zeros(n_cells, device=device)
-        correct = torch.zeros(n_cells, device=device)
+        loss_sum = torch.zeros(n_cells, device=device, dtype=xs.dtype)
+        correct = torch.zeros(n_cells, device=device, dtype=xs.dtype)
         for s in range(0, xs.shape[0], chunk):
             xb, yb = xs[s : s + chunk], ys[s : s + chunk]
             if data.classification:
@@ -263,8 +266,8 @@ def train_group(
         return loss_sum / xs.shape[0], correct / xs.shape[0]
 
     order_gen = torch.Generator().manual_seed(order_seed)
-    epoch_loss = torch.zeros(cfg.epochs, n_cells, device=device)
-    epoch_acc = torch.zeros(cfg.epochs, n_cells, device=device)
+    epoch_loss = torch.zeros(cfg.epochs, n_cells, device=device, dtype=x.dtype)
+    epoch_acc = torch.zeros(cfg.epochs, n_cells, device=device, dtype=x.dtype)
     proj_active = torch.zeros(n_cells, device=device)
     curves: dict[str, list] = {
         k_: [[] for _ in cells]
@@ -316,7 +319,8 @@ def train_group(
                     evaluate(data.x_test, data.y_test) if data.x_test is not None else (None, None)
                 )
                 with torch.no_grad():
-                    sq = torch.zeros(n_cells, device=device).index_add_(0, row_cell, (w_all - w0).pow(2).sum(1))
+                    sq = torch.zeros(n_cells, device=device, dtype=w0.dtype)
+                    sq.index_add_(0, row_cell, (w_all - w0).pow(2).sum(1))
                 values = {
                     "eval_train_loss": tr_loss.tolist(),
                     "eval_train_acc": tr_acc.tolist() if data.classification else [None] * n_cells,
@@ -350,7 +354,7 @@ def train_group(
     losses_host = epoch_loss.T.tolist()
     accs_host = epoch_acc.T.tolist()
     results = []
-    for i, cell in enumerate(cells):
+    for i in range(n_cells):
         epochs_run = stopped_at[i]
         cell_curves = {key: vals[i] for key, vals in curves.items()}
         cell_curves["epoch"] = list(range(1, epochs_run + 1))
@@ -384,6 +388,11 @@ def train_group(
                     ) / max(timing["train_time_s"], 1e-9) / 1e12,
                 },
                 w0_digest=digests[i],
+                extra=(
+                    {"w0": w_parts[i], "v0": v_parts[i], "w": w_all.detach()[bounds[i] : bounds[i + 1]].cpu().clone(),
+                     "v": vs[i].detach().cpu().clone()}
+                    if keep_weights else {}
+                ),
             )
         )
     return results

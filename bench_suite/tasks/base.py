@@ -18,7 +18,12 @@ from ..registry import Registry
 
 
 class DataUnavailable(Exception):
-    """The task's data is not present; the message says what to put where."""
+    """The task's data is not present; the message says what to put where (reported SKIPPED)."""
+
+
+class DataError(Exception):
+    """The task's data is present but wrong (corrupt, wrong layout or size): one line naming
+    the file, what was expected and what to do (reported as an error, non-zero exit)."""
 
 
 @dataclass
@@ -71,7 +76,9 @@ class Task:
     # documented reason why the training defaults are what they are
     defaults_rationale: ClassVar[str] = ""
 
-    def load(self, options: dict[str, Any], *, data_seed: int, data_root: str | None, cache_dir: str | None) -> TaskData:
+    def load(
+        self, options: dict[str, Any], *, data_seed: int, data_root: str | None, cache_dir: str | None
+    ) -> TaskData:
         raise NotImplementedError
 
 

@@ -1,0 +1,208 @@
+"""Command line: ``python -m bench_suite list | run | plan`` (``--help`` on each)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from typing import Any
+
+from . import __version__
+from .grid import Cell, expand, profile_names
+from .methods import METHODS
+from .model import ACTIVATIONS
+from .registry import UnknownNameError, load_plugins
+from .tasks import TASKS
+from .training import EPS_MODES, LOSSES, PRECISIONS
+
+DEFAULT_STORE = "results"
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad command-line input: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not the usage block
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _batch_size(text: str) -> int | None:
+    if text.lower() in ("full", "none"):
+        return None
+    return _positive_int(text)
+
+
+def _option(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, raw = text.split("=", 1)
+    value: Any = raw
+    if raw.lower() in ("none", "null"):
+        value = None
+    else:
+        for conv in (int, float):
+            try:
+                value = conv(raw)
+                break
+            except ValueError:
+                continue
+    return key.strip(), value
+
+
+def _csv(conv):
+    def parse(text: str):
+        return [conv(part) for part in text.split(",") if part.strip()]
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m bench_suite", description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=f"bench_suite {__version__}")
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="import MODULE first (it may register tasks/methods); also $BENCH_SUITE_PLUGINS")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p_list = sub.add_parser("list", help="list tasks, methods and profiles")
+    p_list.add_argument("--profiles", action="store_true", help="show every task's profiles (the grids as data)")
+
+    for name, helptext in (("run", "run cells of a task (a profile or axes given here) into the result store"),
+                           ("plan", "list the cells a run would do, which are done, and their estimated cost")):
+        p = sub.add_parser(name, help=helptext, description=helptext)
+        _add_grid_args(p)
+        if name == "run":
+            p.add_argument("--force", action="store_true", help="re-run cells that are already finished")
+            p.add_argument("--no-fuse", action="store_true",
+                           help="train each cell alone instead of fusing cells that share data and batch order")
+            p.add_argument("--quiet", action="store_true", help="no progress bars: one line per finished cell")
+    return parser
+
+
+def _add_grid_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("what to run")
+    g.add_argument("--task", action="append", default=None, metavar="NAME",
+                   help="task name (repeatable; default: every task with the profile, or synthetic_ablation)")
+    g.add_argument("--profile", default=None, help="a named grid declared by the task(s): see `list --profiles`")
+    g.add_argument("--method", type=_csv(str), action="extend", default=None, metavar="NAME[,NAME]",
+                   help="method(s); default: the profile's or the task's grid")
+    g.add_argument("--width", type=_csv(_positive_int), action="extend", default=None, metavar="M[,M]",
+                   help="hidden width(s) m")
+    g.add_argument("--activation", type=_csv(str), action="extend", default=None, metavar="NAME[,NAME]",
+                   help=f"activation(s): {', '.join(ACTIVATIONS)}")
+    seeds = g.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=_csv(_nonneg_int), action="extend", default=None, metavar="R[,R]",
+                       help="repetition index(es); seeds derive from (task, repetition)")
+    seeds.add_argument("--seeds", type=_positive_int, default=None, metavar="N", help="repetitions 0..N-1")
+    g.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
+                   help="a task option, e.g. n=500 (see `list`)")
+    t = p.add_argument_group("training (default: the task's, then the profile's)")
+    t.add_argument("--epochs", type=_positive_int, help="epochs (full-batch tasks: GD steps)")
+    t.add_argument("--batch-size", type=_batch_size, default=argparse.SUPPRESS, metavar="B|full",
+                   help="mini-batch size, or 'full' for full-batch GD")
+    t.add_argument("--lr", type=_float, help="learning rate of both layers")
+    t.add_argument("--lr-w", type=_float, help="learning rate of the hidden weights W")
+    t.add_argument("--lr-v", type=_float, help="learning rate of the output weights V")
+    t.add_argument("--momentum", type=_float, help="SGD momentum in [0, 1)")
+    t.add_argument("--loss", choices=LOSSES, help="ce (cross-entropy) or mse (mean over samples of the squared error)")
+    t.add_argument("--eps", type=_float, help="projection radius of ||W - W0||_F (constrained methods)")
+    t.add_argument("--eps-mode", choices=EPS_MODES, help="eps as a multiple of ||W0||_F (relative) or as is")
+    t.add_argument("--eval-every", type=_positive_int, help="exact evaluation every k epochs (the last always)")
+    t.add_argument("--precision", choices=PRECISIONS, help="fp32 (strict), tf32 (CUDA tensor cores) or bf16")
+    r = p.add_argument_group("where")
+    r.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    r.add_argument("--data-root", default=None,
+                   help="dataset location (file or folder); default $BENCH_SUITE_DATA_ROOT")
+    r.add_argument("--cache-dir", default=None, help="decoded-data cache; default $BENCH_SUITE_CACHE or ~/.cache")
+    r.add_argument("--out", "--store", dest="out", default=os.environ.get("BENCH_SUITE_STORE", DEFAULT_STORE),
+                   help="result store folder (JSON records); default ./results or $BENCH_SUITE_STORE")
+
+
+def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if args.lr is not None:
+        out["lr_w"] = out["lr_v"] = args.lr
+    for key in ("epochs", "lr_w", "lr_v", "momentum", "loss", "eps", "eps_mode", "eval_every", "precision"):
+        value = getattr(args, key)
+        if value is not None:
+            out[key] = value
+    if hasattr(args, "batch_size"):
+        out["batch_size"] = args.batch_size
+    return out
+
+
+def cells_from_args(args: argparse.Namespace) -> list[Cell]:
+    tasks = args.task
+    if not tasks:
+        tasks = ([t for t in TASKS.names() if args.profile in TASKS.get(t).profiles] if args.profile
+                 else ["synthetic_ablation"])
+        if not tasks:
+            raise UsageError(f"no task declares profile {args.profile!r}; profiles: {', '.join(profile_names())}")
+    for method in args.method or []:
+        METHODS.get(method)
+    repetitions = args.seed if args.seed else (list(range(args.seeds)) if args.seeds else None)
+    cells: list[Cell] = []
+    for task in tasks:
+        TASKS.get(task)
+        cells += expand(
+            task, profile=args.profile, methods=args.method, widths=args.width, activations=args.activation,
+            repetitions=repetitions, options=dict(args.option), train=_train_overrides(args),
+        )
+    return cells
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        load_plugins(args.plugin)
+        if args.command == "list":
+            from .commands import cmd_list
+
+            return cmd_list(args)
+        if args.command in ("run", "plan"):
+            cells = cells_from_args(args)
+            from .commands import cmd_plan, cmd_run
+
+            return cmd_run(args, cells) if args.command == "run" else cmd_plan(args, cells)
+    except (UsageError, UnknownNameError, ValueError, ModuleNotFoundError) as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted; finished cells are saved, re-run the same command to resume",
+              file=sys.stderr)
+        return 130
+    parser.error(f"unknown command {args.command!r}")
+    return EXIT_USAGE
