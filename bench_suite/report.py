@@ -1,0 +1,538 @@
+"""A deterministic markdown report from the store (DataFrame + records) and the verdicts.
+
+``write_report(df, records, verdicts, out_dir)`` writes ``out_dir/report.md`` and
+``out_dir/plots/*.png``. Same inputs, same bytes: no clock is read (the only timestamps are
+the ``created`` times inside the records' provenance), every table is sorted, and the PNGs are
+drawn with matplotlib's default style on the Agg canvas with no ``Software`` metadata.
+Tables are rendered by ``DataFrame.to_markdown`` (tabulate).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import pandas as pd
+
+from .baselines import METRICS
+from .check import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, EXIT_UNDECIDED, VERDICTS, exit_code
+
+PAPER_PROFILE = "paper"  # the only profile whose value rows are the paper's numbers (Table 3 mirror)
+ABLATION_TASK = "synthetic_ablation"
+ABLATION_METRIC = "train_loss"
+USABLE = ("done", "diverged")
+NOT_FINISHED = ("error", "skipped", "interrupted")
+DASH = "—"
+_OPS = {"lower": "<", "higher": ">", "at_most": "≤", "at_least": "≥"}
+_EXIT_MEANING = {
+    EXIT_PASS: "every verdict PASS",
+    EXIT_FAIL: "at least one FAIL",
+    EXIT_ERROR: "error",
+    EXIT_UNDECIDED: "no FAIL; some verdicts INCONCLUSIVE or SKIPPED, or nothing checked",
+}
+# fixed colours, so a method keeps its colour across plots (others: tab10 by sorted name)
+_METHOD_COLORS = {
+    "mli_paired_pgd": "#d62728", "sgd": "#1f77b4", "constraint_only": "#2ca02c", "no_mirroring": "#9467bd",
+}
+_TAB10 = ["#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+
+
+# --------------------------------------------------------------------------------------------
+# formatting helpers
+# --------------------------------------------------------------------------------------------
+def _missing(x: Any) -> bool:
+    if x is None:
+        return True
+    try:
+        return bool(pd.isna(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def _num(x: Any, fmt: str = ".4g") -> str:
+    if _missing(x):
+        return DASH
+    x = float(x)
+    if math.isinf(x):
+        return "∞" if x > 0 else "-∞"
+    return format(x, fmt)
+
+
+def _int(x: Any) -> str:
+    return DASH if _missing(x) else str(int(x))
+
+
+def _text(x: Any) -> str:
+    if _missing(x):
+        return DASH
+    return str(x).replace("\r", " ").replace("\n", " ").replace("|", "\\|")
+
+
+def _table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    """A markdown (pipe) table via pandas/tabulate; every cell already a string."""
+    if not rows:
+        return "_none_"
+    frame = pd.DataFrame([{c: _text(r.get(c)) for c in columns} for r in rows], columns=list(columns))
+    return frame.to_markdown(index=False, disable_numparse=True)
+
+
+def _profile(p: Any) -> str:
+    return "(command line)" if _missing(p) else str(p)
+
+
+def _sort_key(v: Any) -> tuple:
+    """Sort mixed None / numbers / strings deterministically (None last)."""
+    if _missing(v):
+        return (2, "")
+    if isinstance(v, (int, float)):
+        return (0, float(v), "")
+    return (1, str(v))
+
+
+def _slug(*parts: Any) -> str:
+    text = "__".join(str(p) for p in parts)
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", text)
+
+
+def _metric_order(metric: str) -> tuple:
+    return (METRICS.index(metric), "") if metric in METRICS else (len(METRICS), metric)
+
+
+def _ratio(x: Any) -> str:
+    """m·d/(2n) without exponents: 3 significant digits below 100, whole numbers above."""
+    if _missing(x):
+        return DASH
+    return f"{float(x):.0f}" if abs(float(x)) >= 100 else f"{float(x):.3g}"
+
+
+def _ours(row: pd.Series) -> str:
+    """``mean ± half-width (n=…)``, or ``mean (n=1, no CI)``."""
+    if _missing(row["ours"]):
+        return DASH
+    n = int(row["n"])
+    if _missing(row["ci_low"]) or _missing(row["ci_high"]):
+        return f"{_num(row['ours'])} (n={n}, no CI)"
+    half = (float(row["ci_high"]) - float(row["ci_low"])) / 2.0
+    return f"{_num(row['ours'])} ± {_num(half, '.2g')} (n={n})"
+
+
+def _ci(row: pd.Series) -> str:
+    if _missing(row["ci_low"]):
+        return DASH
+    return f"[{_num(row['ci_low'])}, {_num(row['ci_high'])}]"
+
+
+def _prepare_df(df: pd.DataFrame | None) -> pd.DataFrame:
+    df = pd.DataFrame() if df is None else df.copy()
+    cols = [
+        "cell_id", "name", "profile", "protocol", "status", "reason", "task", "method", "width", "activation",
+        "repetition", "epochs", "train_loss", "train_acc", "test_loss", "test_acc", "train_time_s", "wall_time_s",
+        "flops", "group_tflops_per_s", "n", "d", "m", "k", "width_ratio", "device", "device_name", "precision",
+    ]
+    for c in cols:
+        if c not in df.columns:
+            df[c] = None
+    df["_profile"] = df["profile"].map(_profile)
+    df["_key"] = [
+        (str(t), p, _sort_key(w), str(a), str(m), _sort_key(r), str(c))
+        for t, p, w, a, m, r, c in zip(df["task"], df["_profile"], df["width"], df["activation"], df["method"],
+                                       df["repetition"], df["cell_id"])
+    ]
+    return df.sort_values("_key", kind="mergesort").reset_index(drop=True)
+
+
+def _sorted_verdicts(verdicts: pd.DataFrame | None) -> pd.DataFrame:
+    if verdicts is None or len(verdicts) == 0:
+        return pd.DataFrame(columns=["id", "width", "activation", "verdict"])
+    v = verdicts.copy()
+    v["_key"] = [(str(i), _sort_key(w), _sort_key(a)) for i, w, a in zip(v["id"], v["width"], v["activation"])]
+    return v.sort_values("_key", kind="mergesort").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------
+# sections
+# --------------------------------------------------------------------------------------------
+def _summary_section(verdicts: pd.DataFrame) -> list[str]:
+    counts = {k: int((verdicts["verdict"] == k).sum()) for k in VERDICTS}
+    code = exit_code(verdicts)
+    parts = ", ".join(f"{counts[k]} {k}" for k in VERDICTS)
+    return [f"**Verdicts:** {parts}; `check` exit code {code} ({_EXIT_MEANING[code]}).", ""]
+
+
+def _paper_values_section(verdicts: pd.DataFrame) -> list[str]:
+    out = ["## Paper values (Table 3 mirror)", ""]
+    if len(verdicts) == 0:
+        return out + [f"_No value references for profile `{PAPER_PROFILE}` were checked._", ""]
+    vals = verdicts[(verdicts["kind"] == "value") & (verdicts["profile"] == PAPER_PROFILE)]
+    if len(vals) == 0:
+        return out + [f"_No value references for profile `{PAPER_PROFILE}` were checked._", ""]
+    sources = sorted({str(s) for s in vals["source"]})
+    for source in sources:
+        part = vals[vals["source"] == source]
+        first = part.iloc[0]
+        out += [
+            f"### {source or '(no source)'}",
+            "",
+            f"Task `{first['task']}`, profile `{first['profile']}`, method `{first['method']}`; "
+            "ours = mean ± 95% CI half-width over seeds (n seeds); the reasons for SKIPPED rows are under "
+            "All verdicts.",
+            "",
+        ]
+        rows = []
+        for _, r in part.iterrows():
+            rows.append({
+                "width": _int(r["width"]) if not _missing(r["width"]) else "all",
+                "activation": r["activation"] if not _missing(r["activation"]) else "all",
+                "metric": r["metric"],
+                "paper": _num(r["reference"]),
+                "ours": _ours(r),
+                "difference": _num(r["difference"], "+.4f"),
+                "tolerance": f"±{_num(r['tolerance'])}",
+                "verdict": r["verdict"],
+            })
+        rows.sort(key=lambda x: (x["activation"], _sort_key(None if x["width"] == "all" else int(x["width"])),
+                                 _metric_order(x["metric"])))
+        out += [_table(rows, ["width", "activation", "metric", "paper", "ours", "difference", "tolerance", "verdict"]),
+                ""]
+    return out
+
+
+def _claimed_ordering(verdicts: pd.DataFrame) -> list[str]:
+    if len(verdicts) == 0:
+        return []
+    comp = verdicts[(verdicts["kind"] == "comparison") & (verdicts["task"] == ABLATION_TASK)
+                    & (verdicts["metric"] == ABLATION_METRIC)]
+    groups: dict[tuple[str, str], set[str]] = {}
+    for _, r in comp.iterrows():
+        groups.setdefault((str(r["method"]), _OPS.get(str(r["direction"]), str(r["direction"]))), set()).add(
+            str(r["versus"]))
+    return [f"{m} {op} {', '.join(sorted(vs))}" for (m, op), vs in sorted(groups.items())]
+
+
+def _ablation_section(df: pd.DataFrame, verdicts: pd.DataFrame) -> list[str]:
+    out = [f"## Ablation: final training loss on `{ABLATION_TASK}`", ""]
+    claims = _claimed_ordering(verdicts)
+    claim_text = "; ".join(f"`{c}`" for c in claims) if claims else "(no comparison references for this task)"
+    out += [f"Ordering the paper claims (final `{ABLATION_METRIC}`): {claim_text}.", ""]
+    abl = df[(df["task"] == ABLATION_TASK) & df["status"].isin(USABLE)]
+    if abl.empty:
+        return out + ["_No results for this task._", ""]
+    keys = sorted({(p, _sort_key(w), w, str(a)) for p, w, a in zip(abl["_profile"], abl["width"], abl["activation"])})
+    comp = verdicts[(verdicts["kind"] == "comparison") & (verdicts["task"] == ABLATION_TASK)] if len(verdicts) else None
+    for profile, _, width, activation in keys:
+        part = abl[(abl["_profile"] == profile) & (abl["width"] == width) & (abl["activation"] == activation)]
+        rows = []
+        for method, cells in sorted(part.groupby("method"), key=lambda kv: str(kv[0])):
+            done = pd.to_numeric(cells.loc[cells["status"] == "done", ABLATION_METRIC], errors="coerce").dropna()
+            n_div = int((cells["status"] == "diverged").sum())
+            mean = float(done.mean()) if len(done) else math.nan
+            sd = float(done.std(ddof=1)) if len(done) > 1 else math.nan
+            verdict = DASH
+            if comp is not None and len(comp):
+                match = comp[(comp["versus"] == method) & (comp["profile"] == profile) & (comp["width"] == width)
+                             & (comp["activation"] == activation)]
+                if len(match):
+                    verdict = ", ".join(f"{v} ({i})" for i, v in sorted(zip(match["id"], match["verdict"])))
+            rows.append({"method": str(method), "mean": mean, "sd": sd, "n": len(done), "diverged": n_div,
+                         "claim verdict": verdict})
+        ranked = sorted(rows, key=lambda r: (r["diverged"] > 0, math.isnan(r["mean"]),
+                                             r["mean"] if not math.isnan(r["mean"]) else 0.0, r["method"]))
+        for i, r in enumerate(ranked, 1):
+            r["rank"] = str(i)
+        measured = " < ".join(
+            f"{r['method']} ({'diverged' if r['diverged'] else _num(r['mean'])})" for r in ranked
+        )
+        table = [{
+            "rank": r["rank"], "method": r["method"], f"final {ABLATION_METRIC} (mean)": _num(r["mean"]),
+            "sd": _num(r["sd"], ".2g"), "n done": str(r["n"]), "diverged": str(r["diverged"]),
+            "claim verdict": r["claim verdict"],
+        } for r in ranked]
+        out += [
+            f"### profile `{profile}`, width {width}, {activation}",
+            "",
+            _table(table, ["rank", "method", f"final {ABLATION_METRIC} (mean)", "sd", "n done", "diverged",
+                           "claim verdict"]),
+            "",
+            f"Measured ordering: {measured}.",
+            "",
+        ]
+    return out
+
+
+def _verdicts_section(verdicts: pd.DataFrame) -> list[str]:
+    out = ["## All verdicts", ""]
+    if len(verdicts) == 0:
+        return out + ["_No references were checked._", ""]
+    rows = []
+    for _, r in verdicts.iterrows():
+        rows.append({
+            "id": r["id"], "task": r["task"], "profile": r["profile"],
+            "method": r["method"] + (f" vs {r['versus']}" if not _missing(r["versus"]) else ""),
+            "width": _int(r["width"]) if not _missing(r["width"]) else "all",
+            "activation": r["activation"] if not _missing(r["activation"]) else "all",
+            "metric": r["metric"], "direction": r["direction"], "reference": _num(r["reference"]),
+            "ours": _num(r["ours"]), "95% CI": _ci(r), "n": str(int(r["n"])),
+            "difference": _num(r["difference"], "+.4g"), "tolerance": _num(r["tolerance"]),
+            "verdict": r["verdict"], "note": r["note"] or "",
+        })
+    cols = ["id", "task", "profile", "method", "width", "activation", "metric", "direction", "reference", "ours",
+            "95% CI", "n", "difference", "tolerance", "verdict", "note"]
+    return out + [
+        "For comparisons, `ours` is the mean per-repetition difference (method − versus) and `reference` the "
+        "bound on it.",
+        "",
+        _table(rows, cols),
+        "",
+    ]
+
+
+def _cells_section(df: pd.DataFrame) -> list[str]:
+    out = ["## Cells: the width condition", ""]
+    if df.empty:
+        return out + ["_No cells in the store._", ""]
+    rows = []
+    for _, r in df.iterrows():
+        ratio = r["width_ratio"]
+        rows.append({
+            "cell": r["name"], "profile": r["_profile"], "status": r["status"], "m": _int(r["m"]), "n": _int(r["n"]),
+            "d": _int(r["d"]), "k": _int(r["k"]), "m·d/(2n)": _ratio(ratio),
+            "m ≥ 2n/d": DASH if _missing(ratio) else ("yes" if float(ratio) >= 1.0 else "no"),
+        })
+    out += [
+        "m hidden units, n training samples, d input dimension, k outputs; the paper's width condition is "
+        "m·d/(2n) ≥ 1 (fewer than n neurons suffice when d is large).",
+        "",
+        _table(rows, ["cell", "profile", "status", "m", "n", "d", "k", "m·d/(2n)", "m ≥ 2n/d"]),
+        "",
+    ]
+    failed = df[df["status"].isin(NOT_FINISHED) | (df["status"] == "diverged")]
+    if not failed.empty:
+        out += ["### Cells that did not finish", ""]
+        out += [_table([{"cell": r["name"], "profile": r["_profile"], "status": r["status"], "reason": r["reason"]}
+                        for _, r in failed.iterrows()], ["cell", "profile", "status", "reason"]), ""]
+    return out
+
+
+def _cost_section(df: pd.DataFrame, group_sizes: dict[str, Any]) -> list[str]:
+    out = ["## Time and cost per cell", ""]
+    if df.empty:
+        return out + ["_No cells in the store._", ""]
+    rows = []
+    for _, r in df.iterrows():
+        t, ep = r["train_time_s"], r["epochs"]
+        eps = float(ep) / float(t) if not (_missing(t) or _missing(ep)) and float(t) > 0 else math.nan
+        rows.append({
+            "cell": r["name"], "profile": r["_profile"], "status": r["status"], "epochs": _int(ep),
+            "train time (s)": _num(t, ".3g"), "epochs/s": _num(eps, ".3g"),
+            "GFLOP": _num(float(r["flops"]) / 1e9 if not _missing(r["flops"]) else None, ".3g"),
+            "group size": _int(group_sizes.get(str(r["cell_id"]))),
+            "group TFLOP/s": _num(r["group_tflops_per_s"], ".3g"),
+            "device": r["device_name"] if not _missing(r["device_name"]) else r["device"],
+            "precision": r["precision"],
+        })
+    return out + [
+        "Cells trained together in one fused group share its time: train time and epochs/s are the group's, and "
+        "the achieved TFLOP/s is the group's (all its cells' FLOPs over its time).",
+        "",
+        _table(rows, ["cell", "profile", "status", "epochs", "train time (s)", "epochs/s", "GFLOP", "group size",
+                      "group TFLOP/s", "device", "precision"]),
+        "",
+    ]
+
+
+def _finite(xs: Iterable[Any]) -> list[float]:
+    out = []
+    for x in xs:
+        try:
+            v = float(x)
+        except (TypeError, ValueError):
+            v = math.nan
+        out.append(v if math.isfinite(v) else math.nan)
+    return out
+
+
+def _color(method: str, others: list[str]) -> str:
+    if method in _METHOD_COLORS:
+        return _METHOD_COLORS[method]
+    return _TAB10[others.index(method) % len(_TAB10)]
+
+
+def _plot_group(path: Path, title: str, recs: list[dict[str, Any]]) -> None:
+    import matplotlib.style
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    def acc_of(rec):
+        c = rec.get("curves") or {}
+        return bool(c.get("train_acc")) or any(v is not None for v in (c.get("test_acc") or []))
+
+    has_acc = any(acc_of(r) for r in recs)
+    others = sorted({str(r["config"]["method"]) for r in recs} - set(_METHOD_COLORS))
+    with matplotlib.style.context("default"):
+        fig = Figure(figsize=(11 if has_acc else 6.5, 4.2), dpi=100)
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(1, 2) if has_acc else [fig.subplots(1, 1)]
+        ax_loss = axes[0]
+        positive = True
+        methods_seen: dict[str, int] = {}
+        for rec in recs:
+            method = str(rec["config"]["method"])
+            methods_seen[method] = methods_seen.get(method, 0) + 1
+            label = method if methods_seen[method] == 1 else f"{method} ({rec.get('cell_id', '')[:6]})"
+            if rec.get("status") == "diverged":
+                label += " [diverged]"
+            color = _color(method, others)
+            c = rec.get("curves") or {}
+            loss = _finite(c.get("train_loss") or [])
+            epochs = list(c.get("epoch") or range(1, len(loss) + 1))[: len(loss)]
+            if loss:
+                positive = positive and all(v > 0 for v in loss if not math.isnan(v))
+                ax_loss.plot(epochs, loss, color=color, lw=1.2, label=label)
+            if has_acc:
+                ax_acc = axes[1]
+                acc = _finite(c.get("train_acc") or [])
+                if acc:
+                    ax_acc.plot(list(c.get("epoch") or range(1, len(acc) + 1))[: len(acc)], acc, color=color, lw=1.2,
+                                label=f"{label} train")
+                test = _finite(c.get("test_acc") or [])
+                if test and not all(math.isnan(v) for v in test):
+                    ax_acc.plot(list(c.get("eval_epoch") or [])[: len(test)], test, color=color, lw=1.2, ls="--",
+                                label=f"{label} test")
+        if positive and ax_loss.lines:
+            ax_loss.set_yscale("log")
+        ax_loss.set_xlabel("epoch")
+        ax_loss.set_ylabel("train loss (running mean per epoch)")
+        ax_loss.grid(True, alpha=0.3)
+        if ax_loss.lines:
+            ax_loss.legend(fontsize=8)
+        if has_acc:
+            axes[1].set_xlabel("epoch")
+            axes[1].set_ylabel("accuracy (solid: train, dashed: test)")
+            axes[1].set_ylim(-0.02, 1.02)
+            axes[1].grid(True, alpha=0.3)
+            if axes[1].lines:
+                axes[1].legend(fontsize=7)
+        fig.suptitle(title, fontsize=10)
+        fig.tight_layout()
+        fig.savefig(path, format="png", dpi=100, metadata={"Software": None})
+
+
+def _curves_section(records: list[dict[str, Any]], out_dir: Path) -> list[str]:
+    out = ["## Training curves", ""]
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for rec in records:
+        if rec.get("status") not in USABLE or not rec.get("curves"):
+            continue
+        cfg = rec.get("config") or {}
+        key = (str(cfg.get("task")), _profile(rec.get("profile")), cfg.get("width"), str(cfg.get("activation")),
+               cfg.get("repetition"))
+        groups.setdefault(key, []).append(rec)
+    if not groups:
+        return out + ["_No curves (no done or diverged cells)._", ""]
+    plots = out_dir / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    out += ["One plot per task, profile, width, activation and repetition; one line per method.", ""]
+    current = None
+    for key in sorted(groups, key=lambda k: tuple(_sort_key(x) for x in k)):
+        task, profile, width, activation, rep = key
+        recs = sorted(groups[key], key=lambda r: (str(r["config"].get("method")), str(r.get("cell_id"))))
+        name = _slug(task, profile, f"w{width}", activation, f"rep{rep}") + ".png"
+        _plot_group(plots / name, f"{task} · profile {profile} · width {width} · {activation} · repetition {rep}",
+                    recs)
+        head = (task, profile, width, activation)
+        if head != current:
+            out += [f"### `{task}`, profile `{profile}`, width {width}, {activation}", ""]
+            current = head
+        out += [f"Repetition {rep}:", "", f"![{task} {profile} width {width} {activation} rep {rep}](plots/{name})", ""]
+    return out
+
+
+def _provenance_section(records: list[dict[str, Any]]) -> list[str]:
+    out = ["---", "", "## Provenance", ""]
+    if not records:
+        return out + ["_No records._", ""]
+    tally: dict[tuple[str, str], int] = {}
+
+    def add(field: str, value: str) -> None:
+        tally[(field, value)] = tally.get((field, value), 0) + 1
+
+    created = []
+    for rec in records:
+        p = rec.get("provenance") or {}
+        task = (rec.get("config") or {}).get("task")
+        commit = p.get("git_commit")
+        add("commit", DASH if commit is None else f"{commit}{' (dirty)' if p.get('git_dirty') else ''}")
+        dev = p.get("device")
+        name = p.get("device_name")
+        add("device", f"{dev}{f' ({name})' if name else ''}")
+        versions = [f"python {p.get('python')}", f"torch {p.get('torch')}"]
+        if p.get("cuda"):
+            versions.append(f"CUDA {p['cuda']}")
+        if p.get("cudnn"):
+            versions.append(f"cuDNN {p['cudnn']}")
+        add("versions", ", ".join(versions))
+        add("precision", f"{p.get('precision')}{', TF32 matmul' if p.get('tf32_matmul') else ''}")
+        src = p.get("data_source")
+        checksum = p.get("data_checksum")
+        add("data source", f"{task}: {src if src is not None else DASH}"
+            + (f" (checksum {checksum})" if checksum else ""))
+        add("protocol", str(p.get("protocol", rec.get("protocol"))))
+        if p.get("created"):
+            created.append(str(p["created"]))
+    rows = [{"field": f, "value": v, "records": str(n)} for (f, v), n in sorted(tally.items())]
+    if created:
+        rows.append({"field": "created", "value": f"{min(created)} … {max(created)}", "records": str(len(created))})
+    return out + [_table(rows, ["field", "value", "records"]), ""]
+
+
+# --------------------------------------------------------------------------------------------
+# entry point
+# --------------------------------------------------------------------------------------------
+def write_report(
+    df: pd.DataFrame,
+    records: list[dict[str, Any]],
+    verdicts: pd.DataFrame,
+    out_dir: str | Path,
+    *,
+    title: str = "bench_suite report",
+    note_lines: Sequence[str] = (),
+) -> Path:
+    """Write ``out_dir/report.md`` (and ``out_dir/plots/*.png``); return the markdown's path.
+
+    ``df`` is ``ResultStore.to_dataframe()``, ``records`` ``ResultStore.records()``, ``verdicts``
+    :func:`bench_suite.check.run_checks`'s output. ``note_lines`` go right under the title
+    (e.g. "CPU-scale results are not comparable with Table 3"). Deterministic: same inputs,
+    same bytes.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frame = _prepare_df(df)
+    verd = _sorted_verdicts(verdicts)
+    recs = sorted(records or [], key=lambda r: (str(r.get("name")), str(r.get("cell_id"))))
+    group_sizes = {str(r.get("cell_id")): (r.get("timing") or {}).get("group_size") for r in recs}
+    plots = out_dir / "plots"
+    if plots.is_dir():  # stale plots of an earlier render would otherwise linger
+        for old in plots.glob("*.png"):
+            old.unlink()
+
+    lines: list[str] = [f"# {title}", ""]
+    for note in note_lines:
+        lines += [f"> {note}", ""]
+    n_cells = len(frame)
+    status_counts = frame["status"].fillna("unknown").value_counts() if n_cells else pd.Series(dtype=int)
+    status_text = ", ".join(f"{int(status_counts[s])} {s}" for s in sorted(status_counts.index)) or "none"
+    lines += [f"**Cells:** {n_cells} ({status_text}).", ""]
+    lines += _summary_section(verd)
+    lines += _paper_values_section(verd)
+    lines += _ablation_section(frame, verd)
+    lines += _verdicts_section(verd)
+    lines += _cells_section(frame)
+    lines += _cost_section(frame, group_sizes)
+    lines += _curves_section(recs, out_dir)
+    lines += _provenance_section(recs)
+    text = "\n".join(lines).rstrip("\n") + "\n"
+    path = out_dir / "report.md"
+    path.write_text(text, encoding="utf-8")
+    return path

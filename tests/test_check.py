@@ -1,0 +1,422 @@
+"""Scoring on synthetic DataFrames: every verdict, profile / protocol matching, seeds, pairing."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bench_suite.baselines import loads_references
+from bench_suite.check import (
+    EXIT_FAIL,
+    EXIT_PASS,
+    EXIT_UNDECIDED,
+    FAIL,
+    INCONCLUSIVE,
+    PASS,
+    SKIPPED,
+    VERDICT_COLUMNS,
+    exit_code,
+    mean_ci,
+    run_checks,
+    seeds_to_decide,
+    summary,
+    t_cdf,
+    t_quantile,
+)
+
+COLUMNS = [
+    "cell_id", "name", "profile", "protocol", "status", "reason", "task", "method", "width", "activation",
+    "repetition", "epochs", "train_loss", "train_acc", "test_loss", "test_acc", "dist_w0", "proj_active_frac",
+    "train_time_s", "wall_time_s", "flops", "group_tflops_per_s", "n", "d", "m", "k", "width_ratio", "device",
+    "device_name", "precision", "data_source", "git_commit", "git_dirty",
+]
+
+
+def row(task="cifar10_random", method="mli_paired_pgd", width=1024, activation="relu", rep=0, profile="paper",
+        protocol=1, status="done", reason=None, **metrics):
+    r = dict.fromkeys(COLUMNS)
+    r.update(task=task, method=method, width=width, activation=activation, repetition=rep, profile=profile,
+             protocol=protocol, status=status, reason=reason,
+             name=f"{task}[method={method},width={width},activation={activation},rep={rep}]",
+             cell_id=f"{task}-{method}-{width}-{activation}-{rep}-{profile}")
+    r.update(metrics)
+    return r
+
+
+def frame(rows):
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def refs(body: str, protocol: int = 1):
+    return loads_references(f"protocol = {protocol}\n" + body)
+
+
+VALUE = """
+[[reference]]
+id = "v"
+task = "cifar10_random"
+profile = "paper"
+method = "mli_paired_pgd"
+width = 1024
+activation = "relu"
+metric = "train_acc"
+value = 0.99
+tolerance = 0.01
+"""
+
+THRESHOLD = """
+[[reference]]
+id = "mem"
+kind = "threshold"
+task = "cifar10_random"
+profile = "ci"
+method = "mli_paired_pgd"
+metric = "train_acc"
+direction = "at_least"
+bound = 0.9
+"""
+
+COMPARISON = """
+[[reference]]
+id = "cmp"
+kind = "comparison"
+task = "synthetic_ablation"
+profile = "paper"
+method = "mli_paired_pgd"
+versus = "sgd"
+metric = "train_loss"
+direction = "lower"
+"""
+
+
+def one(verdicts) -> pd.Series:
+    assert len(verdicts) == 1
+    return verdicts.iloc[0]
+
+
+# --------------------------------------------------------------------------------------------
+# the t quantile
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "df, expected",
+    [(1, 12.7062047), (2, 4.3026527), (3, 3.1824463), (4, 2.7764451), (5, 2.5705818), (9, 2.2621572),
+     (19, 2.0930241), (29, 2.0452296), (100, 1.9839715), (1000, 1.9623391), (math.inf, 1.9599640)],
+)
+def test_t_quantile_975_table(df, expected):
+    assert t_quantile(0.975, df) == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("p, df, expected", [(0.995, 4, 4.6040949), (0.95, 10, 1.8124611), (0.9, 3, 1.6377444),
+                                             (0.999, 7, 4.7852896)])
+def test_t_quantile_other_levels(p, df, expected):
+    assert t_quantile(p, df) == pytest.approx(expected, abs=1e-6)
+    assert t_quantile(1 - p, df) == pytest.approx(-expected, abs=1e-6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(p=st.floats(0.001, 0.999), df=st.integers(1, 400))
+def test_t_quantile_inverts_cdf(p, df):
+    q = t_quantile(p, df)
+    assert t_cdf(q, df) == pytest.approx(p, abs=1e-9)
+    # heavier tails with fewer degrees of freedom: |quantile| shrinks as df grows
+    assert abs(q) >= abs(t_quantile(p, df + 1)) - 1e-9
+
+
+def test_t_quantile_matches_scipy_when_available():
+    stats = pytest.importorskip("scipy.stats")
+    for df in (1, 2, 3, 4, 7, 15, 60, 250):
+        for p in (0.6, 0.9, 0.975, 0.995):
+            assert t_quantile(p, df) == pytest.approx(stats.t.ppf(p, df), abs=1e-8)
+
+
+def test_t_quantile_rejects_bad_input():
+    with pytest.raises(ValueError):
+        t_quantile(1.0, 3)
+    with pytest.raises(ValueError):
+        t_quantile(0.5, 0)
+    assert t_quantile(0.5, 3) == 0.0
+
+
+def test_mean_ci_and_seeds_to_decide():
+    mean, sd, lo, hi = mean_ci([1.0, 2.0, 3.0])
+    assert (mean, sd) == (2.0, 1.0)
+    assert hi - mean == pytest.approx(4.3026527 / math.sqrt(3), abs=1e-6)
+    m1 = mean_ci([0.5])
+    assert m1[0] == 0.5 and all(math.isnan(x) for x in m1[1:])
+    n = seeds_to_decide(sd=0.01, distance=0.005, n=3)
+    assert t_quantile(0.975, n - 1) * 0.01 / math.sqrt(n) < 0.005
+    assert t_quantile(0.975, n - 2) * 0.01 / math.sqrt(n - 1) >= 0.005
+    assert seeds_to_decide(sd=0.01, distance=0.0, n=3) is None
+    assert seeds_to_decide(sd=1.0, distance=1e-6, n=3) is None  # more than a million
+
+
+# --------------------------------------------------------------------------------------------
+# value rows
+# --------------------------------------------------------------------------------------------
+def test_value_pass_fail_inconclusive():
+    rs = refs(VALUE)
+    ok = frame([row(rep=i, train_acc=v) for i, v in enumerate([0.991, 0.992, 0.990, 0.991, 0.992])])
+    v = one(run_checks(ok, rs))
+    assert v.verdict == PASS and v.n == 5 and v.ci_low < v.ours < v.ci_high
+    assert v.ours == pytest.approx(0.9912) and v.difference == pytest.approx(0.0012)
+    assert v.reference == 0.99 and v.tolerance == 0.01
+
+    bad = frame([row(rep=i, train_acc=v) for i, v in enumerate([0.95, 0.951, 0.949])])
+    v = one(run_checks(bad, rs))
+    assert v.verdict == FAIL and v.ci_high < 0.98
+
+    edge = frame([row(rep=i, train_acc=v) for i, v in enumerate([0.975, 0.985, 0.99])])
+    v = one(run_checks(edge, rs))
+    assert v.verdict == INCONCLUSIVE
+    assert v.ci_low < 0.98 < v.ci_high
+    assert "straddles the edge 0.98" in v.note and "more) would likely decide it" in v.note
+    needed = int(v.note.split("about n=")[1].split()[0])
+    assert needed > 3
+
+
+def test_inconclusive_note_estimates_seeds_from_spread():
+    rs = refs(VALUE)
+    vals = [0.984, 0.978, 0.986, 0.982]  # mean 0.9825, 0.0025 inside the low edge 0.98
+    v = one(run_checks(frame([row(rep=i, train_acc=x) for i, x in enumerate(vals)]), rs))
+    assert v.verdict == INCONCLUSIVE
+    sd = pd.Series(vals).std(ddof=1)
+    n = seeds_to_decide(sd, abs(v.ours - 0.98), 4)
+    assert f"about n={n} seeds ({n - 4} more)" in v.note and "inside" in v.note
+
+
+def test_one_seed_decides_on_point_value():
+    rs = refs(VALUE)
+    v = one(run_checks(frame([row(train_acc=0.985)]), rs))
+    assert v.verdict == PASS and v.n == 1 and "n=1, no CI" in v.note
+    assert math.isnan(v.ci_low) and math.isnan(v.ci_high)
+    v = one(run_checks(frame([row(train_acc=0.5)]), rs))
+    assert v.verdict == FAIL and "n=1, no CI" in v.note
+
+
+def test_only_done_counts_and_diverged_is_a_failure():
+    rs = refs(VALUE)
+    rows = [row(rep=0, train_acc=0.99), row(rep=1, train_acc=0.991),
+            row(rep=2, status="error", reason="CUDA out of memory"), row(rep=3, status="interrupted"),
+            row(rep=4, status="skipped", reason="data unavailable")]
+    v = one(run_checks(frame(rows), rs))
+    assert v.verdict == PASS and v.n == 2
+    rows.append(row(rep=5, status="diverged", reason="training loss became non-finite by epoch 7"))
+    v = one(run_checks(frame(rows), rs))
+    assert v.verdict == FAIL and v.n == 3 and "diverged" in v.note and "epoch 7" in v.note
+    only_errors = frame([row(rep=0, status="error", reason="boom"), row(rep=1, status="skipped", reason="no data")])
+    v = one(run_checks(only_errors, rs))
+    assert v.verdict == SKIPPED and "1 error" in v.note and "1 skipped" in v.note and "boom" in v.note
+
+
+def test_skipped_no_data_and_wrong_width():
+    rs = refs(VALUE)
+    v = one(run_checks(frame([]), rs))
+    assert v.verdict == SKIPPED and "no results for task cifar10_random" in v.note
+    v = one(run_checks(pd.DataFrame(), rs))  # no columns at all
+    assert v.verdict == SKIPPED
+    v = one(run_checks(frame([row(width=2048, train_acc=0.99)]), rs))
+    assert v.verdict == SKIPPED and "width=1024" in v.note
+    v = one(run_checks(frame([row(train_acc=None)]), rs))
+    assert v.verdict == SKIPPED and "not recorded" in v.note
+
+
+def test_profile_mismatch_is_never_scored():
+    rs = refs(VALUE)  # a paper-scale row
+    ci_rows = frame([row(rep=i, profile="ci", train_acc=0.99) for i in range(3)])
+    v = one(run_checks(ci_rows, rs))
+    assert v.verdict == SKIPPED and "only from profile(s) ci" in v.note
+    cli = frame([row(profile=None, train_acc=0.99)])
+    v = one(run_checks(cli, rs))
+    assert v.verdict == SKIPPED and "command line" in v.note
+    # and the other way: a ci row never looks at paper results
+    v = run_checks(frame([row(rep=i, train_acc=0.99) for i in range(3)]), refs(THRESHOLD))
+    assert list(v.verdict) == [SKIPPED] and "only from profile(s) paper" in v.note.iloc[0]
+
+
+def test_protocol_mismatch_is_never_scored():
+    rs = refs(VALUE, protocol=2)
+    v = one(run_checks(frame([row(rep=i, train_acc=0.99) for i in range(3)]), rs))
+    assert v.verdict == SKIPPED and "only from protocol(s) 1" in v.note and "protocol 2" in v.note
+
+
+def test_mixed_profiles_use_only_the_matching_one():
+    rs = refs(VALUE)
+    rows = [row(rep=i, train_acc=0.99) for i in range(3)] + [row(rep=i, profile="ci", train_acc=0.2) for i in range(3)]
+    v = one(run_checks(frame(rows), rs))
+    assert v.verdict == PASS and v.n == 3
+
+
+def test_duplicate_records_of_a_repetition_are_averaged():
+    rs = refs(VALUE)
+    rows = [row(rep=0, train_acc=0.99), row(rep=0, train_acc=0.992), row(rep=1, train_acc=0.991)]
+    v = one(run_checks(frame(rows), rs))
+    assert v.n == 2 and "averaged" in v.note and v.ours == pytest.approx((0.991 + 0.991) / 2)
+
+
+# --------------------------------------------------------------------------------------------
+# threshold rows, axes omitted / listed
+# --------------------------------------------------------------------------------------------
+def test_threshold_covers_every_cell_group_when_axes_omitted():
+    rs = refs(THRESHOLD)
+    rows = []
+    for w, a, vals in [(256, "relu", [0.97, 0.98]), (128, "tanh", [0.40, 0.42]), (128, "relu", [0.95, 0.99])]:
+        rows += [row(profile="ci", width=w, activation=a, rep=i, train_acc=x) for i, x in enumerate(vals)]
+    rows.append(row(profile="ci", method="sgd", width=512, train_acc=0.1))  # other method: not this row's
+    v = run_checks(frame(rows), rs)
+    assert list(zip(v.width, v.activation)) == [(128, "relu"), (128, "tanh"), (256, "relu")]
+    assert list(v.verdict) == [INCONCLUSIVE, FAIL, PASS]
+    assert list(v.columns) == VERDICT_COLUMNS
+
+
+def test_threshold_at_most_and_listed_widths():
+    rs = refs("""
+[[reference]]
+id = "small"
+kind = "threshold"
+task = "t"
+profile = "p"
+method = "sgd"
+metric = "test_loss"
+direction = "at_most"
+bound = 1.0
+width = [8, 16]
+""")
+    v = run_checks(frame([row(task="t", profile="p", method="sgd", width=8, rep=i, test_loss=x)
+                          for i, x in enumerate([0.5, 0.6, 0.55])]), rs)
+    assert list(v.width) == [8, 16]
+    assert list(v.verdict) == [PASS, SKIPPED]
+    assert "width=16" in v.note.iloc[1]
+
+
+# --------------------------------------------------------------------------------------------
+# comparisons
+# --------------------------------------------------------------------------------------------
+def test_comparison_is_paired_by_repetition():
+    rs = refs(COMPARISON)
+    base = [0.10, 0.50, 0.90, 0.30, 0.70]  # a large spread across repetitions (data/init seeds)
+    rows = []
+    for rep, b in enumerate(base):
+        rows.append(row(task="synthetic_ablation", width=20, activation="tanh", rep=rep, train_loss=b - 0.01))
+        rows.append(row(task="synthetic_ablation", method="sgd", width=20, activation="tanh", rep=rep,
+                        train_loss=b + 0.001 * rep))
+    v = one(run_checks(frame(rows), rs))
+    # unpaired, the two means' CIs would overlap completely; paired, A is lower in every repetition
+    assert v.verdict == PASS and v.n == 5
+    assert v.ci_high < 0 and v.ours == pytest.approx(-0.01 - 0.002)
+    assert v.method_mean == pytest.approx(sum(base) / 5 - 0.01)
+    assert v.versus_mean == pytest.approx(sum(base) / 5 + 0.002)
+
+    # shuffling sgd's repetitions breaks the pairing: the paired differences now straddle 0
+    shuffled = [dict(r) for r in rows]
+    for r in shuffled:
+        if r["method"] == "sgd":
+            r["repetition"] = (r["repetition"] + 2) % 5
+    v = one(run_checks(frame(shuffled), rs))
+    assert v.verdict == INCONCLUSIVE
+
+
+def test_comparison_unpaired_repetitions_are_not_counted():
+    rs = refs(COMPARISON)
+    rows = [row(task="synthetic_ablation", rep=r, train_loss=0.1) for r in (0, 1, 2)]
+    rows += [row(task="synthetic_ablation", method="sgd", rep=r, train_loss=0.5 + 0.01 * r) for r in (1, 2, 3)]
+    v = one(run_checks(frame(rows), rs))
+    assert v.n == 2 and v.verdict == PASS and "[0, 3]" in v.note
+    v = one(run_checks(frame([row(task="synthetic_ablation", rep=0, train_loss=0.1),
+                              row(task="synthetic_ablation", method="sgd", rep=1, train_loss=0.5)]), rs))
+    assert v.verdict == SKIPPED and "no repetition has both" in v.note
+
+
+def test_comparison_fail_and_missing_side():
+    rs = refs(COMPARISON)
+    rows = []
+    for rep in range(4):
+        rows.append(row(task="synthetic_ablation", rep=rep, train_loss=0.5 + 0.01 * rep))
+        rows.append(row(task="synthetic_ablation", method="sgd", rep=rep, train_loss=0.1))
+    v = one(run_checks(frame(rows), rs))
+    assert v.verdict == FAIL and v.ci_low > 0
+    only_a = [r for r in rows if r["method"] == "mli_paired_pgd"]
+    v = one(run_checks(frame(only_a), rs))
+    assert v.verdict == SKIPPED and "sgd" in v.note
+
+
+def test_comparison_diverged_repetitions():
+    rs = refs(COMPARISON)
+    def rows(a_status, b_status):
+        out = []
+        for rep in range(3):
+            out.append(row(task="synthetic_ablation", rep=rep, train_loss=0.1 + 0.01 * rep,
+                           status=a_status if rep == 0 else "done"))
+            out.append(row(task="synthetic_ablation", method="sgd", rep=rep, train_loss=0.5 + 0.02 * rep,
+                           status=b_status if rep == 0 else "done"))
+        return frame(out)
+    v = one(run_checks(rows("diverged", "done"), rs))
+    assert v.verdict == FAIL and "mli_paired_pgd diverged in repetition(s) [0]" in v.note
+    v = one(run_checks(rows("done", "diverged"), rs))
+    assert v.verdict == PASS and v.n == 3 and "counted as won by mli_paired_pgd" in v.note
+    all_b_diverged = frame([row(task="synthetic_ablation", rep=0, train_loss=0.1),
+                            row(task="synthetic_ablation", method="sgd", rep=0, status="diverged")])
+    v = one(run_checks(all_b_diverged, rs))
+    assert v.verdict == PASS and v.n == 1
+
+
+def test_comparison_at_least_with_one_seed():
+    rs = refs("""
+[[reference]]
+id = "imnet"
+kind = "comparison"
+task = "restricted_imagenet"
+profile = "paper"
+method = "mli_paired_pgd"
+versus = "sgd"
+metric = "test_acc"
+direction = "at_least"
+width = [64, 128]
+""")
+    rows = [row(task="restricted_imagenet", width=64, test_acc=0.80),
+            row(task="restricted_imagenet", method="sgd", width=64, test_acc=0.80),
+            row(task="restricted_imagenet", width=128, test_acc=0.70),
+            row(task="restricted_imagenet", method="sgd", width=128, test_acc=0.75)]
+    v = run_checks(frame(rows), rs)
+    assert list(v.width) == [64, 128]
+    assert list(v.verdict) == [PASS, FAIL]  # a tie is "at least"; 0.70 < 0.75 is not
+    assert all("n=1, no CI" in n for n in v.note)
+
+
+# --------------------------------------------------------------------------------------------
+# exit codes
+# --------------------------------------------------------------------------------------------
+def verdicts_of(*names):
+    return pd.DataFrame({"verdict": list(names)})
+
+
+@pytest.mark.parametrize(
+    "names, code",
+    [((PASS, PASS), EXIT_PASS), ((PASS, FAIL), EXIT_FAIL), ((FAIL, INCONCLUSIVE, SKIPPED), EXIT_FAIL),
+     ((PASS, INCONCLUSIVE), EXIT_UNDECIDED), ((SKIPPED,), EXIT_UNDECIDED), ((), EXIT_UNDECIDED)],
+)
+def test_exit_codes(names, code):
+    assert exit_code(verdicts_of(*names)) == code
+
+
+def test_exit_code_constants_and_summary():
+    assert (EXIT_PASS, EXIT_FAIL, EXIT_UNDECIDED) == (0, 1, 3)
+    with pytest.raises(ValueError):
+        exit_code(verdicts_of("MAYBE"))
+    assert summary(verdicts_of(PASS, PASS, SKIPPED)) == {PASS: 2, FAIL: 0, INCONCLUSIVE: 0, SKIPPED: 1}
+
+
+def test_repository_baselines_on_a_cpu_scale_store_never_touch_paper_rows():
+    """A CPU run (ci profile) against the real reference files: the paper rows are all SKIPPED."""
+    from bench_suite.baselines import load_references
+
+    rows = [row(profile="ci", width=w, activation=a, rep=i, train_acc=0.97, test_acc=0.1 + 0.002 * i)
+            for w in (1024, 2048) for a in ("relu", "tanh") for i in range(2)]
+    v = run_checks(frame(rows), load_references())
+    paper = v[v.profile == "paper"]
+    assert len(paper) and set(paper.verdict) == {SKIPPED}
+    ci = v[(v.profile == "ci") & (v.task == "cifar10_random")]
+    assert len(ci) == 8 and set(ci.verdict) <= {PASS, INCONCLUSIVE}
