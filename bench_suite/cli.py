@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench_suite list | run | plan`` (``--help`` on each)."""
+"""Command line: ``python -m bench_suite list | run | plan | check | report`` (``--help`` on each)."""
 
 from __future__ import annotations
 
@@ -108,6 +108,19 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--no-fuse", action="store_true",
                            help="train each cell alone instead of fusing cells that share data and batch order")
             p.add_argument("--quiet", action="store_true", help="no progress bars: one line per finished cell")
+    for name, helptext in (("check", "compare the store's results with the reference rows in baselines/"),
+                           ("report", "write a markdown report (tables, verdicts, plots) from the store")):
+        p = sub.add_parser(name, help=helptext, description=helptext)
+        p.add_argument("--out", "--store", dest="out", default=os.environ.get("BENCH_SUITE_STORE", DEFAULT_STORE),
+                       help="result store folder; default ./results or $BENCH_SUITE_STORE")
+        p.add_argument("--baselines", default=None,
+                       help="reference file or folder; default $BENCH_SUITE_BASELINES or the repo's baselines/")
+        p.add_argument("--profile", default=None, help="only results and reference rows of this profile")
+        p.add_argument("--task", action="append", default=None, help="only this task (repeatable)")
+        if name == "report":
+            p.add_argument("--reports-dir", default="reports", help="where reports go (default ./reports)")
+            p.add_argument("--name", default=None, help="report folder name (default: the profile, or 'all')")
+            p.add_argument("--title", default=None, help="report title")
     return parser
 
 
@@ -197,6 +210,10 @@ def main(argv: list[str] | None = None) -> int:
             from .commands import cmd_plan, cmd_run
 
             return cmd_run(args, cells) if args.command == "run" else cmd_plan(args, cells)
+        if args.command in ("check", "report"):
+            from .commands import cmd_check, cmd_report
+
+            return cmd_check(args) if args.command == "check" else cmd_report(args)
     except (UsageError, UnknownNameError, ValueError, ModuleNotFoundError) as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -150,3 +151,57 @@ class _Progress:
         for bar in (self.epochs, self.cells):
             if bar is not None:
                 bar.close()
+
+
+def _scoring_inputs(args: argparse.Namespace):
+    """The store's results and the reference rows, both narrowed to --profile / --task."""
+    from .baselines import load_references
+
+    store = ResultStore(args.out)
+    df = store.to_dataframe()
+    records = store.records()
+    refs = load_references(args.baselines)
+    if args.profile:
+        df = df[df["profile"] == args.profile]
+        records = [r for r in records if r.get("profile") == args.profile]
+        refs = [r for r in refs if r.profile == args.profile]
+    if args.task:
+        df = df[df["task"].isin(args.task)]
+        records = [r for r in records if r["config"]["task"] in args.task]
+        refs = [r for r in refs if r.task in args.task]
+    return store, df, records, refs
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .check import exit_code, run_checks, summary
+
+    store, df, _, refs = _scoring_inputs(args)
+    if not refs:
+        print(f"no reference rows match (profile={args.profile}, task={args.task})", file=sys.stderr)
+        return 3
+    verdicts = run_checks(df, refs)
+    cols = ["id", "width", "activation", "metric", "reference", "ours", "ci_low", "ci_high", "n", "verdict", "note"]
+    print(tabulate(verdicts[cols].to_dict("records"), headers="keys", floatfmt=".4g", missingval="-"))
+    counts = summary(verdicts)
+    print("\n" + ", ".join(f"{v} {k}" for k, v in counts.items()) + f" (store: {store.root})")
+    return exit_code(verdicts)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .check import run_checks
+    from .report import write_report
+
+    store, df, records, refs = _scoring_inputs(args)
+    verdicts = run_checks(df, refs)
+    notes = []
+    devices = sorted({str(d) for d in df["device"].dropna()})
+    if "cpu" in devices:
+        notes.append("CPU-scale results are not comparable with Table 3: these runs used the CPU "
+                     "(scaled-down profiles); Table 3 rows are checked only against `paper`-profile results.")
+    if df.empty:
+        notes.append(f"The store {store.root} holds no results for this selection.")
+    name = args.name or args.profile or "all"
+    path = write_report(df, records, verdicts, os.path.join(args.reports_dir, name),
+                        title=args.title or f"bench_suite report: {name}", note_lines=notes)
+    print(f"report written to {path}")
+    return 0
