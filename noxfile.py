@@ -26,3 +26,42 @@ def smoke(session: nox.Session) -> None:
     """The `smoke` profile of every task (CPU, about two minutes); extra arguments go to `run`."""
     session.run("python", "-m", "bench_suite", "run", "--profile", "smoke", "--quiet", *session.posargs,
                 success_codes=[0, 3])
+
+
+def _store_args(posargs: list[str]) -> list[str]:
+    """The `--out DIR` of the run, passed on to check and report so all three see one store."""
+    for i, arg in enumerate(posargs):
+        if arg in ("--out", "--store") and i + 1 < len(posargs):
+            return ["--out", posargs[i + 1]]
+        if arg.startswith(("--out=", "--store=")):
+            return ["--out", arg.split("=", 1)[1]]
+    return []
+
+
+@nox.session
+def reproduce(session: nox.Session) -> None:
+    """run -> check -> report: the `paper` profile on a CUDA device, else the `ci` profile.
+
+    Extra arguments go to `run` (e.g. `nox -s reproduce -- --data-root PATH --seeds 3`); a
+    `--profile` among them overrides the choice. The report is written whatever the verdicts;
+    the session fails only if `check` finds a FAIL (or a step errors).
+    """
+    posargs = list(session.posargs)
+    profile = None
+    for i, arg in enumerate(posargs):
+        if arg == "--profile" and i + 1 < len(posargs):
+            profile = posargs[i + 1]
+        elif arg.startswith("--profile="):
+            profile = arg.split("=", 1)[1]
+    if profile is None:
+        has_cuda = session.run("python", "-c", "import torch; print(int(torch.cuda.is_available()))",
+                               silent=True).strip().endswith("1")
+        profile = "paper" if has_cuda else "ci"
+        posargs = ["--profile", profile, *posargs]
+    session.log(f"profile: {profile}")
+    store = _store_args(posargs)
+    # run: 1 = some cell errored/diverged, 3 = some skipped (data missing): both still get checked and reported
+    session.run("python", "-m", "bench_suite", "run", "--quiet", *posargs, success_codes=[0, 1, 3])
+    session.run("python", "-m", "bench_suite", "report", "--profile", profile, *store)
+    # the gate: the verdicts again (cheap, read from the store); any FAIL (exit 1) fails the session
+    session.run("python", "-m", "bench_suite", "check", "--profile", profile, *store, success_codes=[0, 3])
