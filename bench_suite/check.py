@@ -44,7 +44,7 @@ USABLE = MEASURED + FAILED_MEASUREMENT
 VERDICT_COLUMNS = [
     "id", "kind", "source", "task", "profile", "protocol", "method", "versus", "width", "activation", "metric",
     "direction", "reference", "ours", "ci_low", "ci_high", "n", "difference", "tolerance", "method_mean",
-    "versus_mean", "verdict", "note",
+    "versus_mean", "verdict", "note", "known_deviation",
 ]
 
 _EDGE_EPS = 1e-12  # measured values this close to an edge count as on it (float noise in edges)
@@ -334,8 +334,12 @@ def _row(ref: Reference, width, activation, **fields) -> dict:
         "activation": activation, "metric": ref.metric, "direction": ref.direction, "reference": ref.target,
         "ours": math.nan, "ci_low": math.nan, "ci_high": math.nan, "n": 0, "difference": math.nan,
         "tolerance": ref.tolerance, "method_mean": math.nan, "versus_mean": math.nan, "verdict": SKIPPED, "note": "",
+        "known_deviation": ref.known_deviation,
     }
     row.update(fields)
+    if ref.known_deviation and row["verdict"] in (FAIL, PASS):
+        expected = "expected" if row["verdict"] == FAIL else "UNEXPECTED PASS: the write-up is stale"
+        row["note"] = f"{row['note']}; known deviation ({expected}): {ref.known_deviation}".lstrip("; ")
     return row
 
 
@@ -461,13 +465,21 @@ def run_checks(df: pd.DataFrame, references: Iterable[Reference], *, confidence:
 
 def exit_code(verdicts: pd.DataFrame) -> int:
     """0 if every verdict is PASS, 1 if any FAIL, else 3 (INCONCLUSIVE / SKIPPED, or none at
-    all). 2 is reserved for errors and never returned here."""
+    all). 2 is reserved for errors and never returned here.
+
+    Rows with a ``known_deviation`` (a documented non-reproduction) invert: their FAIL is
+    expected and counts as decided, their PASS is unexpected and counts as a FAIL."""
     if verdicts is None or len(verdicts) == 0:
         return EXIT_UNDECIDED
     vs = set(verdicts["verdict"])
     unknown = vs - set(VERDICTS)
     if unknown:
         raise ValueError(f"unknown verdict(s) {sorted(unknown)}")
+    known = verdicts.get("known_deviation", pd.Series([""] * len(verdicts), index=verdicts.index)).fillna("")
+    known = known.astype(str) != ""
+    effective = verdicts["verdict"].where(~known, verdicts["verdict"].map({FAIL: PASS, PASS: FAIL}).fillna(
+        verdicts["verdict"]))
+    vs = set(effective)
     if FAIL in vs:
         return EXIT_FAIL
     if vs == {PASS}:

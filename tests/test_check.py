@@ -420,3 +420,35 @@ def test_repository_baselines_on_a_cpu_scale_store_never_touch_paper_rows():
     assert len(paper) and set(paper.verdict) == {SKIPPED}
     ci = v[(v.profile == "ci") & (v.task == "cifar10_random")]
     assert len(ci) == 8 and set(ci.verdict) <= {PASS, INCONCLUSIVE}
+
+
+def test_known_deviation_rows_keep_their_fail_but_do_not_fail_the_exit_code():
+    import pandas as pd
+
+    from bench_suite.check import FAIL, INCONCLUSIVE, PASS, exit_code
+
+    def frame(*rows):
+        return pd.DataFrame([{"verdict": v, "known_deviation": k} for v, k in rows])
+
+    assert exit_code(frame((FAIL, "docs/ablation.md"), (PASS, ""))) == 0
+    assert exit_code(frame((PASS, "docs/ablation.md"))) == 1  # the write-up is stale
+    assert exit_code(frame((FAIL, ""), (FAIL, "docs/ablation.md"))) == 1
+    assert exit_code(frame((INCONCLUSIVE, "docs/ablation.md"))) == 3
+
+
+def test_known_deviation_is_read_and_noted():
+    from bench_suite.baselines import loads_references
+    from bench_suite.check import FAIL, run_checks
+
+    refs = loads_references(
+        'protocol = 1\n[[reference]]\nid = "r"\nkind = "threshold"\ntask = "t"\nprofile = "ci"\nmethod = "m"\n'
+        'metric = "train_acc"\ndirection = "at_least"\nbound = 0.9\nknown_deviation = "see docs/x.md"\n'
+    )
+    assert refs[0].known_deviation == "see docs/x.md"
+    import pandas as pd
+
+    df = pd.DataFrame([{"task": "t", "profile": "ci", "protocol": 1, "method": "m", "status": "done", "width": 4,
+                        "activation": "relu", "repetition": 0, "train_acc": 0.5}])
+    verdicts = run_checks(df, refs)
+    assert verdicts.loc[0, "verdict"] == FAIL
+    assert "known deviation (expected): see docs/x.md" in verdicts.loc[0, "note"]
