@@ -18,6 +18,7 @@ from .training import EPS_MODES, LOSSES, PRECISIONS
 
 DEFAULT_STORE = "results"
 EXIT_USAGE = 2
+EXECUTORS = ("local", "dask", "slurm")
 
 
 class UsageError(Exception):
@@ -103,11 +104,20 @@ def build_parser() -> argparse.ArgumentParser:
                            ("plan", "list the cells a run would do, which are done, and their estimated cost")):
         p = sub.add_parser(name, help=helptext, description=helptext)
         _add_grid_args(p)
-        if name == "run":
-            p.add_argument("--force", action="store_true", help="re-run cells that are already finished")
-            p.add_argument("--no-fuse", action="store_true",
-                           help="train each cell alone instead of fusing cells that share data and batch order")
-            p.add_argument("--quiet", action="store_true", help="no progress bars: one line per finished cell")
+        p.add_argument("--force", action="store_true", help="re-run cells that are already finished")
+        p.add_argument("--no-fuse", action="store_true",
+                       help="train each cell alone instead of fusing cells that share data and batch order")
+        p.add_argument("--max-group", type=_positive_int, default=None, metavar="N",
+                       help="fuse at most N cells per group (and per Dask task / SLURM job); default: "
+                            "whole groups, cut smaller only to give every worker work")
+        # plan takes every run argument, so one command line works with either verb
+        p.add_argument("--quiet", action="store_true", help="no progress bars: one line per finished cell")
+        _add_scale_out_args(p)
+        if name == "plan":
+            p.add_argument("--json", action="store_true", help="print the plan as JSON (cells, costs, totals)")
+            p.add_argument("--device-name", default=None, metavar="NAME",
+                           help="estimate times from earlier runs on this device model (e.g. 'NVIDIA H100 80GB "
+                                "HBM3'; default: the --device here)")
     for name, helptext in (("check", "compare the store's results with the reference rows in baselines/"),
                            ("report", "write a markdown report (tables, verdicts, plots) from the store")):
         p = sub.add_parser(name, help=helptext, description=helptext)
@@ -155,12 +165,68 @@ def _add_grid_args(p: argparse.ArgumentParser) -> None:
     t.add_argument("--eval-every", type=_positive_int, help="exact evaluation every k epochs (the last always)")
     t.add_argument("--precision", choices=PRECISIONS, help="fp32 (strict), tf32 (CUDA tensor cores) or bf16")
     r = p.add_argument_group("where")
-    r.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    r.add_argument("--device", default=None, help="auto (CUDA when present; the default), cpu, cuda or cuda:N")
     r.add_argument("--data-root", default=None,
                    help="dataset location (file or folder); default $BENCH_SUITE_DATA_ROOT")
     r.add_argument("--cache-dir", default=None, help="decoded-data cache; default $BENCH_SUITE_CACHE or ~/.cache")
     r.add_argument("--out", "--store", dest="out", default=os.environ.get("BENCH_SUITE_STORE", DEFAULT_STORE),
                    help="result store folder (JSON records); default ./results or $BENCH_SUITE_STORE")
+
+
+def _add_scale_out_args(p: argparse.ArgumentParser) -> None:
+    s = p.add_argument_group("scale-out (docs/runner.md): the store is the only coordination")
+    s.add_argument("--devices", default=None, metavar="D[,D]",
+                   help="one worker process per device, sharing the cells through the store: 0,1 (cuda:0, "
+                        "cuda:1), cuda:2, or cpu,cpu")
+    s.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                   help="torch threads per worker (default: torch's; with --devices cpu,...: cores / CPU workers)")
+    s.add_argument("--executor", choices=EXECUTORS, default="local",
+                   help="local (this machine; --devices for several), dask (--scheduler) or slurm (submitit)")
+    s.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="Dask scheduler address, e.g. tcp://10.0.0.1:8786 (--executor dask)")
+    s.add_argument("--partition", default=None, help="SLURM partition (--executor slurm)")
+    s.add_argument("--gpus-per-job", type=_nonneg_int, default=None, metavar="G",
+                   help="GPUs per SLURM job (default 1; more: one worker per GPU inside the job; 0: CPU jobs)")
+    s.add_argument("--cpus-per-job", type=_positive_int, default=None, metavar="C", help="CPUs per SLURM job")
+    s.add_argument("--mem-gb", type=_float, default=None, metavar="GB", help="memory per SLURM job")
+    s.add_argument("--time-limit", type=_positive_int, default=None, metavar="MIN",
+                   help="SLURM time limit per job in minutes (default 240)")
+    s.add_argument("--max-jobs", type=_positive_int, default=None, metavar="N",
+                   help="at most N SLURM jobs at once (slurm_array_parallelism; default 16)")
+    s.add_argument("--slurm-arg", type=_option, action="append", default=None, metavar="KEY=VALUE",
+                   help="extra sbatch setting, e.g. account=myproj or qos=high (repeatable)")
+    s.add_argument("--submitit-cluster", choices=("slurm", "local", "debug"), default=None,
+                   help="submitit backend (default: slurm when available); local: run the jobs as processes "
+                        "here, a dry run of the SLURM path")
+    s.add_argument("--no-wait", action="store_true",
+                   help="submit the SLURM jobs and return (exit 0); `plan` shows progress, re-run collects")
+
+
+_SLURM_ONLY = ("partition", "gpus_per_job", "cpus_per_job", "mem_gb", "time_limit", "max_jobs", "slurm_arg",
+               "submitit_cluster")
+
+
+def check_scale_out(args: argparse.Namespace) -> None:
+    """Reject flag combinations that cannot mean anything (one line, exit 2); fill defaults."""
+    if args.devices and args.device:
+        raise UsageError("give --device (one, in this process) or --devices (a worker per device), not both")
+    if args.executor != "dask" and args.scheduler:
+        raise UsageError("--scheduler is for --executor dask")
+    if args.executor == "dask" and not args.scheduler:
+        raise UsageError("--executor dask needs --scheduler ADDRESS (e.g. tcp://host:8786, as printed by "
+                         "`dask scheduler`)")
+    if args.executor != "local" and (args.devices or args.device):
+        raise UsageError(f"--device/--devices are for the local executor; {args.executor} workers use their own GPU")
+    if args.executor != "slurm":
+        given = [f"--{k.replace('_', '-')}" for k in _SLURM_ONLY if getattr(args, k) not in (None, [])]
+        if args.no_wait:
+            given.append("--no-wait")
+        if given:
+            raise UsageError(f"{', '.join(given)}: only with --executor slurm")
+    else:
+        for key, default in (("gpus_per_job", 1), ("time_limit", 240), ("max_jobs", 16), ("slurm_arg", [])):
+            if getattr(args, key) is None:
+                setattr(args, key, default)
 
 
 def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -206,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return cmd_list(args)
         if args.command in ("run", "plan"):
+            check_scale_out(args)
             cells = cells_from_args(args)
             from .commands import cmd_plan, cmd_run
 

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from typing import Any
 
+import torch
 from tabulate import tabulate
 
+from . import provenance
+from .cost import CostModel, format_flops, format_seconds, group_step_flops
+from .executors import DaskBackend, LocalDevices, SlurmBackend, SlurmParams, WorkerOptions, drive, parse_devices
 from .grid import Cell
 from .methods import METHODS
-from .runner import Runner, resolve_device
+from .runner import FAILED, Runner, describe, new_run_id
 from .store import ResultStore
 from .tasks import TASKS
 
@@ -73,14 +78,39 @@ def _drop_empty_columns(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def cmd_run(args: argparse.Namespace, cells: list[Cell]) -> int:
     store = ResultStore(args.out)
     quiet = args.quiet or not sys.stderr.isatty()
-    progress = _Progress(len(cells), quiet)
-    runner = Runner(
-        store, device=args.device, data_root=args.data_root, cache_dir=args.cache_dir, force=args.force,
-        fuse=not args.no_fuse, on_record=progress.record, on_epoch=progress.epoch,
-        on_group_start=progress.group_start,
-    )
+    progress = _Progress(quiet, CostModel(store.records))
+    run_id = new_run_id()
+    devices = parse_devices(args.devices) if args.devices else None
+    in_process = args.executor == "local" and (devices is None or len(devices) == 1)
     try:
-        summary = runner.run(cells)
+        if in_process:
+            if args.threads:
+                torch.set_num_threads(args.threads)
+            runner = Runner(
+                store, device=devices[0] if devices else (args.device or "auto"), data_root=args.data_root,
+                cache_dir=args.cache_dir, force=args.force, fuse=not args.no_fuse, max_group=args.max_group,
+                run_id=run_id, on_record=progress.record, on_epoch=progress.epoch,
+                on_group_start=progress.group_start,
+            )
+            plan = runner.plan(cells)
+            progress.plan([p.cell for p in plan if not p.will_run], [p.cell for p in plan if p.will_run])
+            summary = runner.run(cells)
+        else:
+            backend = _backend(args, devices)
+            # paths as absolute ones: workers may start elsewhere (None: each worker's environment)
+            options = WorkerOptions(
+                store=str(store.root.resolve()), run_id=run_id, devices=["auto"], data_root=_absolute(args.data_root),
+                cache_dir=_absolute(args.cache_dir), force=args.force, fuse=not args.no_fuse, max_group=args.max_group,
+                threads=_worker_threads(args.threads, devices), plugins=list(args.plugin), executor=backend.name,
+            )
+            wait = not args.no_wait
+            summary = drive(cells, options, backend, on_record=progress.record, on_plan=progress.plan, wait=wait)
+            if not wait:
+                progress.close()
+                ids = ", ".join(backend.job_ids()) or "none"
+                print(f"submitted the cells not yet finished as SLURM job(s) {ids} (run {run_id}); "
+                      f"`plan` with the same arguments shows which are done; logs in {store.runs_dir / run_id}")
+                return 0
     finally:
         progress.close()
     if summary.records:
@@ -89,44 +119,158 @@ def cmd_run(args: argparse.Namespace, cells: list[Cell]) -> int:
     print(f"\n{summary.count('done')} done, "
           f"{summary.count('diverged')} diverged, {summary.count('error')} error, "
           f"{summary.count('skipped')} skipped ({summary.cached} of these found finished in the store, "
+          f"{summary.by_others} finished by another runner meanwhile, "
           f"{summary.claimed_elsewhere} held by another runner); "
-          f"records in {store.records_dir}")
+          f"records in {store.records_dir} (run {run_id})")
+    for failure in summary.failures:
+        print(f"WORKER FAILED: {failure}", file=sys.stderr)
     for record in summary.records:
         if record["status"] != "done":
             print(f"{record['status'].upper()}: {record['name']}: {record.get('reason')}", file=sys.stderr)
     return summary.exit_code
 
 
+def _absolute(path: str | None) -> str | None:
+    return None if path is None else os.path.abspath(os.path.expanduser(path))
+
+
+def _backend(args: argparse.Namespace, devices: list[str] | None):
+    """The executor backend named on the command line (its extra is imported only here)."""
+    if args.executor == "dask":
+        return DaskBackend(args.scheduler)
+    if args.executor == "slurm":
+        return SlurmBackend(SlurmParams(
+            partition=args.partition, gpus_per_job=args.gpus_per_job, cpus_per_job=args.cpus_per_job,
+            mem_gb=args.mem_gb, time_limit_min=args.time_limit, max_jobs=args.max_jobs,
+            extra=dict(args.slurm_arg), cluster=args.submitit_cluster,
+        ))
+    return LocalDevices(devices or ["auto"])
+
+
+def _worker_threads(threads: int | None, devices: list[str] | None) -> int | None:
+    """Torch threads per worker: as asked, else the cores shared among the CPU workers (so
+    two CPU workers do not each start one thread per core)."""
+    if threads or not devices:
+        return threads
+    cpu_workers = sum(1 for d in devices if d == "cpu")
+    return max(1, (os.cpu_count() or 1) // cpu_workers) if cpu_workers else None
+
+
 def cmd_plan(args: argparse.Namespace, cells: list[Cell]) -> int:
+    """The cells `run` would do with the same arguments: the same test (Runner.plan), no training.
+
+    Costs: FLOPs per cell as the engine counts them; time per fused group (as `run` would form
+    them) from the rate earlier groups of a similar size achieved on this device model."""
     store = ResultStore(args.out)
-    device = resolve_device(args.device)
-    rows = []
-    for cell in cells:
-        record = store.get(cell.cell_id)
-        rows.append({"cell": cell.name, "id": cell.cell_id,
-                     "in store": record["status"] if record else "-",
-                     "will run": "no" if record and record["status"] in ("done", "diverged") else "yes"})
+    devices = parse_devices(args.devices) if args.devices else None
+    runner = Runner(store, device=devices[0] if devices else (args.device or "auto"), force=args.force,
+                    fuse=not args.no_fuse, max_group=args.max_group)
+    device_name = args.device_name or provenance.device_name(runner.device)
+    costs = CostModel(store.records)
+    plan = runner.plan(cells)
+    seconds: dict[str, float | None] = {}
+    notes: set[str] = set()
+    for group in runner.groups([p.cell for p in plan if p.will_run]):
+        per_step = group_step_flops(group, costs)
+        rate = costs.rate(device_name, per_step) if per_step is not None else None
+        if rate is not None:
+            notes.add(f"{format_flops(rate[0])}/s (median of {rate[1]} earlier group(s) at {rate[2]})")
+        for cell in group:
+            flops = costs.flops(cell)
+            seconds[cell.cell_id] = flops / rate[0] if flops is not None and rate is not None else None
+    items = []
+    for item in plan:
+        cell = item.cell
+        shape = costs.shape(cell)
+        items.append({
+            "name": cell.name, "cell_id": cell.cell_id, "in_store": item.record["status"] if item.record else None,
+            "will_run": item.will_run, "flops": costs.flops(cell), "seconds": seconds.get(cell.cell_id),
+            "shape": None if shape is None else {"n": shape.n, "d": shape.d, "k": shape.k, "n_test": shape.n_test,
+                                                 "source": shape.source, "exact": shape.exact},
+        })
+    todo = [i for i in items if i["will_run"]]
+    total_flops = sum(i["flops"] for i in todo if i["flops"] is not None)
+    unknown_flops = sum(i["flops"] is None for i in todo)
+    total_seconds = sum(i["seconds"] for i in todo if i["seconds"] is not None)
+    unknown_time = sum(i["seconds"] is None for i in todo)
+    if args.json:
+        print(json.dumps({
+            "device": str(runner.device), "device_name": device_name, "cells": items,
+            "total": {"cells": len(items), "finished": len(items) - len(todo), "to_run": len(todo),
+                      "flops": total_flops, "seconds": total_seconds, "cells_without_flops": unknown_flops,
+                      "cells_without_time": unknown_time},
+        }, indent=1))
+        return 0
+    rows = [{"cell": i["name"], "id": i["cell_id"], "in store": i["in_store"] or "-",
+             "will run": "yes" if i["will_run"] else "no", "cost": format_flops(i["flops"]),
+             "est. time": format_seconds(i["seconds"]) if i["will_run"] else "-"} for i in items]
     print(tabulate(rows, headers="keys"))
-    todo = sum(r["will run"] == "yes" for r in rows)
-    print(f"\n{len(rows)} cells: {len(rows) - todo} finished in the store, {todo} to run on {device}")
+    print(f"\n{len(items)} cells: {len(items) - len(todo)} finished in the store, {len(todo)} to run "
+          f"on {runner.device} ({device_name})")
+    if todo:
+        cost = format_flops(total_flops) + (f" + {unknown_flops} cell(s) of unknown size" if unknown_flops else "")
+        if unknown_time == len(todo):
+            time_text = "time unknown: no earlier run on this device in the store (or sizes unknown)"
+        else:
+            time_text = (f"about {format_seconds(total_seconds)} of device time"
+                         + (f" + {unknown_time} cell(s) without an estimate" if unknown_time else ""))
+        if devices and len(devices) > 1 and unknown_time < len(todo):
+            time_text += f" (shared by {len(devices)} workers)"
+        print(f"estimated cost: {cost}; {time_text}")
+        for note in sorted(notes):
+            print(f"  rate: {note}")
     return 0
 
 
 class _Progress:
-    """tqdm bars over cells and epochs; in quiet mode (or without a terminal) one line per cell."""
+    """A bar over the cells to run (done / cached / to run, ETA) and one over the epochs of the
+    group in training; in quiet mode (or without a terminal) one line per finished cell.
 
-    def __init__(self, total: int, quiet: bool) -> None:
+    The cell bar advances by each cell's estimated FLOPs (when every size is known) and within
+    a group by its epochs, so the ETA follows the work left, not a count of unequal cells."""
+
+    def __init__(self, quiet: bool, costs: CostModel | None = None) -> None:
         self.quiet = quiet
+        self.costs = costs
         self.cells = None
         self.epochs = None
-        if not quiet:
-            from tqdm import tqdm
+        self.weights: dict[str, float] = {}
+        self.credited: dict[str, float] = {}
+        self.group: list[Cell] = []
+        self.n_todo = self.n_cached = self.n_finished = self.n_failed = 0
 
-            self._tqdm = tqdm
-            self.cells = tqdm(total=total, desc="cells", unit="cell", position=0)
+    def plan(self, cached: list[Cell], todo: list[Cell]) -> None:
+        self.n_cached, self.n_todo = len(cached), len(todo)
+        flops = [self.costs.flops(c) if self.costs is not None else None for c in todo]
+        known = all(f is not None and f > 0 for f in flops)
+        self.weights = {c.cell_id: (f if known else 1.0) for c, f in zip(todo, flops)}
+        if self.quiet:
+            print(f"{len(cached) + len(todo)} cells: {len(cached)} finished in the store, {len(todo)} to run",
+                  file=sys.stderr, flush=True)
+            return
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
+        self.cells = tqdm(total=sum(self.weights.values()) or 1.0, desc="cells", position=0,
+                          bar_format="{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
+        self._describe()
+
+    def _describe(self) -> None:
+        if self.cells is not None:
+            self.cells.set_description_str(f"cells: {self.n_finished}/{self.n_todo} run, {self.n_failed} failed, "
+                                           f"{self.n_cached} cached;")
+
+    def _credit(self, cell_id: str, amount: float) -> None:
+        if self.cells is None or cell_id not in self.weights:
+            return
+        amount = min(amount, self.weights[cell_id] - self.credited.get(cell_id, 0.0))
+        if amount > 0:
+            self.credited[cell_id] = self.credited.get(cell_id, 0.0) + amount
+            self.cells.update(amount)
 
     def group_start(self, group: list[Cell]) -> None:
-        if self.quiet:
+        self.group = group
+        if self.quiet or self.cells is None:
             return
         if self.epochs is not None:
             self.epochs.close()
@@ -136,21 +280,28 @@ class _Progress:
     def epoch(self, done: int, total: int) -> None:
         if self.epochs is not None:
             self.epochs.update(done - self.epochs.n)
+        for cell in self.group:
+            target = self.weights.get(cell.cell_id, 0.0) * done / total
+            self._credit(cell.cell_id, target - self.credited.get(cell.cell_id, 0.0))
 
     def record(self, record: dict[str, Any]) -> None:
+        cell_id = record["cell_id"]
+        if cell_id not in self.weights:  # found finished in the store: counted by plan()
+            return
+        self.n_finished += 1
+        if record["status"] in FAILED:
+            self.n_failed += 1
         if self.quiet:
-            final = record.get("final") or {}
-            bits = [f"{k}={final[k]:.4g}" for k in ("train_loss", "train_acc", "test_acc")
-                    if isinstance(final.get(k), (int, float))]
-            print(f"[{record['status']}] {record['name']} {' '.join(bits)}", file=sys.stderr, flush=True)
-        elif self.cells is not None:
-            self.cells.update(1)
-            self.cells.set_postfix_str(record["status"])
+            print(f"[{self.n_finished}/{self.n_todo}] {describe(record)}", file=sys.stderr, flush=True)
+            return
+        self._credit(cell_id, float("inf"))
+        self._describe()
 
     def close(self) -> None:
         for bar in (self.epochs, self.cells):
             if bar is not None:
                 bar.close()
+        self.epochs = self.cells = None
 
 
 def _scoring_inputs(args: argparse.Namespace):

@@ -36,7 +36,9 @@ class Cell:
     activation: str
     repetition: int
     train: TrainConfig
-    options: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    # options take part in ==, not in hash (a dict is unhashable); the profile in neither: a
+    # cell reached through a profile or through the same axes on the command line is one cell
+    options: dict[str, Any] = field(default_factory=dict, hash=False, compare=True)
     profile: str | None = field(default=None, hash=False, compare=False)
 
     @property
@@ -82,6 +84,30 @@ class Cell:
             "protocol": PROTOCOL_VERSION,
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The cell as plain data (JSON-safe): what executors ship to workers, which rebuild it
+        with :meth:`from_dict`. ``cell_id`` travels along so a worker can tell when its code
+        differs from the submitter's (the ids then disagree)."""
+        return {
+            "task": self.task,
+            "options": dict(sorted(self.options.items())),
+            "method": self.method,
+            "width": self.width,
+            "activation": self.activation,
+            "repetition": self.repetition,
+            "train": asdict(self.train),
+            "profile": self.profile,
+            "cell_id": self.cell_id,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Cell":
+        """Rebuild a cell from :meth:`to_dict` (``cell_id``, if present, is not trusted here)."""
+        return cls(
+            data["task"], data["method"], int(data["width"]), data["activation"], int(data["repetition"]),
+            TrainConfig(**data["train"]), dict(data.get("options") or {}), data.get("profile"),
+        )
 
     def group_key(self) -> tuple:
         """Cells with equal keys share data and batch order, so the engine can fuse them."""

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import platform
 import socket
 import subprocess
+import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -47,7 +49,8 @@ def device_name(device: torch.device) -> str:
 
 
 def collect(device: torch.device, precision: str) -> dict:
-    """Provenance of a run on ``device`` (data source and protocol are added by the runner)."""
+    """Provenance of a run on ``device`` (data source, checksum, protocol and code digest are
+    added by the runner, which knows the cell)."""
     cuda = device.type == "cuda"
     try:
         import torchvision
@@ -61,13 +64,60 @@ def collect(device: torch.device, precision: str) -> dict:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torchvision": tv,
+        "numpy": _numpy_version(),
         "cuda": torch.version.cuda if cuda else None,
         "cudnn": torch.backends.cudnn.version() if cuda else None,
         "device": device.type,
         "device_name": device_name(device),
+        **_cuda_details(device),
         "precision": precision,
+        # the flags the engine sets for the cell's training (training.precision_context), not
+        # the process-wide values at the time this record is written
         "tf32_matmul": bool(cuda and precision == "tf32"),
+        "tf32_cudnn": bool(cuda and precision == "tf32"),
+        "bf16_autocast": precision == "bf16",
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
         "torch_threads": torch.get_num_threads(),
         "hostname": socket.gethostname(),
+        "pid": os.getpid(),
+        **scheduler_context(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _numpy_version() -> str | None:
+    try:
+        import numpy
+
+        return numpy.__version__
+    except ImportError:  # pragma: no cover - numpy is a dependency
+        return None
+
+
+def _cuda_details(device: torch.device) -> dict:
+    if device.type != "cuda":
+        return {}
+    props = torch.cuda.get_device_properties(device)
+    return {
+        "cuda_capability": f"{props.major}.{props.minor}",
+        "gpu_memory_gb": round(props.total_memory / 2**30, 1),
+    }
+
+
+def scheduler_context() -> dict:
+    """Where in a cluster this ran: the SLURM job / array task, or the Dask worker (only the
+    keys that apply; Dask is looked up only when it is already imported, i.e. inside a worker)."""
+    out = {}
+    slurm = {"slurm_job_id": "SLURM_JOB_ID", "slurm_array_job_id": "SLURM_ARRAY_JOB_ID",
+             "slurm_array_task_id": "SLURM_ARRAY_TASK_ID"}
+    for key, env in slurm.items():
+        if os.environ.get(env):
+            out[key] = os.environ[env]
+    if "distributed" in sys.modules:
+        try:
+            out["dask_worker"] = sys.modules["distributed"].get_worker().address
+        except (ValueError, AttributeError):  # not inside a Dask task
+            pass
+    return out

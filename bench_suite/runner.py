@@ -3,13 +3,20 @@
 Every cell ends as exactly one record: ``done`` / ``diverged`` (finished: kept, skipped on the
 next run), ``error`` (an exception, with its message; the grid goes on), ``skipped`` (the data
 is not there; the reason says what to do) or ``interrupted`` (Ctrl-C; re-run to resume).
+
+Several runners may share one store (other terminals, ``--devices``, Dask or SLURM workers):
+a runner trains a cell only while holding its claim (``ResultStore.claim``), re-reads the
+store after claiming, and, once its own share is done, waits for the cells other runners
+hold, so a cell whose runner dies (its claim is released by the OS) is picked up, not lost.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -17,13 +24,19 @@ from typing import Any, Callable
 import torch
 
 from . import provenance
-from .grid import PROTOCOL_VERSION, Cell
+from .grid import PROTOCOL_VERSION, Cell, code_digest
 from .methods import METHODS
-from .store import ResultStore
+from .store import FINISHED, ResultStore
 from .tasks import DataError, DataUnavailable, TaskData
 from .training import CellSpec, train_group
 
 DATA_ROOT_ENV = "BENCH_SUITE_DATA_ROOT"
+
+# exit codes of `run` (docs/runner.md)
+EXIT_OK = 0
+EXIT_FAILED = 1  # a cell errored, diverged, was interrupted or lost
+EXIT_SKIPPED = 3  # nothing failed, but some cells were skipped (their data is not there)
+FAILED = ("error", "diverged", "interrupted")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -32,33 +45,63 @@ def resolve_device(device: str) -> torch.device:
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for, but no CUDA device is available; use --device cpu or auto")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) are visible")
     return dev
+
+
+def new_run_id() -> str:
+    """Names one invocation; every worker of it records the same id (``record["run_id"]``)."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:8]
 
 
 @dataclass
 class RunSummary:
-    records: list[dict[str, Any]] = field(default_factory=list)  # the records this run wrote or found
-    cached: int = 0  # finished cells found in the store and not re-run
-    claimed_elsewhere: int = 0  # cells another runner holds right now
+    run_id: str = ""
+    records: list[dict[str, Any]] = field(default_factory=list)  # one per cell: written, found or lost
+    cached: int = 0  # cells found finished in the store when first looked at: not re-run
+    by_others: int = 0  # cells another runner finished (or recorded) while this one ran
+    claimed_elsewhere: int = 0  # cells another runner still held when this one stopped waiting
+    failures: list[str] = field(default_factory=list)  # workers / jobs that failed (parallel executors)
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.records if r["status"] == status)
 
     @property
     def exit_code(self) -> int:
-        """0 all done; 1 any cell errored, diverged or was interrupted; 3 some skipped (no data)."""
-        if any(r["status"] in ("error", "diverged", "interrupted") for r in self.records):
-            return 1
+        """0 all done; 1 any cell errored, diverged, was interrupted or held elsewhere to the
+        end; 3 nothing failed but some were skipped (no data)."""
+        if self.claimed_elsewhere or any(r["status"] in FAILED for r in self.records):
+            return EXIT_FAILED
         if any(r["status"] == "skipped" for r in self.records):
-            return 3
-        return 0
+            return EXIT_SKIPPED
+        return EXIT_OK
+
+
+def is_settled(record: dict[str, Any] | None, *, force: bool, run_id: str) -> bool:
+    """Whether a run keeps ``record`` rather than re-running its cell: a finished record does;
+    under ``force`` only one written by this very run (by any of its workers), so ``--force``
+    re-runs each cell once, not once per worker."""
+    if record is None or record.get("status") not in FINISHED:
+        return False
+    return not force or record.get("run_id") == run_id
+
+
+@dataclass
+class PlanItem:
+    cell: Cell
+    record: dict[str, Any] | None  # what the store holds for the cell now
+    will_run: bool
 
 
 def make_record(cell: Cell, status: str, *, reason: str | None = None, result=None, data: TaskData | None = None,
-                device: torch.device | None = None) -> dict[str, Any]:
+                device: torch.device | None = None, run_id: str | None = None,
+                executor: str = "local") -> dict[str, Any]:
     prov = provenance.collect(device or torch.device("cpu"), cell.train.precision)
     prov.update({
         "protocol": PROTOCOL_VERSION,
+        "code_digest": code_digest(cell.task),
+        "executor": executor,
         "data_source": data.source if data is not None else None,
         "data_checksum": data.checksum if data is not None else None,
     })
@@ -69,13 +112,16 @@ def make_record(cell: Cell, status: str, *, reason: str | None = None, result=No
         "profile": cell.profile,
         "status": status,
         "reason": reason,
+        "run_id": run_id,
         "config": cell.config(),
         "seeds": cell.seeds(),
         "provenance": prov,
     }
     if data is not None:
         n, d, k = data.n, data.dim, data.num_outputs
-        record["shape"] = {"n": n, "d": d, "m": cell.width, "k": k, "width_ratio": cell.width * d / (2 * n)}
+        n_test = 0 if data.x_test is None else int(data.x_test.shape[0])
+        record["shape"] = {"n": n, "d": d, "m": cell.width, "k": k, "width_ratio": cell.width * d / (2 * n),
+                           "n_test": n_test}
         record["label_digest"] = data.label_digest()
         if data.info:
             record["data_info"] = data.info
@@ -85,8 +131,20 @@ def make_record(cell: Cell, status: str, *, reason: str | None = None, result=No
     return record
 
 
+def describe(record: dict[str, Any]) -> str:
+    """One line per finished cell (quiet mode, worker logs)."""
+    final = record.get("final") or {}
+    bits = [f"{k}={final[k]:.4g}" for k in ("train_loss", "train_acc", "test_acc")
+            if isinstance(final.get(k), (int, float))]
+    line = f"[{record['status']}] {record['name']} {' '.join(bits)}".rstrip()
+    if record["status"] not in FINISHED and record.get("reason"):
+        line += f" ({record['reason']})"
+    return line
+
+
 class Runner:
-    """Runs cells into a store. ``on_record`` is called with each record written."""
+    """Runs cells into a store. ``on_record`` is called with each cell's record (written or
+    found), ``on_epoch(done, total)`` inside a group, ``on_group_start(cells)`` before one."""
 
     def __init__(
         self,
@@ -97,6 +155,11 @@ class Runner:
         cache_dir: str | None = None,
         force: bool = False,
         fuse: bool = True,
+        max_group: int | None = None,
+        run_id: str | None = None,
+        executor: str = "local",
+        wait_for_others: bool = True,
+        poll_s: float = 1.0,
         on_record: Callable[[dict[str, Any]], None] | None = None,
         on_epoch: Callable[[int, int], None] | None = None,
         on_group_start: Callable[[list[Cell]], None] | None = None,
@@ -107,17 +170,104 @@ class Runner:
         self.cache_dir = cache_dir
         self.force = force
         self.fuse = fuse
+        if max_group is not None and max_group < 1:
+            raise ValueError(f"max_group must be >= 1, got {max_group}")
+        self.max_group = max_group
+        self.run_id = run_id or new_run_id()
+        self.executor = executor
+        self.wait_for_others = wait_for_others
+        self.poll_s = poll_s
         self.on_record = on_record
         self.on_epoch = on_epoch
         self.on_group_start = on_group_start
         self._data: OrderedDict[tuple, TaskData | Exception] = OrderedDict()
 
-    def _emit(self, summary: RunSummary, record: dict[str, Any], *, write: bool = True) -> None:
-        if write and not self.store.write(record, force=self.force):
-            record = self.store.get(record["cell_id"]) or record  # a finished record stays
+    # --- what counts as finished -------------------------------------------------------------
+
+    def is_settled(self, record: dict[str, Any] | None) -> bool:
+        return is_settled(record, force=self.force, run_id=self.run_id)
+
+    def plan(self, cells: list[Cell]) -> list[PlanItem]:
+        """What :meth:`run` would do now, cell by cell (the same predicate, nothing run)."""
+        items = []
+        for cell in unique(cells):
+            record = self.store.get(cell.cell_id)
+            items.append(PlanItem(cell, record, not self.is_settled(record)))
+        return items
+
+    def groups(self, cells: list[Cell]) -> list[list[Cell]]:
+        return group_cells(cells, fuse=self.fuse, max_group=self.max_group)
+
+    # --- running -----------------------------------------------------------------------------
+
+    def run(self, cells: list[Cell]) -> RunSummary:
+        summary = RunSummary(run_id=self.run_id)
+        self.store.remove_stale_temp()
+        todo = unique(cells)
+        # cell id -> its record file's stamp when we first found another runner holding it:
+        # a later change means that runner wrote the cell's record (taken as is, unless it
+        # says "interrupted", which we resume)
+        waiting: dict[str, tuple | None] = {}
+        while todo:
+            held: list[Cell] = []
+            for group in self.groups(todo):
+                pending = [c for c in group if not self._take_existing(c, summary, waiting)]
+                if not pending:
+                    continue
+                stamps = {c.cell_id: self.store.stamp(c.cell_id) for c in pending}  # before claiming
+                with self.store.claim([c.cell_id for c in pending]) as claimed:
+                    taken = set(claimed)
+                    for cell in pending:
+                        if cell.cell_id not in taken:
+                            held.append(cell)
+                            waiting.setdefault(cell.cell_id, stamps[cell.cell_id])
+                    # another runner may have written some between our look and our claim
+                    fresh = [c for c in pending if c.cell_id in taken and not self._take_existing(c, summary, waiting)]
+                    if fresh:
+                        self._run_group(fresh, summary)
+            if not held:
+                break
+            if not self.wait_for_others:
+                summary.claimed_elsewhere = len(held)
+                break
+            time.sleep(self.poll_s)
+            todo = held
+        return summary
+
+    def _take_existing(self, cell: Cell, summary: RunSummary, waiting: dict[str, tuple | None]) -> bool:
+        """Report the store's record instead of running the cell, when it settles the cell."""
+        record = self.store.get(cell.cell_id)
+        if record is None:
+            return False
+        was_held = cell.cell_id in waiting
+        written_while_held = (was_held and self.store.stamp(cell.cell_id) != waiting[cell.cell_id]
+                              and record["status"] != "interrupted")
+        if not (self.is_settled(record) or written_while_held):
+            return False
+        if was_held:
+            summary.by_others += 1
+        else:
+            summary.cached += 1
+        self._report(summary, record)
+        return True
+
+    def _report(self, summary: RunSummary, record: dict[str, Any]) -> None:
         summary.records.append(record)
         if self.on_record is not None:
             self.on_record(record)
+
+    def _emit(self, summary: RunSummary, record: dict[str, Any]) -> None:
+        """Write a record this runner produced, journal it and report it."""
+        if not self.store.write(record):
+            # only under --force (we hold the claim): the re-run failed, the finished record
+            # from before stays in the store; report the failure, say what was kept
+            kept = self.store.get(record["cell_id"]) or {}
+            record = {**record, "reason": f"{record.get('reason')} (the earlier {kept.get('status')} record was kept)"}
+        self.store.log_event("finish", record["cell_id"], status=record["status"], run_id=self.run_id)
+        self._report(summary, record)
+
+    def _record(self, cell: Cell, status: str, **kwargs: Any) -> dict[str, Any]:
+        return make_record(cell, status, device=self.device, run_id=self.run_id, executor=self.executor, **kwargs)
 
     def _load(self, cell: Cell) -> TaskData:
         """Task data for a cell, loaded once per (task, options, repetition) and kept for the
@@ -138,61 +288,30 @@ class Runner:
             raise value
         return value
 
-    def groups(self, cells: list[Cell]) -> list[list[Cell]]:
-        """Fused groups in first-seen order (or one group per cell when not fusing)."""
-        if not self.fuse:
-            return [[c] for c in cells]
-        out: OrderedDict[tuple, list[Cell]] = OrderedDict()
-        for cell in cells:
-            out.setdefault(cell.group_key(), []).append(cell)
-        return list(out.values())
-
-    def run(self, cells: list[Cell]) -> RunSummary:
-        summary = RunSummary()
-        seen: set[str] = set()
-        unique = [c for c in cells if not (c.cell_id in seen or seen.add(c.cell_id))]
-        for group in self.groups(unique):
-            pending = [c for c in group if self.force or not self.store.is_finished(c.cell_id)]
-            for cell in group:
-                if cell not in pending:
-                    summary.cached += 1
-                    self._emit(summary, self.store.get(cell.cell_id), write=False)
-            if not pending:
-                continue
-            with self.store.claim([c.cell_id for c in pending]) as claimed:
-                mine = [c for c in pending if c.cell_id in claimed]
-                summary.claimed_elsewhere += len(pending) - len(mine)
-                # another runner may have finished some while we were waiting: re-read
-                fresh = [c for c in mine if self.force or not self.store.is_finished(c.cell_id)]
-                for cell in mine:
-                    if cell not in fresh:
-                        summary.cached += 1
-                        self._emit(summary, self.store.get(cell.cell_id), write=False)
-                if fresh:
-                    self._run_group(fresh, summary)
-        return summary
-
     def _run_group(self, group: list[Cell], summary: RunSummary) -> None:
         try:
             data = self._load(group[0])
         except DataUnavailable as exc:
             for cell in group:
-                self._emit(summary, make_record(cell, "skipped", reason=str(exc), device=self.device))
+                self._emit(summary, self._record(cell, "skipped", reason=str(exc)))
             return
         except (DataError, ValueError, OSError) as exc:
             for cell in group:
-                self._emit(summary, make_record(cell, "error", reason=_one_line(exc), device=self.device))
+                self._emit(summary, self._record(cell, "error", reason=_one_line(exc)))
             return
         if self.on_group_start is not None:
             self.on_group_start(group)
+        for cell in group:
+            self.store.log_event("start", cell.cell_id, run_id=self.run_id, device=str(self.device),
+                                 group_size=len(group))
         seeds = group[0].seeds()
-        specs = [CellSpec(METHODS.get(c.method), c.width, c.activation, c.train, seeds["init"]) for c in group]
         try:
+            specs = [CellSpec(METHODS.get(c.method), c.width, c.activation, c.train, seeds["init"]) for c in group]
             results = train_group(data, specs, order_seed=seeds["order"], device=self.device, on_epoch=self.on_epoch)
         except KeyboardInterrupt:
             for cell in group:
-                self._emit(summary, make_record(cell, "interrupted", reason="interrupted (Ctrl-C); re-run to resume",
-                                                data=data, device=self.device))
+                self._emit(summary, self._record(cell, "interrupted", reason="interrupted (Ctrl-C); re-run to resume",
+                                                 data=data))
             raise
         except Exception as exc:  # noqa: BLE001 - one failing group must not stop the grid
             if len(group) > 1:  # isolate the failing cell: re-run the group's cells one by one
@@ -201,15 +320,34 @@ class Runner:
                 return
             if os.environ.get("BENCH_SUITE_DEBUG"):
                 traceback.print_exc(file=sys.stderr)
-            self._emit(summary, make_record(group[0], "error", reason=_one_line(exc), data=data, device=self.device))
+            self._emit(summary, self._record(group[0], "error", reason=_one_line(exc), data=data))
             return
         for cell, result in zip(group, results):
             reason = result.reason
             if result.status == "diverged":
                 reason = (f"{reason}; lower the learning rates (--lr-w/--lr-v) or use a constrained method "
                           f"(learning rates were lr_w={cell.train.lr_w:g}, lr_v={cell.train.lr_v:g})")
-            self._emit(summary, make_record(cell, result.status, reason=reason, result=result, data=data,
-                                            device=self.device))
+            self._emit(summary, self._record(cell, result.status, reason=reason, result=result, data=data))
+
+
+def group_cells(cells: list[Cell], *, fuse: bool = True, max_group: int | None = None) -> list[list[Cell]]:
+    """Fused groups in first-seen order (one group per cell when not fusing), each cut into
+    chunks of at most ``max_group`` cells, so that several workers can share one group.
+    Deterministic: every worker given the same cells forms the same groups."""
+    if not fuse:
+        return [[c] for c in cells]
+    out: OrderedDict[tuple, list[Cell]] = OrderedDict()
+    for cell in cells:
+        out.setdefault(cell.group_key(), []).append(cell)
+    if max_group is None:
+        return list(out.values())
+    return [group[i : i + max_group] for group in out.values() for i in range(0, len(group), max_group)]
+
+
+def unique(cells: list[Cell]) -> list[Cell]:
+    """The cells without repeats (same id), first occurrence kept."""
+    seen: set[str] = set()
+    return [c for c in cells if not (c.cell_id in seen or seen.add(c.cell_id))]
 
 
 def _one_line(exc: BaseException) -> str:

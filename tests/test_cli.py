@@ -33,7 +33,7 @@ def test_run_prints_final_metrics_and_writes_json_records(tmp_path, capsys):
     for r in records:
         assert r["status"] == "done" and r["final"]["train_loss"] < r["curves"]["train_loss"][0]
         assert r["provenance"]["torch"] and r["provenance"]["device"] == "cpu"
-        assert r["shape"] == {"n": 40, "d": 8, "m": 4, "k": 1, "width_ratio": 4 * 8 / 80}
+        assert r["shape"] == {"n": 40, "d": 8, "m": 4, "k": 1, "width_ratio": 4 * 8 / 80, "n_test": 0}
     # a second run finds every cell finished and trains nothing
     assert main(["run", *FAST, "--out", str(store)]) == 0
     assert "4 of these found finished in the store" in capsys.readouterr().out

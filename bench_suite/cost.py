@@ -1,0 +1,230 @@
+"""What a cell will cost, known before it runs: its data shape, its FLOPs and a time estimate.
+
+``plan`` uses this to price a grid without loading any data set. The shape (n, d, K and the
+test-set size) of a cell's data comes from, first to last:
+
+1. the task's own ``shape(options)`` classmethod, when it declares one (the way a plugin task
+   makes itself priceable: return ``{"n", "d", "k", "n_test"}``, optionally ``"exact": False``,
+   or None);
+2. the rules below for the built-in tasks, read off their ``load``, when exact (the synthetic
+   task, CIFAR-10 and its subsets);
+3. an earlier record of the same task and options in the store (measured on the data);
+4. an approximate rule (Restricted ImageNet: its size depends on the images present);
+5. otherwise unknown: the cell is listed without a cost.
+
+The FLOP count is the training engine's own (``training.step_flops`` per step, plus 2·d·m per
+evaluated sample), so a finished ``done`` record's ``timing.flops`` equals the estimate.
+The time is FLOPs / the FLOP rate that earlier runs on the same device model
+(``provenance.device_name``) achieved at a similar size (FLOPs per step), read from the
+store: no earlier run on that device, no time estimate.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .grid import Cell
+from .methods import METHODS
+from .training import step_flops
+
+# an estimate from earlier groups more than this factor smaller/larger per step says so
+EXTRAPOLATION_FACTOR = 4.0
+
+
+@dataclass(frozen=True)
+class Shape:
+    n: int  # training samples
+    d: int  # input dimension
+    k: int  # outputs (classes, or regression targets)
+    n_test: int  # test samples (0: no test split)
+    source: str  # "task", "store" or "rule"
+    exact: bool = True
+
+
+def _synthetic(options: dict[str, Any]) -> dict[str, Any]:
+    return {"n": options["n"], "d": options["d"], "k": 1, "n_test": 0}
+
+
+def _cifar10_random(options: dict[str, Any]) -> dict[str, Any]:
+    return {"n": options.get("n_train") or 50_000, "d": 3072, "k": 10, "n_test": options.get("n_test") or 10_000}
+
+
+# Restricted ImageNet: 203 wnids; about 1,300 train images each (264k in all) and 50 val
+RESTRICTED_IMAGENET_WNIDS = 203
+
+
+def _restricted_imagenet(options: dict[str, Any]) -> dict[str, Any]:
+    size = options.get("image_size") or 32
+    per_train, per_val = options.get("max_train_per_wnid"), options.get("max_val_per_wnid")
+    return {
+        "n": RESTRICTED_IMAGENET_WNIDS * per_train if per_train else 264_000,
+        "d": 3 * size * size,
+        "k": 9,
+        "n_test": RESTRICTED_IMAGENET_WNIDS * per_val if per_val else RESTRICTED_IMAGENET_WNIDS * 50,
+        "exact": False,  # folders may hold fewer images than the cap
+    }
+
+
+# task name -> options -> shape, for the built-in tasks (which declare no ``shape`` themselves)
+SHAPE_RULES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "synthetic_ablation": _synthetic,
+    "cifar10_random": _cifar10_random,
+    "restricted_imagenet": _restricted_imagenet,
+}
+
+
+def _options_key(task: str, options: dict[str, Any]) -> tuple[str, str]:
+    return task, json.dumps(options, sort_keys=True, default=str)
+
+
+class CostModel:
+    """Shapes, FLOPs and time estimates for cells, backed by the records already in a store.
+
+    ``records`` is a list or a function returning one (e.g. ``store.records``): a function is
+    called only when needed — an approximate or missing shape rule, or a time estimate — so
+    pricing built-in tasks does not parse a large store."""
+
+    def __init__(self, records: list[dict[str, Any]] | Callable[[], list[dict[str, Any]]]) -> None:
+        self._source = records
+        self._loaded: list[dict[str, Any]] | None = None
+        self._shapes: dict[tuple[str, str], Shape] = {}
+        self._sample_cache: dict[str, list[tuple[float, float]]] = {}
+
+    @property
+    def _records(self) -> list[dict[str, Any]]:
+        if self._loaded is None:
+            self._loaded = list(self._source() if callable(self._source) else self._source)
+            for record in self._loaded:
+                shape = record.get("shape")
+                config = record.get("config") or {}
+                if not shape or "task" not in config:
+                    continue
+                n_test = shape.get("n_test")
+                if n_test is None:  # records written before n_test was recorded
+                    n_test = (record.get("data_info") or {}).get("n_test", 0)
+                key = _options_key(config["task"], config.get("task_options") or {})
+                self._shapes[key] = Shape(int(shape["n"]), int(shape["d"]), int(shape["k"]), int(n_test or 0),
+                                          "store")
+        return self._loaded
+
+    def shape(self, cell: Cell) -> Shape | None:
+        """The task's declared shape, else an exact rule, else a record's, else an approximate rule."""
+        declared = getattr(cell.task_cls, "shape", None)
+        if callable(declared):
+            value = declared(dict(cell.options))
+            if value is not None:
+                return Shape(int(value["n"]), int(value["d"]), int(value["k"]), int(value.get("n_test") or 0), "task",
+                             bool(value.get("exact", True)))
+        ruled = self._rule_shape(cell)
+        if ruled is not None and ruled.exact:
+            return ruled
+        self._records  # noqa: B018 - loads the store's shapes
+        return self._shapes.get(_options_key(cell.task, cell.options)) or ruled
+
+    @staticmethod
+    def _rule_shape(cell: Cell) -> Shape | None:
+        rule = SHAPE_RULES.get(cell.task)
+        if rule is None:
+            return None
+        try:
+            value = rule(dict(cell.options))
+        except (KeyError, TypeError):
+            return None
+        return Shape(int(value["n"]), int(value["d"]), int(value["k"]), int(value["n_test"]), "rule",
+                     bool(value.get("exact", True)))
+
+    def flops(self, cell: Cell) -> float | None:
+        """FLOPs of the whole cell (training steps + exact evaluations), as the engine counts."""
+        shape = self.shape(cell)
+        return None if shape is None else cell_flops(cell, shape)
+
+    def rate(self, device_name: str, group_step_flops: float, k: int = 5) -> tuple[float, int, str] | None:
+        """(FLOP/s, records used, how chosen) for a fused group doing ``group_step_flops`` per
+        step on ``device_name``: the median rate of the ``k`` earlier ``done`` groups there
+        nearest in FLOPs per step (small steps are overhead-bound and run at a fraction of
+        the rate of large ones, so a rate measured at another size would mislead).
+        None when the store has no run on that device."""
+        samples = self._samples(device_name)
+        if not samples:
+            return None
+        target = math.log(max(group_step_flops, 1.0))
+        nearest = sorted(samples, key=lambda s: abs(math.log(s[0]) - target))[:k]
+        low, high = min(s[0] for s in nearest), max(s[0] for s in nearest)
+        note = f"{format_flops(low)}..{format_flops(high)} per step" if low != high else f"{format_flops(low)} per step"
+        if group_step_flops > EXTRAPOLATION_FACTOR * high:
+            note += (f", extrapolated to {format_flops(group_step_flops)} per step: likely an overestimate "
+                     f"(larger steps run faster)")
+        elif group_step_flops * EXTRAPOLATION_FACTOR < low:
+            note += f", extrapolated to {format_flops(group_step_flops)} per step: likely an underestimate"
+        return statistics.median(s[1] for s in nearest), len(nearest), note
+
+    def _samples(self, device_name: str) -> list[tuple[float, float]]:
+        """(group FLOPs per step, group FLOP/s) of each earlier ``done`` record on the device
+        (a fused group's cells share one clock, so its rate is the group's)."""
+        if device_name in self._sample_cache:
+            return self._sample_cache[device_name]
+        out = []
+        for record in self._records:
+            prov, timing = record.get("provenance") or {}, record.get("timing") or {}
+            shape, train = record.get("shape") or {}, (record.get("config") or {}).get("train") or {}
+            if record.get("status") != "done" or prov.get("device_name") != device_name:
+                continue
+            try:
+                rate = float(timing["group_tflops_per_s"]) * 1e12
+                seconds = float(timing["train_time_s"])
+                n, batch = int(shape["n"]), train.get("batch_size") or int(shape["n"])
+                steps = int(timing["epochs"]) * math.ceil(n / min(int(batch), n))
+            except (KeyError, TypeError, ValueError):
+                continue
+            if rate > 0 and seconds > 0 and steps > 0 and math.isfinite(rate):
+                out.append((rate * seconds / steps, rate))
+        self._sample_cache[device_name] = out
+        return out
+
+
+def group_step_flops(cells: list[Cell], model: CostModel) -> float | None:
+    """FLOPs per step of a fused group (its cells' whole-run FLOPs over its steps)."""
+    total = 0.0
+    for cell in cells:
+        shape = model.shape(cell)
+        if shape is None:
+            return None
+        batch = shape.n if cell.train.batch_size is None else min(cell.train.batch_size, shape.n)
+        total += cell_flops(cell, shape) / (cell.train.epochs * math.ceil(shape.n / batch))
+    return total
+
+
+def cell_flops(cell: Cell, shape: Shape) -> float:
+    """The engine's count (``training.train_group``): every step is charged a full batch."""
+    cfg = cell.train
+    batch = shape.n if cfg.batch_size is None else min(cfg.batch_size, shape.n)
+    steps_per_epoch = math.ceil(shape.n / batch)
+    output = METHODS.get(cell.method).output
+    training = step_flops(batch, shape.d, cell.width, shape.k, output) * steps_per_epoch * cfg.epochs
+    evaluations = cfg.epochs // cfg.eval_every + (1 if cfg.epochs % cfg.eval_every else 0)
+    return training + evaluations * 2.0 * (shape.n + shape.n_test) * shape.d * cell.width
+
+
+def format_flops(value: float | None) -> str:
+    if value is None:
+        return "?"
+    for unit, scale in (("PFLOP", 1e15), ("TFLOP", 1e12), ("GFLOP", 1e9), ("MFLOP", 1e6), ("kFLOP", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value:.3g} FLOP"
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes = seconds / 60
+    if minutes < 60:
+        return f"{minutes:.1f}min"
+    hours = minutes / 60
+    return f"{hours:.1f}h" if hours < 48 else f"{hours / 24:.1f}d"
