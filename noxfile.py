@@ -3,6 +3,12 @@ first): torch is several GB, so no session builds its own virtualenv."""
 
 from __future__ import annotations
 
+import io
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
 import nox
 
 nox.options.default_venv_backend = "none"
@@ -65,3 +71,47 @@ def reproduce(session: nox.Session) -> None:
     session.run("python", "-m", "bench_suite", "report", "--profile", profile, *store)
     # the gate: the verdicts again (cheap, read from the store); any FAIL (exit 1) fails the session
     session.run("python", "-m", "bench_suite", "check", "--profile", profile, *store, success_codes=[0, 3])
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """asv benchmarks (benchmarks/benchmarks.py) in this environment: asv builds nothing.
+
+    ``nox -s bench``: a quick run of the working tree (each benchmark once, about 20 s on 2
+    cores); it fails when a benchmark raises, never on a timing.
+
+    ``nox -s bench -- A B``: the suite (this working tree's benchmarks/) against the package of
+    commit A, then of commit B, each exported with ``git archive`` and put first on the
+    benchmarks' path (ASV_PYTHONPATH); results go to .asv/results under each commit's hash,
+    then ``asv compare A B`` prints the changes. This is what ``asv continuous A B`` does, which
+    asv refuses in an "existing" environment (no commit ranges there). Timings never fail it.
+    """
+    session.run("asv", "machine", "--yes", silent=True)  # asv needs a machine description once
+    if not session.posargs:
+        session.run("asv", "run", "--quick", "--python=same", "--show-stderr")
+        return
+    if len(session.posargs) != 2:
+        session.error("usage: nox -s bench [-- BASE_COMMIT HEAD_COMMIT]")
+    hashes = []
+    for rev in session.posargs:
+        sha = session.run("git", "rev-parse", "--verify", f"{rev}^{{commit}}", silent=True, external=True).strip()
+        src = Path(session.create_tmp()) / f"bench-src-{sha[:12]}"
+        _export_package(sha, src)
+        # 2: some benchmark failed (e.g. it uses an API the older commit lacks); shown, not fatal
+        session.run("asv", "run", "--python=same", "--set-commit-hash", sha, "--show-stderr",
+                    env={"ASV_PYTHONPATH": str(src)}, success_codes=[0, 2])
+        hashes.append(sha)
+    session.run("asv", "compare", "--split", "--factor", "1.1", *hashes)
+
+
+def _export_package(commit: str, dest: Path) -> None:
+    """``bench_suite/`` as it is in ``commit``, written under ``dest`` (replaced)."""
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    tar = subprocess.run(["git", "archive", "--format=tar", commit, "bench_suite"], check=True,
+                         capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
+        if hasattr(tarfile, "data_filter"):  # Python >= 3.10.12 / 3.11.4
+            archive.extractall(dest, filter="data")
+        else:  # our own repository's archive
+            archive.extractall(dest)

@@ -1,0 +1,1 @@
+"""asv benchmarks (``benchmarks.py``) and the performance scripts (see docs/performance.md)."""

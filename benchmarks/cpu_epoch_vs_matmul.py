@@ -1,0 +1,219 @@
+#!/usr/bin/env python
+"""One training epoch of the fused engine against the time of its matrix products alone.
+
+The matrix products of an epoch are the model's (what ``training.step_flops`` counts), at the
+same shapes and the same count: per step, the hidden layer's forward ``x_b·Wᵀ`` (B x d by
+d x M, M = the group's total width) and weight gradient ``dPreᵀ·x_b`` (M x B by B x d), and per
+cell the output layer's forward and its two backward products. They are timed alone, on
+preallocated random inputs, with ``torch.mm(..., out=...)``, right after each epoch (inside
+``on_epoch``), so both see the same machine load; the epochs are timed between ``on_epoch``
+calls (neither the set-up nor the final evaluation counts). The reported ratio is the median
+over epochs of epoch / products: the engine's overhead (1.0 would be pure GEMM time).
+
+    python benchmarks/cpu_epoch_vs_matmul.py                      # cifar-like: n 5000, d 3072, 4 x m 256
+    python benchmarks/cpu_epoch_vs_matmul.py --problem synthetic  # the synthetic ablation's shapes
+    python benchmarks/cpu_epoch_vs_matmul.py --engine-file /tmp/old_training.py   # another engine
+
+``--engine-file`` loads a ``training.py`` of another commit (``git show REV:bench_suite/training.py``)
+in place of the installed one, for before/after numbers on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+# bench_suite is imported inside the functions: asv imports every module of benchmarks/ when it
+# discovers the suite, also against older commits of the package
+
+ALL_METHODS = ["mli_paired_pgd", "sgd", "constraint_only", "no_mirroring"]
+PROBLEMS = {
+    # the cifar10_random `ci` shapes on random tensors (no data needed)
+    "cifar": dict(n=5000, d=3072, k=10, widths=[256], activation="relu", batch=128, loss="ce", lr=0.1, eps=1.0,
+                  eps_mode="relative", epochs=5),
+    # the synthetic_ablation defaults: full-batch gradient descent
+    "synthetic": dict(n=1000, d=100, k=1, widths=[20], activation="tanh", batch=None, loss="mse", lr=1.0, eps=1.0,
+                      eps_mode="absolute", epochs=60),
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--problem", choices=sorted(PROBLEMS), default="cifar")
+    p.add_argument("--n", type=int)
+    p.add_argument("--d", type=int)
+    p.add_argument("--widths", help="comma-separated widths (each with every method)")
+    p.add_argument("--methods", default=",".join(ALL_METHODS))
+    p.add_argument("--activation")
+    p.add_argument("--batch", type=int, help="batch size (0: full batch)")
+    p.add_argument("--epochs", type=int, help="epochs per run (>= 3; the first and the last are not timed)")
+    p.add_argument("--repeat", type=int, default=2, help="runs; medians over all timed epochs are reported")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: a shared 2-core box)")
+    p.add_argument("--unfused", action="store_true", help="train each cell alone (the unfused engine)")
+    p.add_argument("--engine-file", help="a training.py to load instead of bench_suite.training")
+    p.add_argument("--json", help="also write the result here")
+    return p.parse_args(argv)
+
+
+def load_engine(path: str | None):
+    if path is None:
+        import bench_suite.training as engine
+
+        return engine
+    spec = importlib.util.spec_from_file_location("bench_suite._engine_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def problem(args: argparse.Namespace) -> dict[str, Any]:
+    cfg = dict(PROBLEMS[args.problem])
+    for key in ("n", "d", "activation", "epochs"):
+        if getattr(args, key) is not None:
+            cfg[key] = getattr(args, key)
+    if args.widths:
+        cfg["widths"] = [int(w) for w in args.widths.split(",")]
+    if args.batch is not None:
+        cfg["batch"] = args.batch or None
+    cfg["methods"] = [m for m in args.methods.split(",") if m]
+    if cfg["epochs"] < 3:
+        raise SystemExit("--epochs must be >= 3 (the first and last epochs are not timed)")
+    return cfg
+
+
+def make_data(cfg: dict[str, Any]):
+    from bench_suite.tasks import TaskData
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(cfg["n"], cfg["d"], generator=g)
+    if cfg["loss"] == "ce":
+        return TaskData(x, torch.randint(0, cfg["k"], (cfg["n"],), generator=g), cfg["k"], True, "random")
+    return TaskData(x, torch.randn(cfg["n"], cfg["k"], generator=g), cfg["k"], False, "random")
+
+
+class MatmulEpoch:
+    """The model's matrix products of one epoch of a group, alone (same shapes, same count), on
+    preallocated random inputs."""
+
+    def __init__(self, cfg: dict[str, Any], cells: list[tuple[str, int]]) -> None:
+        from bench_suite.methods import METHODS
+
+        n, d, k = cfg["n"], cfg["d"], cfg["k"]
+        batch = n if cfg["batch"] is None else min(cfg["batch"], n)
+        rows = [w // 2 if METHODS.get(m).output == "paired" else w for m, w in cells]
+        m_total = sum(w for _, w in cells)
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(n, d, generator=g)
+        self.w = torch.randn(m_total, d, generator=g)
+        self.gw = torch.empty(m_total, d)
+        self.sizes = [batch] * (n // batch) + ([n % batch] if n % batch else [])
+        self.bufs = {}
+        for b in set(self.sizes):
+            self.bufs[b] = dict(xb=x[:b].clone(), pre=torch.empty(b, m_total),
+                                dpre=torch.randn(b, m_total, generator=g),
+                                feats=[torch.randn(b, r, generator=g) for r in rows],
+                                dout=torch.randn(b, k, generator=g), out=torch.empty(b, k),
+                                dfeat=[torch.empty(b, r) for r in rows])
+        self.vs = [torch.randn(r, k, generator=g) for r in rows]
+        self.gvs = [torch.empty(r, k) for r in rows]
+
+    def __call__(self) -> float:
+        t0 = time.perf_counter()
+        for b in self.sizes:
+            z = self.bufs[b]
+            torch.mm(z["xb"], self.w.T, out=z["pre"])  # hidden layer forward
+            torch.mm(z["dpre"].T, z["xb"], out=self.gw)  # its weight gradient
+            for f, v, gv, df in zip(z["feats"], self.vs, self.gvs, z["dfeat"]):
+                torch.mm(f, v, out=z["out"])  # output layer forward
+                torch.mm(f.T, z["dout"], out=gv)  # its weight gradient
+                torch.mm(z["dout"], v.T, out=df)  # its input gradient
+        return time.perf_counter() - t0
+
+
+def measure(engine, data, cfg: dict[str, Any], unfused: bool) -> tuple[list[float], list[float]]:
+    """Epoch times and matmul-only times, interleaved: after each epoch (in ``on_epoch``) the
+    same group's matrix products run alone, and the next epoch is timed from their end. Epoch 1
+    (after the set-up) and epoch E (it holds the evaluation) are not counted. For several groups
+    (``unfused``) the groups' times are summed per epoch index."""
+    from bench_suite.methods import METHODS
+
+    tc = engine.TrainConfig(epochs=cfg["epochs"], batch_size=cfg["batch"], lr_w=cfg["lr"], lr_v=cfg["lr"],
+                            loss=cfg["loss"], eps=cfg["eps"], eps_mode=cfg["eps_mode"], eval_every=cfg["epochs"])
+    pairs = [(m, w) for m in cfg["methods"] for w in cfg["widths"]]
+    groups = [[p] for p in pairs] if unfused else [pairs]
+    epochs = [0.0] * (cfg["epochs"] - 2)
+    mms = [0.0] * (cfg["epochs"] - 2)
+    for group in groups:
+        matmuls = MatmulEpoch(cfg, group)
+        matmuls()  # warm-up: allocations, MKL's first calls
+        marks: list[tuple[float, float, float]] = []  # (end of epoch e, its matmuls' time, their end)
+
+        def on_epoch(e: int, total: int, marks=marks, matmuls=matmuls) -> None:
+            t_end = time.perf_counter()
+            mm = matmuls() if e < total else 0.0
+            marks.append((t_end, mm, time.perf_counter()))
+
+        cells = [engine.CellSpec(METHODS.get(m), w, cfg["activation"], tc, 1) for m, w in group]
+        engine.train_group(data, cells, order_seed=0, on_epoch=on_epoch)
+        for i in range(1, cfg["epochs"] - 1):  # epoch i + 1: from the end of the matmuls after epoch i
+            epochs[i - 1] += marks[i][0] - marks[i - 1][2]
+            mms[i - 1] += marks[i][1]
+    return epochs, mms
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cfg = problem(args)
+    from bench_suite.methods import METHODS
+
+    engine = load_engine(args.engine_file)
+    data = make_data(cfg)
+    epochs, mms = [], []
+    for _ in range(args.repeat):
+        e, m = measure(engine, data, cfg, args.unfused)
+        epochs += e
+        mms += m
+    ratios = [e / m for e, m in zip(epochs, mms)]
+    epoch_s, mm_s, ratio = statistics.median(epochs), statistics.median(mms), statistics.median(ratios)
+    batch = cfg["n"] if cfg["batch"] is None else cfg["batch"]
+    flops = sum(engine.step_flops(batch, cfg["d"], w, cfg["k"], METHODS.get(m).output)
+                for m in cfg["methods"] for w in cfg["widths"]) * math.ceil(cfg["n"] / batch)
+    result = {
+        "problem": args.problem, "n": cfg["n"], "d": cfg["d"], "k": cfg["k"], "widths": cfg["widths"],
+        "methods": cfg["methods"], "activation": cfg["activation"], "batch": cfg["batch"], "unfused": args.unfused,
+        "engine": args.engine_file or "bench_suite.training", "threads": args.threads, "repeat": args.repeat,
+        "epochs_timed": len(epochs), "epoch_s": round(epoch_s, 5), "matmul_s": round(mm_s, 5),
+        "ratio": round(ratio, 3), "ratio_min": round(min(ratios), 3), "ratio_max": round(max(ratios), 3),
+        "epoch_gflops_per_s": round(flops / epoch_s / 1e9, 2), "matmul_gflops_per_s": round(flops / mm_s / 1e9, 2),
+        "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+    }
+    print(f"{args.problem}: n={cfg['n']} d={cfg['d']} widths={cfg['widths']} x {len(cfg['methods'])} methods, "
+          f"batch={cfg['batch'] or 'full'}, {args.threads} thread(s), {'unfused' if args.unfused else 'fused'}, "
+          f"{len(epochs)} epochs timed (medians)")
+    print(f"  epoch        {epoch_s * 1e3:10.2f} ms   ({result['epoch_gflops_per_s']} GFLOP/s of model FLOPs)")
+    print(f"  matmuls only {mm_s * 1e3:10.2f} ms   ({result['matmul_gflops_per_s']} GFLOP/s)")
+    print(f"  ratio        {ratio:10.3f}   (per epoch: {result['ratio_min']} .. {result['ratio_max']})")
+    print(json.dumps(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()

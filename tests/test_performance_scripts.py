@@ -1,0 +1,158 @@
+"""The performance scripts and the asv suite run, at a tiny scale, on the CPU (no timing asserts)."""
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the `benchmarks` package (asv's benchmark_dir) sits at the root
+
+from data_fixtures import write_cifar_zip  # noqa: E402
+
+from benchmarks import benchmarks as asv_suite  # noqa: E402
+from benchmarks import cpu_epoch_vs_matmul, gpu_paper_grid  # noqa: E402
+
+PER_CLASS = {"train": 8, "test": 2}
+
+
+@pytest.fixture
+def tiny_cifar_zip(tmp_path, monkeypatch):
+    """A CIFAR-10 zip of 80 train / 20 test images (the reader is told to expect those counts)."""
+    monkeypatch.setattr("bench_suite.data.cifar10.CIFAR10_COUNTS", {s: 10 * n for s, n in PER_CLASS.items()})
+    monkeypatch.delenv("BENCH_SUITE_CUDA_GRAPHS", raising=False)
+    return write_cifar_zip(tmp_path / "cifar10-tiny.zip", per_class=PER_CLASS)
+
+
+def test_gpu_paper_grid_runs_at_tiny_scale_on_the_cpu(tiny_cifar_zip, tmp_path, monkeypatch):
+    out = tmp_path / "grid.json"
+    monkeypatch.setenv("OUT", str(tmp_path / "unused"))
+    result = gpu_paper_grid.main([
+        "--data-root", str(tiny_cifar_zip), "--cache-dir", str(tmp_path / "cache"), "--device", "cpu",
+        "--n-train", "64", "--n-test", "20", "--epochs", "2", "--widths", "16,32", "--activations", "relu,tanh",
+        "--peer-epochs", "2", "--peer-steps", "1", "--peer-workers", "0", "--threads", "1", "--out", str(out),
+    ])
+    written = json.loads(out.read_text())
+    assert written["engine"]["cells"] == 4 and written["engine"]["groups"] == 1  # one repetition: one fused group
+    eng = written["engine"]
+    assert eng["epochs"] == 2 and eng["n_train"] == 64 and eng["d"] == 3072 and eng["widths"] == [16, 32]
+    assert eng["train_time_s"] > 0 and eng["tflops_per_s"] > 0 and eng["epochs_per_s"] > 0 and eng["flops"] > 0
+    assert eng["per_group"][0]["engine"].startswith("fused/") and eng["per_group"][0]["engine"].endswith("/eager")
+    assert all(0 <= f["train_acc"] <= 1 for f in eng["final"])
+    assert written["device"]["name"] and written["device"]["precision"] == "tf32"
+    peer = written["peer"]
+    assert [(c["activation"], c["width"]) for c in peer["per_cell"]] == [
+        ("relu", 16), ("relu", 32), ("tanh", 16), ("tanh", 32)]
+    assert peer["n_train"] == 64 and peer["dataset"].startswith("ImageFolder")
+    assert all(c["steps_timed"] == 2 and c["epoch_time_s"] > 0 for c in peer["per_cell"])
+    assert written["speedup_vs_peer"] > 0
+    assert "cuda_graph_check" not in written  # CPU: no graphs, no check
+    assert result["engine"]["train_time_s"] == eng["train_time_s"]
+    assert not (tmp_path / "unused").exists()
+
+
+def test_gpu_paper_grid_peer_reads_an_image_folder_and_can_skip_the_engine(tmp_path):
+    import zipfile
+
+    with zipfile.ZipFile(write_cifar_zip(tmp_path / "c.zip", per_class=PER_CLASS)) as zf:
+        zf.extractall(tmp_path / "tree")
+    result = gpu_paper_grid.main([
+        "--data-root", str(tmp_path / "tree"), "--device", "cpu", "--skip-engine", "--widths", "8",
+        "--activations", "relu", "--n-train", "30", "--epochs", "3", "--peer-epochs", "1", "--peer-workers", "0",
+        "--out", str(tmp_path / "peer.json"),
+    ])
+    assert "engine" not in result and "speedup_vs_peer" not in result
+    assert result["peer"]["dataset"] == "ImageFolder (folder)" and result["peer"]["n_train"] == 30
+    assert result["peer"]["grid_time_s_extrapolated"] > 0
+
+
+def test_peer_extraction_takes_images_round_robin_over_the_classes(tmp_path):
+    folder = gpu_paper_grid.extract_image_folder(write_cifar_zip(tmp_path / "c.zip", per_class=PER_CLASS),
+                                                 tmp_path / "out", 13)
+    counts = sorted(len(list(d.iterdir())) for d in folder.iterdir())
+    assert len(counts) == 10 and counts == [1] * 7 + [2] * 3
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_gpu_paper_grid_on_real_cifar10_at_small_scale(cifar10_path, tmp_path):
+    result = gpu_paper_grid.main([
+        "--data-root", cifar10_path, "--device", "cpu", "--n-train", "512", "--n-test", "256", "--epochs", "2",
+        "--widths", "64", "--activations", "relu", "--peer-epochs", "1", "--peer-steps", "2", "--peer-workers", "0",
+        "--threads", "1", "--out", str(tmp_path / "grid.json"),
+    ])
+    assert result["engine"]["n_train"] == 512 and result["peer"]["n_train"] == 512
+
+
+@pytest.mark.parametrize("extra", [[], ["--unfused"], ["--problem", "synthetic", "--n", "64", "--d", "8"]])
+def test_cpu_epoch_vs_matmul_runs_at_tiny_scale(extra, tmp_path, capsys):
+    args = ["--n", "200", "--d", "48", "--widths", "8,12", "--epochs", "3", "--repeat", "1",
+            "--json", str(tmp_path / "r.json")]
+    result = cpu_epoch_vs_matmul.main(args + extra)
+    assert result["epoch_s"] > 0 and result["matmul_s"] > 0 and result["ratio"] > 0
+    assert json.loads((tmp_path / "r.json").read_text())["ratio"] == result["ratio"]
+    assert "ratio" in capsys.readouterr().out
+
+
+def test_cpu_epoch_vs_matmul_loads_another_engine_file():
+    engine_file = str(ROOT / "bench_suite" / "training.py")
+    result = cpu_epoch_vs_matmul.main(["--n", "100", "--d", "16", "--widths", "4", "--methods", "sgd", "--epochs",
+                                       "3", "--repeat", "1", "--engine-file", engine_file])
+    assert result["engine"] == engine_file and result["epoch_s"] > 0
+
+
+def test_cpu_epoch_vs_matmul_refuses_too_few_epochs():
+    with pytest.raises(SystemExit):
+        cpu_epoch_vs_matmul.main(["--epochs", "2"])
+
+
+# ------------------------------------------------------------------------------------ asv suite
+
+
+@pytest.fixture
+def tiny_asv_suite(monkeypatch):
+    monkeypatch.setattr(asv_suite, "cifar_like", functools.partial(asv_suite.cifar_like, n=64, d=24))
+    threads = torch.get_num_threads()
+    yield asv_suite
+    torch.set_num_threads(threads)
+
+
+def benchmark_methods(cls, prefix):
+    return [name for name in dir(cls) if name.startswith(prefix)]
+
+
+@pytest.mark.parametrize("cls_name", ["TimeEpoch", "TimeGroup", "TimeSynthetic"])
+def test_asv_time_and_peakmem_benchmarks_run_once(tiny_asv_suite, cls_name):
+    cls = getattr(tiny_asv_suite, cls_name)
+    params = getattr(cls, "params", None)
+    combos = [()] if params is None else (
+        [(p,) for p in params] if not isinstance(params[0], list) else
+        [(a, b) for a in params[0] for b in params[1]])
+    names = benchmark_methods(cls, "time_") + benchmark_methods(cls, "peakmem_")
+    assert names
+    for combo in combos:
+        bench = cls()
+        bench.setup(*combo)
+        for name in names:
+            getattr(bench, name)(*combo)
+
+
+def test_asv_track_benchmarks_read_one_cache(tiny_asv_suite):
+    loss, acc = tiny_asv_suite.TrackSmokeLoss(), tiny_asv_suite.TrackSmokeAccuracy()
+    assert type(loss).setup_cache is type(acc).setup_cache  # one function: asv trains the cells once
+    results = loss.setup_cache()
+    for cell in loss.params:
+        assert results[cell]["train_loss"] == loss.track_final_train_loss(results, cell) > 0
+    for cell in acc.params:
+        assert 0 <= acc.track_final_train_accuracy(results, cell) <= 1
+
+
+def test_asv_configuration_uses_the_existing_environment():
+    from asv.config import Config
+
+    conf = Config.load(str(ROOT / "asv.conf.json"))
+    assert conf.environment_type == "existing" and conf.pythons == ["same"]
+    assert Path(conf.benchmark_dir).resolve() == ROOT / "benchmarks"
