@@ -95,7 +95,8 @@ def bench(session: nox.Session) -> None:
     hashes = []
     for rev in session.posargs:
         sha = session.run("git", "rev-parse", "--verify", f"{rev}^{{commit}}", silent=True, external=True).strip()
-        src = Path(session.create_tmp()) / f"bench-src-{sha[:12]}"
+        # absolute: asv runs the benchmarks from another working directory
+        src = (Path(session.create_tmp()) / f"bench-src-{sha[:12]}").resolve()
         _export_package(sha, src)
         # 2: some benchmark failed (e.g. it uses an API the older commit lacks); shown, not fatal
         session.run("asv", "run", "--python=same", "--set-commit-hash", sha, "--show-stderr",
