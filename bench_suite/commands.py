@@ -124,9 +124,14 @@ def cmd_run(args: argparse.Namespace, cells: list[Cell]) -> int:
           f"records in {store.records_dir} (run {run_id})")
     for failure in summary.failures:
         print(f"WORKER FAILED: {failure}", file=sys.stderr)
+    # one line per distinct (status, reason): a missing dataset skips every cell for one reason
+    problems: dict[tuple[str, str], list[str]] = {}
     for record in summary.records:
         if record["status"] != "done":
-            print(f"{record['status'].upper()}: {record['name']}: {record.get('reason')}", file=sys.stderr)
+            problems.setdefault((record["status"], str(record.get("reason"))), []).append(record["name"])
+    for (status, reason), names in problems.items():
+        who = names[0] if len(names) == 1 else f"{len(names)} cells, e.g. {names[0]}"
+        print(f"{status.upper()}: {who}: {reason}", file=sys.stderr)
     return summary.exit_code
 
 
