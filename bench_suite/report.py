@@ -17,7 +17,7 @@ from typing import Any, Iterable, Sequence
 import pandas as pd
 
 from .baselines import METRICS
-from .check import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, EXIT_UNDECIDED, VERDICTS, exit_code
+from .check import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, EXIT_UNDECIDED, FAIL, VERDICTS, exit_code
 
 PAPER_PROFILE = "paper"  # the only profile whose value rows are the paper's numbers (Table 3 mirror)
 ABLATION_TASK = "synthetic_ablation"
@@ -28,9 +28,9 @@ DASH = "—"
 _OPS = {"lower": "<", "higher": ">", "at_most": "≤", "at_least": "≥"}
 _EXIT_MEANING = {
     EXIT_PASS: "every verdict PASS",
-    EXIT_FAIL: "at least one FAIL",
+    EXIT_FAIL: "at least one unexpected FAIL",
     EXIT_ERROR: "error",
-    EXIT_UNDECIDED: "no FAIL; some verdicts INCONCLUSIVE or SKIPPED, or nothing checked",
+    EXIT_UNDECIDED: "no unexpected FAIL; some verdicts INCONCLUSIVE or SKIPPED, or nothing checked",
 }
 # fixed colours, so a method keeps its colour across plots (others: tab10 by sorted name)
 _METHOD_COLORS = {
@@ -158,6 +158,12 @@ def _summary_section(verdicts: pd.DataFrame) -> list[str]:
     counts = {k: int((verdicts["verdict"] == k).sum()) for k in VERDICTS}
     code = exit_code(verdicts)
     parts = ", ".join(f"{counts[k]} {k}" for k in VERDICTS)
+    known = verdicts.get("known_deviation", pd.Series([""] * len(verdicts), index=verdicts.index)).fillna("")
+    n_known = int(((verdicts["verdict"] == FAIL) & (known.astype(str) != "")).sum())
+    if n_known:
+        parts += f" ({n_known} of the FAILs {'is a' if n_known == 1 else 'are'} documented known deviation"
+        parts += "" if n_known == 1 else "s"
+        parts += ": a measured non-reproduction, see its note)"
     return [f"**Verdicts:** {parts}; `check` exit code {code} ({_EXIT_MEANING[code]}).", ""]
 
 
