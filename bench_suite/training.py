@@ -47,6 +47,17 @@ EPS_MODES = ("relative", "absolute")
 PRECISIONS = ("fp32", "tf32", "bf16")
 
 
+# Folds (U <- s·U, s <- 1) of a constrained group inside an epoch. Each projection multiplies s by
+# radius/||W - W0|| (< 1 when active), so with a radius far below the step size s falls by orders
+# of magnitude per step and U = (W - W0)/s leaves float32's range (seen at eps = 0.1 on the
+# synthetic ablation when folds came only every 64 steps). So s is checked every
+# FOLD_CHECK_STEPS steps (every step on the CPU, where reading it costs nothing; a fixed fold
+# cadence inside a captured CUDA graph, which cannot read it) and folded when below FOLD_BELOW.
+FOLD_STEPS = 16
+FOLD_CHECK_STEPS = {"cpu": 1}  # device type -> steps between checks; others: FOLD_STEPS
+FOLD_BELOW = 1e-4
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Hyperparameters of one cell. Tasks set their own defaults (``Task.train_defaults``).
@@ -541,14 +552,16 @@ class _FusedEngine:
                 with self.autocast:
                     gram = torch.mm(xb, xb.T)
                     y = torch.addmm(qT, step_rows, gram, beta=-2)
-                self.nrm2.add_(self.segsum(torch.linalg.vecdot(step_rows, y.to(self.dtype), dim=1)))
+                # in the tracking dtype: with a small radius s shrinks fast and U = (W - W0)/s grows,
+                # so these products can leave float32's range between two folds
+                self.nrm2.add_(self.segsum(torch.linalg.vecdot(step_rows.to(self.tdt), y.to(self.tdt), dim=1)))
             if isinstance(self.autocast, contextlib.nullcontext):
                 self.U.addmm_(step_rows, xb, alpha=-1)
             else:
                 with self.autocast:
                     self.U.sub_(torch.mm(step_rows, xb))
         if self.tracking == "exact":
-            self.nrm2.copy_(self.segsum(torch.linalg.vector_norm(self.U, dim=1).square()))
+            self.nrm2.copy_(self.segsum(torch.linalg.vector_norm(self.U, dim=1).to(self.tdt).square()))
 
         # --- output weights ---
         if self.momentum:
@@ -567,14 +580,26 @@ class _FusedEngine:
         """All steps of one epoch (``perm``: the sample order on the device, None: full batch)."""
         self.loss_acc.zero_()
         self.correct_acc.zero_()
-        for s0 in range(0, self.n, self.batch):
+        capturing = self.x.is_cuda and torch.cuda.is_current_stream_capturing()
+        for i, s0 in enumerate(range(0, self.n, self.batch)):
             self.step(None if perm is None else perm[s0 : s0 + self.batch])
+            if self.constrained and s0 + self.batch < self.n:  # the epoch's end: train_group's call
+                if capturing:  # a graph cannot read s: a fixed cadence
+                    if (i + 1) % FOLD_STEPS == 0:
+                        self.fold()
+                else:
+                    self.fold_if_small(i + 1)
+
+    def fold_if_small(self, steps: int) -> None:
+        """Fold when some cell's s has fallen below FOLD_BELOW (read every FOLD_CHECK_STEPS)."""
+        if steps % FOLD_CHECK_STEPS.get(self.x.device.type, FOLD_STEPS) == 0 and float(self.s.min()) < FOLD_BELOW:
+            self.fold()
 
     @torch.no_grad()
     def fold(self) -> None:
         """U <- s·U, s <- 1, ||U||² measured exactly; an iterate outside its ball (drift of the
         tracked norm) is projected exactly here."""
-        exact = self.segsum(torch.linalg.vector_norm(self.U, dim=1).square())
+        exact = self.segsum(torch.linalg.vector_norm(self.U, dim=1).to(self.tdt).square())
         if not self.constrained:
             self.nrm2.copy_(exact)
             return
@@ -751,7 +776,7 @@ def train_group(
     flops_per_step = [step_flops(batch, dim, c.width, k, c.method.output) for c in cells]
     evals_flops = [0.0] * n_cells
     steps_done = 0
-    fold_every = max(1, math.ceil(64 / steps_per_epoch))  # epochs between folds when not evaluating
+    fold_every = max(1, math.ceil(64 / steps_per_epoch))  # epochs between exact folds when not evaluating
 
     with precision_context(cfg.precision, device), torch.no_grad():
         eng = _FusedEngine(data, cells, batch=batch, device=device, norm_tracking=norm_tracking)
@@ -768,6 +793,8 @@ def train_group(
             evaluating = (epoch + 1) % cfg.eval_every == 0 or last
             if eng.constrained and (evaluating or (epoch + 1) % fold_every == 0):
                 eng.fold()
+            elif eng.constrained:
+                eng.fold_if_small(steps_done)
             if evaluating:
                 if not eng.constrained:
                     eng.fold()  # measures ||W - W0|| exactly

@@ -193,7 +193,7 @@ def test_cuda_graph_request_falls_back_to_eager_off_cuda(monkeypatch):
 def test_a_diverging_cell_does_not_touch_its_neighbours_on_every_path(monkeypatch):
     data = classification()
     good = [spec("mli_paired_pgd", 8, "relu", epochs=12, eval_every=4), spec("sgd", 6, "tanh", epochs=12, eval_every=4)]
-    bad = spec("no_mirroring", 10, "relu", epochs=12, eval_every=4, lr_w=1e8, lr_v=1e8, eps=1e12)
+    bad = spec("no_mirroring", 10, "relu", epochs=12, eval_every=4, lr_w=1e200, lr_v=1e200, eps=1e300)
     for tracking in ("lowrank", "exact"):
         for table in ("512", "0"):
             monkeypatch.setenv(P0_TABLE_ENV, table)
@@ -231,3 +231,27 @@ def test_reduced_precisions_run_and_stay_close_to_fp32(precision):
         else:
             torch.testing.assert_close(b.curves["train_loss"], a.curves["train_loss"], rtol=0.05, atol=0.01)
             assert b.final["dist_w0"] <= (b.final["radius"] or math.inf) * (1 + 1e-5)
+
+
+@pytest.mark.parametrize("tracking", ["lowrank", "exact"])
+def test_folds_inside_an_epoch_equal_the_reference(tracking):
+    # 72 samples in batches of 4: 18 steps per epoch, so a fold happens mid-epoch (every FOLD_STEPS)
+    data = classification()
+    cells = [spec("mli_paired_pgd", batch_size=4, epochs=2, eps=0.05), spec("constraint_only", batch_size=4,
+                                                                          epochs=2, eps=0.05)]
+    assert_matches_reference(data, cells, norm_tracking=tracking)
+
+
+@pytest.mark.parametrize("tracking", ["lowrank", "exact"])
+def test_a_tiny_radius_stays_finite_in_float32(tracking):
+    # a radius far below the step size shrinks s by orders of magnitude per step; before folds
+    # every FOLD_STEPS steps, U = (W - W0)/s overflowed float32 and the cell "diverged" (eps = 0.1
+    # on the synthetic ablation). The reference, a plain float32 loop, stays finite.
+    data = regression(n=200, d=60, k=1, dtype=torch.float32)
+    cell = spec("mli_paired_pgd", width=10, batch_size=None, epochs=120, loss="mse", lr_w=2.0, lr_v=0.5,
+                eps=1e-4, eval_every=120)
+    (res,) = train_group(data, [cell], order_seed=0, norm_tracking=tracking)
+    _, final, _, _ = reference(data, cell, 0)
+    assert res.status == "done" and math.isfinite(res.final["train_loss"])
+    assert res.final["dist_w0"] <= 1e-4 * (1 + 1e-5)
+    assert res.final["train_loss"] == pytest.approx(final, rel=1e-3)
