@@ -592,13 +592,16 @@ class _FusedEngine:
 
     def fold_if_small(self, steps: int) -> None:
         """Fold when some cell's s has fallen below FOLD_BELOW (read every FOLD_CHECK_STEPS)."""
-        if steps % FOLD_CHECK_STEPS.get(self.x.device.type, FOLD_STEPS) == 0 and float(self.s.min()) < FOLD_BELOW:
-            self.fold()
+        if steps % FOLD_CHECK_STEPS.get(self.x.device.type, FOLD_STEPS) == 0:
+            small = self.s < FOLD_BELOW
+            if bool(small.any()):
+                self.fold(only=small)  # the other cells of the group stay untouched
 
     @torch.no_grad()
-    def fold(self) -> None:
+    def fold(self, only: torch.Tensor | None = None) -> None:
         """U <- s·U, s <- 1, ||U||² measured exactly; an iterate outside its ball (drift of the
-        tracked norm) is projected exactly here."""
+        tracked norm) is projected exactly here. ``only`` (a bool per cell) folds just those
+        cells: the others' U, s and tracked norm stay bit for bit (U rows times exactly 1)."""
         exact = self.segsum(torch.linalg.vector_norm(self.U, dim=1).to(self.tdt).square())
         if not self.constrained:
             self.nrm2.copy_(exact)
@@ -606,9 +609,15 @@ class _FusedEngine:
         dist = self.s * exact.sqrt()
         over = dist > self.radius_t
         factor = self.s * torch.where(over, self.radius_t / dist, torch.ones_like(dist))
+        if only is not None:
+            factor = torch.where(only, factor, torch.ones_like(factor))
         self.U.mul_(factor.index_select(0, self.row_cell).unsqueeze(1).to(self.dtype))
-        self.nrm2.copy_(exact * factor.square())
-        self.s.fill_(1.0)
+        if only is None:
+            self.nrm2.copy_(exact * factor.square())
+            self.s.fill_(1.0)
+        else:
+            self.nrm2.copy_(torch.where(only, exact * factor.square(), self.nrm2))
+            self.s.copy_(torch.where(only, torch.ones_like(self.s), self.s))
         self._set_scale_rows()
 
     def hidden_weights(self) -> torch.Tensor:

@@ -255,3 +255,16 @@ def test_a_tiny_radius_stays_finite_in_float32(tracking):
     assert res.status == "done" and math.isfinite(res.final["train_loss"])
     assert res.final["dist_w0"] <= 1e-4 * (1 + 1e-5)
     assert res.final["train_loss"] == pytest.approx(final, rel=1e-3)
+
+
+def test_a_tiny_radius_cell_leaves_its_group_neighbours_untouched():
+    # its folds are partial: a neighbour trains exactly as it does in a group without that cell
+    data = regression(n=120, d=40, k=1)
+    tiny = spec("mli_paired_pgd", width=10, batch_size=None, epochs=60, loss="mse", lr_w=2.0, lr_v=0.5, eps=1e-4)
+    normal = spec("constraint_only", width=6, batch_size=None, epochs=60, loss="mse", eps=0.5)
+    # the same cell with a radius it never reaches: the same group layout, but no folds
+    other = spec("mli_paired_pgd", width=10, batch_size=None, epochs=60, loss="mse", lr_w=2.0, lr_v=0.5, eps=1e4)
+    with_tiny = train_group(data, [tiny, normal], order_seed=0)
+    without = train_group(data, [other, normal], order_seed=0)
+    assert with_tiny[1].curves["train_loss"] == without[1].curves["train_loss"]
+    assert with_tiny[1].final == without[1].final
