@@ -25,7 +25,7 @@ from .training import TrainConfig
 PROTOCOL_VERSION = 1
 
 # the modules whose source decides the numbers a cell computes (plus the task's own module)
-_COMPUTE_MODULES = ("model.py", "projection.py", "training.py", "methods.py", "seeds.py", "tasks/base.py")
+_COMPUTE_MODULES = ("model.py", "training.py", "methods.py", "seeds.py", "tasks/base.py")
 
 
 @dataclass(frozen=True)
@@ -86,27 +86,17 @@ class Cell:
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:
-        """The cell as plain data (JSON-safe): what executors ship to workers, which rebuild it
-        with :meth:`from_dict`. ``cell_id`` travels along so a worker can tell when its code
-        differs from the submitter's (the ids then disagree)."""
-        return {
-            "task": self.task,
-            "options": dict(sorted(self.options.items())),
-            "method": self.method,
-            "width": self.width,
-            "activation": self.activation,
-            "repetition": self.repetition,
-            "train": asdict(self.train),
-            "profile": self.profile,
-            "cell_id": self.cell_id,
-        }
+        """The cell as plain data (JSON-safe): its resolved :meth:`config` plus the profile, what
+        executors ship to workers, which rebuild it with :meth:`from_dict`. ``cell_id`` travels
+        along so a worker can tell when its code differs from the submitter's (the ids differ)."""
+        return {**self.config(), "profile": self.profile, "cell_id": self.cell_id}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Cell":
         """Rebuild a cell from :meth:`to_dict` (``cell_id``, if present, is not trusted here)."""
         return cls(
             data["task"], data["method"], int(data["width"]), data["activation"], int(data["repetition"]),
-            TrainConfig(**data["train"]), dict(data.get("options") or {}), data.get("profile"),
+            TrainConfig(**data["train"]), dict(data.get("task_options") or {}), data.get("profile"),
         )
 
     def group_key(self) -> tuple:

@@ -1,11 +1,10 @@
-import math
 
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench_suite.projection import project_frobenius_ball, project_rows_by_segment
+from bench_suite.projection import project_frobenius_ball
 
 shapes = st.tuples(st.integers(1, 6), st.integers(1, 6))
 
@@ -60,20 +59,6 @@ def test_known_value():
     w0 = torch.zeros(1, 2, dtype=torch.float64)
     w = torch.tensor([[3.0, 4.0]], dtype=torch.float64)
     torch.testing.assert_close(project_frobenius_ball(w, w0, 1.0), torch.tensor([[0.6, 0.8]], dtype=torch.float64))
-
-
-def test_segments_are_projected_independently():
-    g = torch.Generator().manual_seed(0)
-    w0 = torch.randn(7, 3, generator=g, dtype=torch.float64)
-    w = w0 + torch.randn(7, 3, generator=g, dtype=torch.float64)
-    seg = torch.tensor([0, 0, 0, 1, 1, 2, 2])
-    radius = torch.tensor([0.1, math.inf, 0.5], dtype=torch.float64)
-    out = w.clone()
-    active = project_rows_by_segment(out, w0, seg, radius)
-    assert active.tolist() == [True, False, torch.linalg.vector_norm(w[5:] - w0[5:]).item() > 0.5]
-    torch.testing.assert_close(out[:3], project_frobenius_ball(w[:3], w0[:3], 0.1))
-    assert torch.equal(out[3:5], w[3:5])
-    torch.testing.assert_close(out[5:], project_frobenius_ball(w[5:], w0[5:], 0.5))
 
 
 def test_negative_radius_is_refused():
