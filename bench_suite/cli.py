@@ -9,12 +9,11 @@ import sys
 from typing import Any
 
 from . import __version__
+from .config import ACTIVATIONS, EPS_MODES, LOSSES, PRECISIONS
 from .grid import Cell, expand, profile_names
 from .methods import METHODS
-from .model import ACTIVATIONS
 from .registry import UnknownNameError, load_plugins
 from .tasks import TASKS
-from .training import EPS_MODES, LOSSES, PRECISIONS
 
 DEFAULT_STORE = "results"
 EXIT_USAGE = 2

@@ -3,16 +3,13 @@
 ``plan`` uses this to price a grid without loading any data set. The shape (n, d, K and the
 test-set size) of a cell's data comes from, first to last:
 
-1. the task's own ``shape(options)`` classmethod, when it declares one (the way a plugin task
-   makes itself priceable: return ``{"n", "d", "k", "n_test"}``, optionally ``"exact": False``,
-   or None);
-2. the rules below for the built-in tasks, read off their ``load``, when exact (the synthetic
-   task, CIFAR-10 and its subsets);
-3. an earlier record of the same task and options in the store (measured on the data);
-4. an approximate rule (Restricted ImageNet: its size depends on the images present);
-5. otherwise unknown: the cell is listed without a cost.
+1. the task's own ``Task.shape(options)``, when it is exact (``{"n", "d", "k", "n_test"}``);
+2. an earlier record of the same task and options in the store (measured on the data);
+3. the task's estimate (``"exact": False``: Restricted ImageNet's size depends on the images
+   present);
+4. otherwise unknown: the cell is listed without a cost.
 
-The FLOP count is the training engine's own (``training.step_flops`` per step, plus 2·d·m per
+The FLOP count is the training engine's own (``flops.step_flops`` per step, plus 2·d·m per
 evaluated sample), so a finished ``done`` record's ``timing.flops`` equals the estimate.
 The time is FLOPs / the FLOP rate that earlier runs on the same device model
 (``provenance.device_name``) achieved at a similar size (FLOPs per step), read from the
@@ -27,9 +24,9 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from .flops import step_flops
 from .grid import Cell
 from .methods import METHODS
-from .training import step_flops
 
 # an estimate from earlier groups more than this factor smaller/larger per step says so
 EXTRAPOLATION_FACTOR = 4.0
@@ -43,38 +40,6 @@ class Shape:
     n_test: int  # test samples (0: no test split)
     source: str  # "task", "store" or "rule"
     exact: bool = True
-
-
-def _synthetic(options: dict[str, Any]) -> dict[str, Any]:
-    return {"n": options["n"], "d": options["d"], "k": 1, "n_test": 0}
-
-
-def _cifar10_random(options: dict[str, Any]) -> dict[str, Any]:
-    return {"n": options.get("n_train") or 50_000, "d": 3072, "k": 10, "n_test": options.get("n_test") or 10_000}
-
-
-# Restricted ImageNet: 203 wnids; about 1,300 train images each (264k in all) and 50 val
-RESTRICTED_IMAGENET_WNIDS = 203
-
-
-def _restricted_imagenet(options: dict[str, Any]) -> dict[str, Any]:
-    size = options.get("image_size") or 32
-    per_train, per_val = options.get("max_train_per_wnid"), options.get("max_val_per_wnid")
-    return {
-        "n": RESTRICTED_IMAGENET_WNIDS * per_train if per_train else 264_000,
-        "d": 3 * size * size,
-        "k": 9,
-        "n_test": RESTRICTED_IMAGENET_WNIDS * per_val if per_val else RESTRICTED_IMAGENET_WNIDS * 50,
-        "exact": False,  # folders may hold fewer images than the cap
-    }
-
-
-# task name -> options -> shape, for the built-in tasks (which declare no ``shape`` themselves)
-SHAPE_RULES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    "synthetic_ablation": _synthetic,
-    "cifar10_random": _cifar10_random,
-    "restricted_imagenet": _restricted_imagenet,
-}
 
 
 def _options_key(task: str, options: dict[str, Any]) -> tuple[str, str]:
@@ -112,30 +77,16 @@ class CostModel:
         return self._loaded
 
     def shape(self, cell: Cell) -> Shape | None:
-        """The task's declared shape, else an exact rule, else a record's, else an approximate rule."""
-        declared = getattr(cell.task_cls, "shape", None)
-        if callable(declared):
-            value = declared(dict(cell.options))
-            if value is not None:
-                return Shape(int(value["n"]), int(value["d"]), int(value["k"]), int(value.get("n_test") or 0), "task",
-                             bool(value.get("exact", True)))
-        ruled = self._rule_shape(cell)
-        if ruled is not None and ruled.exact:
-            return ruled
+        """The task's declared shape when exact, else a record's, else the task's estimate."""
+        value = cell.task_cls.shape(dict(cell.options))
+        declared = None
+        if value is not None:
+            declared = Shape(int(value["n"]), int(value["d"]), int(value["k"]), int(value.get("n_test") or 0),
+                             "task", bool(value.get("exact", True)))
+            if declared.exact:
+                return declared
         self._records  # noqa: B018 - loads the store's shapes
-        return self._shapes.get(_options_key(cell.task, cell.options)) or ruled
-
-    @staticmethod
-    def _rule_shape(cell: Cell) -> Shape | None:
-        rule = SHAPE_RULES.get(cell.task)
-        if rule is None:
-            return None
-        try:
-            value = rule(dict(cell.options))
-        except (KeyError, TypeError):
-            return None
-        return Shape(int(value["n"]), int(value["d"]), int(value["k"]), int(value["n_test"]), "rule",
-                     bool(value.get("exact", True)))
+        return self._shapes.get(_options_key(cell.task, cell.options)) or declared
 
     def flops(self, cell: Cell) -> float | None:
         """FLOPs of the whole cell (training steps + exact evaluations), as the engine counts."""

@@ -16,16 +16,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from .config import ACTIVATIONS, TrainConfig, check_width
 from .methods import METHODS
-from .model import ACTIVATIONS, check_width
 from .seeds import seeds_for
 from .tasks import TASKS, Task
-from .training import TrainConfig
 
 PROTOCOL_VERSION = 1
 
 # the modules whose source decides the numbers a cell computes (plus the task's own module)
-_COMPUTE_MODULES = ("model.py", "training.py", "methods.py", "seeds.py", "tasks/base.py")
+_COMPUTE_MODULES = ("config.py", "model.py", "training.py", "methods.py", "seeds.py", "tasks/base.py")
 
 
 @dataclass(frozen=True)
@@ -168,6 +167,7 @@ def expand(
         raise ValueError(
             f"unknown option(s) {', '.join(unknown)} for task {task!r}; valid: {', '.join(sorted(task_cls.options))}"
         )
+    resolved_options = task_cls.check_options(resolved_options)
     train_values = {**task_cls.train_defaults, **prof.get("train", {}), **(train or {})}
     unknown = sorted(set(train_values) - set(TrainConfig.field_names()))
     if unknown:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .model import INITS, OUTPUTS, check_choice
+from .config import INITS, OUTPUTS, check_choice
 from .registry import Registry
 
 

@@ -23,29 +23,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import ACTIVATIONS as ACTIVATION_NAMES
+from .config import INITS, OUTPUTS, check_choice, check_width  # noqa: F401 - re-exported
+
 ACTIVATIONS = {
     "relu": torch.relu,
     "tanh": torch.tanh,
     "softplus": F.softplus,  # smooth; the theory's analytic-activation case
     "gelu": F.gelu,
 }
-INITS = ("lecun", "mirrored_lecun")
-OUTPUTS = ("free", "paired")
 
 
-def check_choice(kind: str, value: str, choices) -> None:
-    if value not in choices:
-        raise ValueError(f"unknown {kind} {value!r}; valid choices: {', '.join(choices)}")
-
-
-def check_width(width: int, output: str, init: str) -> None:
-    if not isinstance(width, int) or width < 1:
-        raise ValueError(f"width must be a positive integer, got {width!r}")
-    if (output == "paired" or init == "mirrored_lecun") and width % 2:
-        raise ValueError(
-            f"width {width} is odd, but a paired output layer or mirrored init needs an even "
-            f"width (m/2 pairs); use {width + 1} or {width - 1}"
-        )
+def register_activation(name: str, fn) -> None:
+    """Add an activation (a torch function of one tensor) for every command: the engine
+    differentiates it with autograd unless it is one of the built-in four."""
+    if name in ACTIVATIONS and ACTIVATIONS[name] is not fn:
+        raise ValueError(f"activation {name!r} is already registered")
+    ACTIVATIONS[name] = fn
+    if name not in ACTIVATION_NAMES:
+        ACTIVATION_NAMES.append(name)
 
 
 @dataclass

@@ -32,20 +32,17 @@ import hashlib
 import math
 import os
 import time
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 
+from .config import EPS_MODES, LOSSES, PRECISIONS, TrainConfig  # noqa: F401 - re-exported
+from .flops import step_flops  # noqa: F401 - re-exported
 from .methods import Method
 from .model import ACTIVATIONS, check_choice, check_width, init_weights
 from .tasks.base import TaskData
-
-LOSSES = ("ce", "mse")
-EPS_MODES = ("relative", "absolute")
-PRECISIONS = ("fp32", "tf32", "bf16")
-
 
 # Folds (U <- s·U, s <- 1) of a constrained group inside an epoch. Each projection multiplies s by
 # radius/||W - W0|| (< 1 when active), so with a radius far below the step size s falls by orders
@@ -56,64 +53,6 @@ PRECISIONS = ("fp32", "tf32", "bf16")
 FOLD_STEPS = 16
 FOLD_CHECK_STEPS = {"cpu": 1}  # device type -> steps between checks; others: FOLD_STEPS
 FOLD_BELOW = 1e-4
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Hyperparameters of one cell. Tasks set their own defaults (``Task.train_defaults``).
-
-    - ``batch_size``: None (or >= n) means full-batch gradient descent.
-    - ``loss``: ``ce`` (cross-entropy, classification only) or ``mse``: the mean over samples of
-      the squared error summed over the K outputs (the paper's 1/2-sum loss times 2/n), with
-      one-hot targets for classification.
-    - ``eps``: the radius of ||W - W0||_F <= eps for constrained methods; ``eps_mode``
-      ``relative`` multiplies it by ||W0||_F, ``absolute`` takes it as is.
-    - ``eval_every``: exact evaluation (full train set, test set) every k epochs; the last
-      epoch is always evaluated exactly. Per-epoch running loss/accuracy are always recorded.
-    - ``precision``: ``fp32`` (strict), ``tf32`` (TF32 tensor cores for matmuls on CUDA; no
-      effect on the CPU) or ``bf16`` (autocast of the hidden-layer GEMMs).
-    """
-
-    epochs: int = 100
-    batch_size: int | None = 128
-    lr_w: float = 0.1
-    lr_v: float = 0.1
-    momentum: float = 0.0
-    loss: str = "ce"
-    eps: float = 1.0
-    eps_mode: str = "relative"
-    eval_every: int = 1
-    precision: str = "fp32"
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ValueError(f"epochs must be a positive integer, got {self.epochs!r}")
-        if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
-            raise ValueError(f"batch_size must be a positive integer or None (full batch), got {self.batch_size!r}")
-        for name in ("lr_w", "lr_v"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        if not (0 <= self.momentum < 1):
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
-        if not (isinstance(self.eps, (int, float)) and self.eps > 0 and not math.isnan(self.eps)):
-            raise ValueError(f"eps must be > 0, got {self.eps!r}")
-        if not isinstance(self.eval_every, int) or self.eval_every < 1:
-            raise ValueError(f"eval_every must be a positive integer, got {self.eval_every!r}")
-        check_choice("loss", self.loss, LOSSES)
-        check_choice("eps_mode", self.eps_mode, EPS_MODES)
-        check_choice("precision", self.precision, PRECISIONS)
-
-    @classmethod
-    def field_names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
-
-    def schedule_key(self) -> tuple:
-        """What cells must share to be fused: the batch stream and the evaluation points."""
-        return (self.epochs, self.batch_size, self.eval_every, self.precision)
-
-    def updated(self, **changes: Any) -> "TrainConfig":
-        return replace(self, **changes)
 
 
 @dataclass(frozen=True)
@@ -138,13 +77,6 @@ class CellResult:
     timing: dict[str, float]
     w0_digest: str
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def step_flops(batch: int, dim: int, width: int, outputs: int, output: str) -> float:
-    """FLOPs of one SGD step of one cell: forward 2BdM + weight gradient 2BdM (no input
-    gradient), plus the output layer's forward and two backward products."""
-    rows = width // 2 if output == "paired" else width
-    return 4.0 * batch * dim * width + 6.0 * batch * rows * outputs
 
 
 @contextlib.contextmanager

@@ -276,7 +276,7 @@ def test_cost_model_shapes_without_loading_data(store_dir):
     (synthetic,) = tiny_cells(methods=["sgd"])
     model = CostModel([])
     shape = model.shape(synthetic)
-    assert (shape.n, shape.d, shape.k, shape.n_test, shape.source) == (40, 8, 1, 0, "rule")
+    assert (shape.n, shape.d, shape.k, shape.n_test, shape.source) == (40, 8, 1, 0, "task")
     (cifar,) = expand("cifar10_random", profile="ci", methods=["sgd"])
     shape = model.shape(cifar)
     assert (shape.n, shape.d, shape.k, shape.n_test) == (5000, 3072, 10, 2000)

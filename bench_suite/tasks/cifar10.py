@@ -4,57 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-import torch
-
 from .base import Task, TaskData, register_task
 
 METHODS_ALL = ["mli_paired_pgd", "sgd", "constraint_only", "no_mirroring"]
-
-
-def standardized_features(
-    images: np.ndarray, stats: tuple[np.ndarray, np.ndarray] | None = None, chunk: int = 2048
-) -> tuple[torch.Tensor, tuple[np.ndarray, np.ndarray]]:
-    """uint8 (N, H, W, C) images -> float32 (N, C*H*W) features in CHW order (torchvision's
-    tensor layout), ``(x / 255 - mean_c) / std_c``, and the ``(mean, std)`` used.
-
-    ``stats`` None: the per-channel mean/std of these images (the training set), taken from
-    column sums accumulated while converting (float32 per chunk, float64 across chunks), so
-    the data is read once. Pass the training stats to standardize a test set. The features
-    are written chunk by chunk into one preallocated tensor: the peak is the uint8 input plus
-    the float32 output.
-    """
-    n, height, width, channels = images.shape
-    pixels = height * width
-    out = torch.empty(n, channels * pixels, dtype=torch.float32)
-    col_sum = torch.zeros(channels * pixels, dtype=torch.float64)
-    col_sq = torch.zeros(channels * pixels, dtype=torch.float64)
-    for s in range(0, n, chunk):
-        block = torch.from_numpy(np.ascontiguousarray(images[s : s + chunk])).permute(0, 3, 1, 2)
-        dest = out[s : s + chunk]
-        torch.mul(block.reshape(-1, channels * pixels), 1.0 / 255.0, out=dest)
-        if stats is None:
-            col_sum += dest.sum(0)
-            col_sq += (dest * dest).sum(0)
-    if stats is None:
-        count = max(n * pixels, 1)
-        mean = (col_sum.view(channels, pixels).sum(1) / count).numpy()
-        var = (col_sq.view(channels, pixels).sum(1) / count).numpy() - mean**2
-        std = np.sqrt(np.maximum(var, 0.0))
-        stats = (mean, np.where(std > 0, std, 1.0))  # a constant channel is only centered
-    mean_t = torch.from_numpy(np.asarray(stats[0])).float().view(1, channels, 1)
-    std_t = torch.from_numpy(np.asarray(stats[1])).float().view(1, channels, 1)
-    out.view(n, channels, pixels).sub_(mean_t).div_(std_t)
-    return out, stats
-
-
-def seeded_subset(total: int, size: int | None, generator: torch.Generator) -> np.ndarray:
-    """Indices of ``size`` of ``total`` items: the first ``size`` of a seeded permutation,
-    sorted back into data-set order (all of them, in order, when ``size`` is None)."""
-    perm = torch.randperm(total, generator=generator)
-    if size is None or size == total:
-        return np.arange(total)
-    return np.sort(perm[:size].numpy())
+CIFAR10_TRAIN, CIFAR10_TEST = 50_000, 10_000  # the published split
 
 
 def check_subset_size(name: str, value: Any, available: int) -> int | None:
@@ -151,9 +104,25 @@ class Cifar10Random(Task):
         "train/test evaluation every 10 epochs. See docs/data.md."
     )
 
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        out = {**options, "download": option_flag("download", options.get("download", False))}
+        out["n_train"] = check_subset_size("n_train", options.get("n_train"), CIFAR10_TRAIN)
+        out["n_test"] = check_subset_size("n_test", options.get("n_test"), CIFAR10_TEST)
+        return out
+
+    @classmethod
+    def shape(cls, options: dict[str, Any]) -> dict[str, Any]:
+        return {"n": options.get("n_train") or CIFAR10_TRAIN, "d": 3072, "k": 10,
+                "n_test": options.get("n_test") or CIFAR10_TEST}
+
     def load(self, options, *, data_seed, data_root=None, cache_dir=None) -> TaskData:
-        # the reader is imported here: listing the tasks must not need Pillow/torchvision
+        # imported here: listing the tasks must not need torch, Pillow or torchvision
+        import numpy as np
+        import torch
+
         from ..data.cifar10 import load_cifar10
+        from ..data.features import seeded_subset, standardized_features
 
         images = load_cifar10(data_root, cache_dir, download=option_flag("download", options.get("download", False)))
         n_train = check_subset_size("n_train", options.get("n_train"), len(images.y_train))

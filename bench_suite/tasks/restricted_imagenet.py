@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-import torch
-
 from .base import Task, TaskData, register_task
-from .cifar10 import standardized_features
 
 COMPARED_METHODS = ["mli_paired_pgd", "sgd"]
+RESTRICTED_IMAGENET_WNIDS = 203  # the ImageNet classes in the 9 super-classes
 
 
 @register_task
@@ -91,8 +88,33 @@ class RestrictedImageNet(Task):
         "See docs/data.md."
     )
 
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        out = super().check_options(options)
+        size = out.get("image_size")
+        if size is None or size < 1:
+            raise ValueError(f"option image_size must be an integer >= 1, got {size!r}")
+        for key in ("max_train_per_wnid", "max_val_per_wnid"):
+            value = out.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"option {key} must be None (all) or an integer >= 1, got {value!r}")
+        return out
+
+    @classmethod
+    def shape(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """An estimate (folders may hold fewer images than the caps): about 1,300 train and 50
+        val images per wnid."""
+        size = options.get("image_size") or 32
+        per_train, per_val = options.get("max_train_per_wnid"), options.get("max_val_per_wnid")
+        return {"n": RESTRICTED_IMAGENET_WNIDS * (per_train or 1300), "d": 3 * size * size, "k": 9,
+                "n_test": RESTRICTED_IMAGENET_WNIDS * (per_val or 50), "exact": False}
+
     def load(self, options, *, data_seed, data_root=None, cache_dir=None) -> TaskData:
-        # the reader is imported here: listing the tasks must not need Pillow
+        # imported here: listing the tasks must not need torch or Pillow
+        import numpy as np
+        import torch
+
+        from ..data.features import standardized_features
         from ..data.imagenet import load_restricted_imagenet
 
         images = load_restricted_imagenet(

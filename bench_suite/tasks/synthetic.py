@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 from .base import Task, TaskData, register_task
 
 
@@ -69,10 +67,22 @@ class SyntheticAblation(Task):
         "appear (it does not at these defaults: sgd memorizes)."
     )
 
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        out = super().check_options(options)
+        for key in ("n", "d"):
+            if out[key] is None or out[key] < 1:
+                raise ValueError(f"option {key} of {cls.name} must be an integer >= 1, got {out[key]!r}")
+        return out
+
+    @classmethod
+    def shape(cls, options: dict[str, Any]) -> dict[str, Any]:
+        return {"n": int(options["n"]), "d": int(options["d"]), "k": 1, "n_test": 0}
+
     def load(self, options, *, data_seed, data_root=None, cache_dir=None) -> TaskData:
         n, d = int(options["n"]), int(options["d"])
-        if n < 1 or d < 1:
-            raise ValueError(f"synthetic_ablation needs n >= 1 and d >= 1, got n={n}, d={d}")
+        import torch
+
         g = torch.Generator().manual_seed(data_seed)
         x = torch.randn(n, d, generator=g)
         y = torch.randn(n, 1, generator=g)
