@@ -23,11 +23,13 @@ Rules (``docs/checks.md`` has the long form):
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from typing import Callable, Iterable
 
 import pandas as pd
 
 from .baselines import Reference
+from .records import USABLE as USABLE_STATUSES
+from .records import Record
 
 PASS, FAIL, INCONCLUSIVE, SKIPPED = "PASS", "FAIL", "INCONCLUSIVE", "SKIPPED"
 VERDICTS = (PASS, FAIL, INCONCLUSIVE, SKIPPED)
@@ -37,102 +39,42 @@ EXIT_FAIL = 1  # at least one FAIL
 EXIT_ERROR = 2  # reserved for errors (bad arguments, unreadable files): the CLI returns it
 EXIT_UNDECIDED = 3  # no FAIL, but something INCONCLUSIVE or SKIPPED (or nothing to check)
 
-MEASURED = ("done",)
-FAILED_MEASUREMENT = ("diverged",)
-USABLE = MEASURED + FAILED_MEASUREMENT
+USABLE = tuple(s.value for s in USABLE_STATUSES)  # done: a measurement; diverged: a measured failure
 
 VERDICT_COLUMNS = [
     "id", "kind", "source", "task", "profile", "protocol", "method", "versus", "width", "activation", "metric",
     "direction", "reference", "ours", "ci_low", "ci_high", "n", "difference", "tolerance", "method_mean",
-    "versus_mean", "verdict", "note", "known_deviation",
+    "versus_mean", "verdict", "note", "known_deviation", "cells", "code_digests", "data_checksums",
 ]
+# what `check` and `report` list for records they did not score
+LEFT_OUT_COLUMNS = ["cell_id", "name", "task", "profile", "why", "detail"]
 
 _EDGE_EPS = 1e-12  # measured values this close to an edge count as on it (float noise in edges)
 _MAX_SEEDS = 1_000_000
 
 
 # --------------------------------------------------------------------------------------------
-# Student t without scipy
+# Student t (scipy.stats)
 # --------------------------------------------------------------------------------------------
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz)."""
-    tiny = 1e-300
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 10_000):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < 1e-15:
-            break
-    return h
-
-
-def _betainc(a: float, b: float, x: float) -> float:
-    """Regularized incomplete beta I_x(a, b)."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    ln_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    front = math.exp(ln_front)
-    if x < (a + 1.0) / (a + b + 2.0):
-        return front * _betacf(a, b, x) / a
-    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
-
-
-def t_cdf(t: float, df: float) -> float:
-    """P(T <= t) for Student's t with ``df`` degrees of freedom (``df = inf``: the normal)."""
-    if df <= 0:
-        raise ValueError(f"degrees of freedom must be > 0, got {df}")
-    if math.isinf(df):
-        return 0.5 * math.erfc(-t / math.sqrt(2.0))
-    tail = 0.5 * _betainc(df / 2.0, 0.5, df / (df + t * t))
-    return 1.0 - tail if t >= 0 else tail
-
-
 def t_quantile(p: float, df: float) -> float:
-    """The ``p`` quantile of Student's t with ``df`` degrees of freedom (accurate to ~1e-10).
+    """The ``p`` quantile of Student's t with ``df`` degrees of freedom (``df = inf``: the
+    normal), from ``scipy.stats``."""
+    from scipy import stats
 
-    Inverts :func:`t_cdf` by bisection; closed forms for df = 1 and 2.
-    """
     if not 0.0 < p < 1.0:
         raise ValueError(f"p must be in (0, 1), got {p}")
     if df <= 0:
         raise ValueError(f"degrees of freedom must be > 0, got {df}")
-    if p == 0.5:
-        return 0.0
-    if p < 0.5:
-        return -t_quantile(1.0 - p, df)
-    if df == 1:
-        return math.tan(math.pi * (p - 0.5))
-    if df == 2:
-        return (2.0 * p - 1.0) / math.sqrt(2.0 * p * (1.0 - p))
-    lo, hi = 0.0, 1.0
-    while t_cdf(hi, df) < p:
-        lo, hi = hi, hi * 2.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if t_cdf(mid, df) < p:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo < 1e-12 * max(1.0, hi):
-            break
-    return 0.5 * (lo + hi)
+    return float(stats.norm.ppf(p) if math.isinf(df) else stats.t.ppf(p, df))
+
+
+def t_cdf(t: float, df: float) -> float:
+    """P(T <= t) for Student's t with ``df`` degrees of freedom (``scipy.stats``)."""
+    from scipy import stats
+
+    if df <= 0:
+        raise ValueError(f"degrees of freedom must be > 0, got {df}")
+    return float(stats.norm.cdf(t) if math.isinf(df) else stats.t.cdf(t, df))
 
 
 def mean_ci(values: Iterable[float], confidence: float = 0.95) -> tuple[float, float, float, float]:
@@ -202,8 +144,16 @@ def _inside(x: float, ref: Reference) -> bool:
 
 
 def _decide(ref: Reference, values: list[float], confidence: float) -> dict:
-    """Verdict of one statistic sample against the row's acceptance interval."""
+    """Verdict of one statistic sample against the row's acceptance interval. An infinite value
+    is a value (a loss that blew up), not a missing one: the mean is then infinite and decides."""
     n = len(values)
+    infinite = [v for v in values if math.isinf(v)]
+    if infinite:
+        mean = math.fsum(values) / n if len({math.copysign(1, v) for v in infinite}) == 1 else math.nan
+        out = {"ours": mean, "ci_low": math.nan, "ci_high": math.nan, "n": n, "difference": mean - ref.target}
+        out["verdict"] = PASS if (not math.isnan(mean) and _inside(mean, ref)) else FAIL
+        out["note"] = f"{len(infinite)} of {n} value(s) infinite: the mean is {mean}, no CI; decided on it"
+        return out
     mean, sd, lo, hi = mean_ci(values, confidence)
     out = {"ours": mean, "ci_low": lo, "ci_high": hi, "n": n, "difference": mean - ref.target}
     if n == 1:
@@ -235,18 +185,95 @@ def _decide(ref: Reference, values: list[float], confidence: float) -> dict:
     return out
 
 
+def _missing(v) -> bool:
+    """Not recorded: None, NaN or pandas' NA. (An infinite value is recorded: it is a value.)"""
+    try:
+        return v is None or bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
 def _norm_profile(v) -> str | None:
-    return None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+    return None if _missing(v) else str(v)
 
 
 def _prepare(df: pd.DataFrame) -> pd.DataFrame:
-    needed = ["profile", "protocol", "status", "reason", "task", "method", "width", "activation", "repetition"]
+    needed = ["profile", "protocol", "status", "reason", "task", "method", "width", "activation", "repetition",
+              "cell_id", "code_digest", "data_checksum"]
     df = df.copy()
     for col in needed:
         if col not in df.columns:
             df[col] = None
-    df["profile"] = df["profile"].map(_norm_profile)
+    df["profile"] = df["profile"].map(_norm_profile).astype(object)
+    if "scoring_profile" not in df.columns:  # a frame not from select(): score rows by their own profile
+        df["scoring_profile"] = df["profile"]
+    df["scoring_profile"] = df["scoring_profile"].map(_norm_profile).astype(object)
+    for col in ("task", "method", "activation", "status", "reason", "cell_id", "code_digest", "data_checksum"):
+        df[col] = df[col].map(lambda v: None if _missing(v) else str(v)).astype(object)
+    for col in ("width", "repetition", "protocol"):
+        df[col] = df[col].map(lambda v: None if _missing(v) else int(v)).astype(object)
     return df
+
+
+# --------------------------------------------------------------------------------------------
+# which records a verdict may be computed from
+# --------------------------------------------------------------------------------------------
+def select(records: Iterable[Record], references: Iterable[Reference], *,
+           current_code: Callable[[str], str | None], declares: Callable[[str, str, dict], str | None],
+           include_old_code: bool = False, rejected: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(scored, left_out) for the reference rows' profiles.
+
+    A record is scored for profile P when its resolved configuration is one P declares
+    (``declares(task, P, config)`` is None: any override of a profile's settings makes an ad-hoc
+    cell), and, unless ``include_old_code``, when its code digest is the current code's for its
+    task (``current_code(task)``). ``scored`` is the flat results table with one row per record
+    and profile it is scored for (column ``scoring_profile``); ``left_out`` one row per record
+    (of the rows' tasks) that a row of its profile could have scored but did not, with why
+    (``LEFT_OUT_COLUMNS``), plus the unreadable files of ``rejected`` (path -> reason)."""
+    refs = list(references)
+    profiles_by_task: dict[str, set[str]] = {}
+    for ref in refs:
+        profiles_by_task.setdefault(ref.task, set()).add(ref.profile)
+    scored, left = [], []
+    for record in records:
+        profiles = profiles_by_task.get(record.task)
+        if not profiles:
+            continue
+        reasons: dict[str, tuple[str, str]] = {}
+        used = False
+        for profile in sorted(profiles):
+            why = declares(record.task, profile, record.config)
+            if why is not None:
+                if record.profile in (None, profile):  # launched for it (or ad hoc), but not declared by it
+                    reasons[profile] = ("ad hoc", f"not a configuration profile {profile} declares: {why}")
+                continue
+            current = current_code(record.task)
+            if not include_old_code and record.code_digest != current:
+                reasons[profile] = ("older code", f"code digest {record.code_digest}, the current code's is "
+                                    f"{current} (--include-old-code scores it)")
+                continue
+            scored.append({**record.flat(), "scoring_profile": profile})
+            used = True
+        if reasons and not used:
+            why, detail = next(iter(reasons.values()))
+            left.append({"cell_id": record.cell_id, "name": record.name, "task": record.task,
+                         "profile": record.profile, "why": why, "detail": detail})
+    for path, reason in sorted((rejected or {}).items(), key=lambda kv: str(kv[0])):
+        left.append({"cell_id": getattr(path, "stem", str(path)), "name": str(path), "task": None, "profile": None,
+                     "why": "unreadable", "detail": reason})
+    from .records import COLUMN_NAMES
+
+    frame = pd.DataFrame(scored, columns=[*COLUMN_NAMES, "scoring_profile"])
+    return frame, pd.DataFrame(left, columns=LEFT_OUT_COLUMNS)
+
+
+def describe_left_out(left_out: pd.DataFrame) -> str | None:
+    """One line: how many records were left out and why, or None."""
+    if left_out is None or left_out.empty:
+        return None
+    counts = left_out["why"].value_counts()
+    parts = [f"{int(counts[w])} {w}" for w in sorted(counts.index)]
+    return f"left out {len(left_out)} record(s) not scored: {', '.join(parts)}"
 
 
 def _axis_values(ref_axis, frame: pd.DataFrame, col: str) -> list:
@@ -284,9 +311,9 @@ def _skip_reason(ref: Reference, df: pd.DataFrame, methods: list[str], width, ac
         if (df["task"] == ref.task).any():
             return f"no results for {what} on {ref.task}{at}"
         return f"no results for task {ref.task}"
-    same_profile = m[m["profile"] == ref.profile]
+    same_profile = m[m["scoring_profile"] == ref.profile]
     if same_profile.empty:
-        profiles = sorted({p if p is not None else "(none: axes from the command line)" for p in m["profile"]})
+        profiles = sorted({p if p is not None else "(none: ad hoc)" for p in m["scoring_profile"]})
         return (
             f"results only from profile(s) {', '.join(profiles)}; this row is for profile {ref.profile} "
             "(results of another profile are never scored against it)"
@@ -311,7 +338,8 @@ def _skip_reason(ref: Reference, df: pd.DataFrame, methods: list[str], width, ac
 
 def _per_repetition(frame: pd.DataFrame, metric: str) -> tuple[dict[int, tuple[str, float]], list[str]]:
     """repetition -> (status, value); a diverged repetition wins over done duplicates; done
-    duplicates of one repetition are averaged (and noted)."""
+    duplicates of one repetition (only with --include-old-code: records of several code
+    versions) are averaged, and noted. A missing value (None, NaN) is NaN here; inf stays inf."""
     notes: list[str] = []
     out: dict[int, tuple[str, float]] = {}
     for rep, rows in sorted(frame.groupby("repetition", sort=True), key=lambda kv: kv[0]):
@@ -319,12 +347,21 @@ def _per_repetition(frame: pd.DataFrame, metric: str) -> tuple[dict[int, tuple[s
         if (rows["status"] == "diverged").any():
             out[rep] = ("diverged", math.nan)
             continue
-        vals = pd.to_numeric(rows[metric], errors="coerce").astype(float)
-        finite = [float(v) for v in vals if math.isfinite(v)]
+        vals = [float(v) for v in rows[metric] if not _missing(v)]
         if len(rows) > 1:
-            notes.append(f"{len(rows)} records for repetition {rep}: averaged")
-        out[rep] = ("done", math.fsum(finite) / len(finite) if finite else math.nan)
+            notes.append(f"{len(rows)} records for repetition {rep} (code versions "
+                         f"{', '.join(sorted({str(c) for c in rows['code_digest']}))}): averaged")
+        out[rep] = ("done", math.fsum(vals) / len(vals) if vals else math.nan)
     return out, notes
+
+
+def _provenance_fields(*frames: pd.DataFrame) -> dict:
+    cells, codes, data = set(), set(), set()
+    for frame in frames:
+        cells.update(str(c) for c in frame["cell_id"] if c is not None)
+        codes.update(str(c) for c in frame["code_digest"] if c is not None)
+        data.update(str(c) for c in frame["data_checksum"] if c is not None)
+    return {"cells": sorted(cells), "code_digests": sorted(codes), "data_checksums": sorted(data)}
 
 
 def _row(ref: Reference, width, activation, **fields) -> dict:
@@ -334,7 +371,7 @@ def _row(ref: Reference, width, activation, **fields) -> dict:
         "activation": activation, "metric": ref.metric, "direction": ref.direction, "reference": ref.target,
         "ours": math.nan, "ci_low": math.nan, "ci_high": math.nan, "n": 0, "difference": math.nan,
         "tolerance": ref.tolerance, "method_mean": math.nan, "versus_mean": math.nan, "verdict": SKIPPED, "note": "",
-        "known_deviation": ref.known_deviation,
+        "known_deviation": ref.known_deviation, "cells": [], "code_digests": [], "data_checksums": [],
     }
     row.update(fields)
     if ref.known_deviation and row["verdict"] in (FAIL, PASS):
@@ -343,11 +380,23 @@ def _row(ref: Reference, width, activation, **fields) -> dict:
     return row
 
 
+def _mixed_data(frame: pd.DataFrame) -> str | None:
+    checksums = sorted({str(c) for c in frame["data_checksum"] if c is not None})
+    if len(checksums) > 1:
+        return (f"records computed from {len(checksums)} different data sources (checksums "
+                f"{', '.join(c[:19] for c in checksums)}): not one measurement; re-run them on one copy")
+    return None
+
+
 def _score_single(ref: Reference, cells: pd.DataFrame, width, activation, confidence: float) -> dict:
+    prov = _provenance_fields(cells)
+    mixed = _mixed_data(cells)
+    if mixed:
+        return _row(ref, width, activation, note=mixed, **prov)
     per_rep, notes = _per_repetition(cells, ref.metric)
     diverged = [r for r, (s, _) in per_rep.items() if s == "diverged"]
-    values = [v for r, (s, v) in per_rep.items() if s == "done" and math.isfinite(v)]
-    missing = [r for r, (s, v) in per_rep.items() if s == "done" and not math.isfinite(v)]
+    values = [v for r, (s, v) in per_rep.items() if s == "done" and not math.isnan(v)]
+    missing = [r for r, (s, v) in per_rep.items() if s == "done" and math.isnan(v)]
     if missing:
         notes.append(f"{ref.metric} not recorded for repetition(s) {missing}")
     if diverged:
@@ -357,17 +406,21 @@ def _score_single(ref: Reference, cells: pd.DataFrame, width, activation, confid
         if reasons:
             note += f" [{reasons[0]}]"
         return _row(ref, width, activation, ours=mean, n=len(per_rep), difference=mean - ref.target,
-                    method_mean=mean, verdict=FAIL, note="; ".join([note] + notes))
+                    method_mean=mean, verdict=FAIL, note="; ".join([note] + notes), **prov)
     if not values:
-        return _row(ref, width, activation, note=f"metric {ref.metric} not recorded in the matching results")
+        return _row(ref, width, activation, note=f"metric {ref.metric} not recorded in the matching results", **prov)
     out = _decide(ref, values, confidence)
     out["method_mean"] = out["ours"]
     out["note"] = "; ".join([out["note"]] + notes)
-    return _row(ref, width, activation, **out)
+    return _row(ref, width, activation, **out, **prov)
 
 
 def _score_comparison(ref: Reference, a: pd.DataFrame, b: pd.DataFrame, width, activation,
                       confidence: float) -> dict:
+    prov = _provenance_fields(a, b)
+    mixed = _mixed_data(pd.concat([a, b]))
+    if mixed:
+        return _row(ref, width, activation, note=mixed, **prov)
     rep_a, notes_a = _per_repetition(a, ref.metric)
     rep_b, notes_b = _per_repetition(b, ref.metric)
     notes = [f"{ref.method}: {x}" for x in notes_a] + [f"{ref.versus}: {x}" for x in notes_b]
@@ -377,34 +430,33 @@ def _score_comparison(ref: Reference, a: pd.DataFrame, b: pd.DataFrame, width, a
         notes.append(f"repetition(s) {unpaired} have only one of the two methods: not paired, not counted")
     if not common:
         return _row(ref, width, activation, note="; ".join(
-            [f"no repetition has both {ref.method} and {ref.versus}"] + notes))
+            [f"no repetition has both {ref.method} and {ref.versus}"] + notes), **prov)
     a_div = [r for r in common if rep_a[r][0] == "diverged"]
     b_div = [r for r in common if rep_b[r][0] == "diverged" and r not in a_div]
     pairs = [r for r in common if r not in a_div and r not in b_div]
-    missing = [r for r in pairs if not (math.isfinite(rep_a[r][1]) and math.isfinite(rep_b[r][1]))]
+    missing = [r for r in pairs if math.isnan(rep_a[r][1]) or math.isnan(rep_b[r][1])]
     if missing:
         notes.append(f"{ref.metric} not recorded for repetition(s) {missing}")
         pairs = [r for r in pairs if r not in missing]
     diffs = [rep_a[r][1] - rep_b[r][1] for r in pairs]
     mean_a = math.fsum(rep_a[r][1] for r in pairs) / len(pairs) if pairs else math.nan
     mean_b = math.fsum(rep_b[r][1] for r in pairs) / len(pairs) if pairs else math.nan
-    n_total = len(pairs) + len(a_div) + len(b_div)
-    base = {"method_mean": mean_a, "versus_mean": mean_b}
-    if a_div:
+    base = {"method_mean": mean_a, "versus_mean": mean_b, **prov}
+    if a_div:  # the claim fails in those repetitions: n counts every paired repetition
         mean = math.fsum(diffs) / len(diffs) if diffs else math.nan
-        return _row(ref, width, activation, ours=mean, n=n_total, difference=mean - ref.target, verdict=FAIL,
+        return _row(ref, width, activation, ours=mean, n=len(pairs) + len(a_div) + len(b_div),
+                    difference=mean - ref.target, verdict=FAIL,
                     note="; ".join([f"{ref.method} diverged in repetition(s) {a_div}: the claim fails there"] + notes),
                     **base)
     if b_div:
-        notes.insert(0, f"{ref.versus} diverged in repetition(s) {b_div}: counted as won by {ref.method}")
+        notes.insert(0, f"{ref.versus} diverged in repetition(s) {b_div}: won by {ref.method}, outside the CI "
+                        f"(n counts the {len(pairs)} repetition(s) where both trained)")
     if not diffs:
         if b_div:
-            return _row(ref, width, activation, n=n_total, verdict=PASS, note="; ".join(notes), **base)
-        return _row(ref, width, activation, note="; ".join([f"metric {ref.metric} not recorded"] + notes))
-    out = _decide(ref, diffs, confidence)
-    out["n"] = n_total
-    if b_div and out["verdict"] == INCONCLUSIVE:
-        notes.append(f"CI over the {len(diffs)} repetition(s) where both trained")
+            # decided by those repetitions alone (no CI): n counts them
+            return _row(ref, width, activation, n=len(b_div), verdict=PASS, note="; ".join(notes), **base)
+        return _row(ref, width, activation, note="; ".join([f"metric {ref.metric} not recorded"] + notes), **base)
+    out = _decide(ref, diffs, confidence)  # n = len(diffs): the sample the CI and the seeds hint use
     out["note"] = "; ".join([out["note"]] + notes)
     return _row(ref, width, activation, **{**out, **base})
 
@@ -412,7 +464,8 @@ def _score_comparison(ref: Reference, a: pd.DataFrame, b: pd.DataFrame, width, a
 def run_checks(df: pd.DataFrame, references: Iterable[Reference], *, confidence: float = 0.95) -> pd.DataFrame:
     """Score the results in ``df`` against ``references``: one row per reference row and
     (width, activation) group, columns ``VERDICT_COLUMNS``, in reference order then by width
-    and activation."""
+    and activation. ``df`` is :func:`select`'s ``scored`` frame (rows are scored for their
+    ``scoring_profile``), or any results table (then each row's own ``profile``)."""
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     df = _prepare(df if df is not None else pd.DataFrame())
@@ -420,7 +473,7 @@ def run_checks(df: pd.DataFrame, references: Iterable[Reference], *, confidence:
     for ref in references:
         methods = [ref.method] + ([ref.versus] if ref.versus else [])
         eligible = df[
-            (df["task"] == ref.task) & (df["profile"] == ref.profile) & (df["protocol"] == ref.protocol)
+            (df["task"] == ref.task) & (df["scoring_profile"] == ref.profile) & (df["protocol"] == ref.protocol)
             & df["method"].isin(methods) & df["status"].isin(USABLE)
         ]
         if ref.widths is None and ref.activations is None and eligible.empty:
@@ -461,6 +514,40 @@ def run_checks(df: pd.DataFrame, references: Iterable[Reference], *, confidence:
     out["width"] = out["width"].astype(object)
     out["n"] = out["n"].astype(int)
     return out
+
+
+def save_verdicts(verdicts: pd.DataFrame, out_dir, *, left_out: pd.DataFrame | None = None,
+                  context: dict | None = None) -> list:
+    """Write ``verdicts.json`` (rows, the records and code versions each used, the records left
+    out, ``context``) and ``verdicts.csv`` (one row per verdict; lists joined by ``;``) into
+    ``out_dir``; return the two paths. Deterministic: same inputs, same bytes."""
+    import json
+    from pathlib import Path
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None if math.isnan(v) else ("inf" if v > 0 else "-inf")
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        if _missing(v):
+            return None
+        return v.item() if hasattr(v, "item") else v
+
+    rows = [{k: clean(v) for k, v in row.items()} for row in verdicts.to_dict("records")]
+    left = [] if left_out is None else [{k: clean(v) for k, v in r.items()} for r in left_out.to_dict("records")]
+    payload = {"context": context or {}, "summary": summary(verdicts), "exit_code": exit_code(verdicts),
+               "verdicts": rows, "left_out": left}
+    json_path = out_dir / "verdicts.json"
+    json_path.write_text(json.dumps(payload, indent=1, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")
+    flat = verdicts.copy()
+    for col in ("cells", "code_digests", "data_checksums"):
+        flat[col] = flat[col].map(lambda v: ";".join(v) if isinstance(v, (list, tuple)) else v)
+    csv_path = out_dir / "verdicts.csv"
+    flat.to_csv(csv_path, index=False, lineterminator="\n")
+    return [json_path, csv_path]
 
 
 def exit_code(verdicts: pd.DataFrame) -> int:

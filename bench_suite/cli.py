@@ -1,21 +1,34 @@
-"""Command line: ``python -m bench_suite list | run | plan | check | report`` (``--help`` on each)."""
+"""Command line: ``python -m bench_suite list | run | plan | check | report | export`` (``--help`` on each).
+
+Parsing only; the work is in :mod:`bench_suite.commands`. No torch import here or in what
+``--help``, ``list``, ``plan``, ``check``, ``report`` and ``export`` import: the training
+settings' flags are made from :class:`bench_suite.config.TrainConfig`'s fields.
+
+Every bad input ends in one line on stderr and exit code 2 (``EXIT_USAGE``); an unexpected
+internal error too, with its traceback only under ``--debug`` or ``BENCH_SUITE_DEBUG=1``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import math
 import os
 import sys
+import traceback
+import warnings
 from typing import Any
 
 from . import __version__
-from .config import ACTIVATIONS, EPS_MODES, LOSSES, PRECISIONS
-from .grid import Cell, expand, profile_names
+from .config import ACTIVATIONS, TrainConfig
+from .grid import Cell, GridError, expand, load_profile_file, profile_names, profiles_of
 from .methods import METHODS
-from .registry import UnknownNameError, load_plugins
+from .registry import PluginError, UnknownNameError, load_plugins
 from .tasks import TASKS
 
 DEFAULT_STORE = "results"
+STORE_ENV = "BENCH_SUITE_STORE"
+DEBUG_ENV = "BENCH_SUITE_DEBUG"
 EXIT_USAGE = 2
 EXECUTORS = ("local", "dask", "slurm")
 
@@ -26,19 +39,35 @@ class UsageError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, not the usage block
+        message = message.removeprefix("argument ")
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _int_at_least(minimum: int, wording: str):
-    """An argparse type: an integer >= ``minimum``, refused in one line otherwise."""
+class _Deprecated(argparse.Action):
+    """An old spelling, kept for one version: it works, and says once what to write instead."""
 
+    def __init__(self, *args: Any, new: str, target: argparse.Action | None = None, **kwargs: Any) -> None:
+        self.new = new
+        super().__init__(*args, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(f"note: {option_string} is deprecated and will be removed; use {self.new}", file=sys.stderr)
+        if isinstance(getattr(namespace, self.dest, None), list) and isinstance(values, list):
+            values = getattr(namespace, self.dest) + values
+        setattr(namespace, self.dest, values)
+
+
+# ------------------------------------------------------------------------------------------
+# value parsers: each refuses a bad element by name ("--eps: 'x' is not a number")
+# ------------------------------------------------------------------------------------------
+def _int_at_least(minimum: int, wording: str):
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            value = minimum - 1
+            raise argparse.ArgumentTypeError(f"{text.strip()!r} is not {wording}") from None
         if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected {wording}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"{text.strip()!r} is not {wording}")
         return value
 
     return parse
@@ -52,55 +81,126 @@ def _float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"{text.strip()!r} is not a number") from None
     if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        raise argparse.ArgumentTypeError(f"{text.strip()!r} is not a finite number")
+    return value
+
+
+def _nonneg_float(text: str) -> float:
+    value = _float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text.strip()!r} is negative (expected a number >= 0)")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text.strip()!r} is not a number > 0")
     return value
 
 
 def _batch_size(text: str) -> int | None:
-    if text.lower() in ("full", "none"):
+    if text.strip().lower() in ("full", "none"):
         return None
-    return _positive_int(text)
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{text.strip()!r} is not a positive integer or 'full'") from None
 
 
-def _option(text: str) -> tuple[str, Any]:
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    key, raw = text.split("=", 1)
-    value: Any = raw
-    if raw.lower() in ("none", "null"):
-        value = None
-    else:
-        for conv in (int, float):
-            try:
-                value = conv(raw)
-                break
-            except ValueError:
-                continue
-    return key.strip(), value
-
-
-def _csv(conv):
-    def parse(text: str):
-        return [conv(part) for part in text.split(",") if part.strip()]
+def _choice(choices):
+    def parse(text: str) -> str:
+        if text.strip() not in choices:
+            raise argparse.ArgumentTypeError(f"{text.strip()!r} is not one of {', '.join(choices)}")
+        return text.strip()
 
     return parse
 
 
+_KINDS = {"positive_int": _positive_int, "batch": _batch_size, "float": _float, "nonneg_float": _nonneg_float,
+          "positive_float": _positive_float}
+
+
+def _option_value(raw: str) -> Any:
+    """A task option's value from text: none, true/false, an integer, a number, else the text."""
+    text = raw.strip()
+    if text.lower() in ("none", "null"):
+        return None
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            continue
+    return text
+
+
+def _option(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` or ``KEY=V1,V2`` (an axis)."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (or KEY=V1,V2), got {text!r}")
+    key, raw = text.split("=", 1)
+    if not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    values = [_option_value(part) for part in raw.split(",")] if "," in raw else _option_value(raw)
+    return key.strip(), values
+
+
+def _csv(conv):
+    """A comma-separated list, each element parsed by ``conv`` (its message names the element)."""
+
+    def parse(text: str) -> list:
+        parts = [part for part in text.split(",") if part.strip()]
+        if not parts:
+            raise argparse.ArgumentTypeError(f"expected at least one value, got {text!r}")
+        return [conv(part) for part in parts]
+
+    return parse
+
+
+def _key_value(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, raw = text.split("=", 1)
+    return key.strip(), _option_value(raw)
+
+
+# ------------------------------------------------------------------------------------------
+# the parser
+# ------------------------------------------------------------------------------------------
+def _add_store_arg(p: argparse.ArgumentParser, helptext: str) -> None:
+    default = os.environ.get(STORE_ENV, DEFAULT_STORE)
+    p.add_argument("--store", dest="store", default=default, metavar="DIR",
+                   help=f"{helptext}; default ./{DEFAULT_STORE} or ${STORE_ENV}")
+    p.add_argument("--out", dest="store", action=_Deprecated, new="--store", help=argparse.SUPPRESS)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m bench_suite", description=__doc__.split("\n")[0] if __doc__ else None)
+    parser = _Parser(prog="python -m bench_suite",
+                     description="bench_suite: run, check and report the experiments of 'When Expressivity Meets "
+                                 "Trainability: Fewer than n Neurons Can Work' (NeurIPS 2021).")
     parser.add_argument("--version", action="version", version=f"bench_suite {__version__}")
     parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                         help="import MODULE first (it may register tasks/methods); also $BENCH_SUITE_PLUGINS")
+    parser.add_argument("--debug", action="store_true",
+                        help=f"print the traceback of an internal error (also ${DEBUG_ENV}=1)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p_list = sub.add_parser("list", help="list tasks, methods and profiles")
     p_list.add_argument("--profiles", action="store_true", help="show every task's profiles (the grids as data)")
+    p_list.add_argument("--export", action="store_true",
+                        help="with --profiles: print them as TOML, to edit and load with --profile-file")
+    p_list.add_argument("--task", action="append", default=None, metavar="NAME", help="only this task (repeatable)")
+    p_list.add_argument("--profile-file", action="append", default=[], metavar="PATH",
+                        help="also list the profiles of this TOML file (repeatable)")
 
     for name, helptext in (("run", "run cells of a task (a profile or axes given here) into the result store"),
                            ("plan", "list the cells a run would do, which are done, and their estimated cost")):
-        p = sub.add_parser(name, help=helptext, description=helptext)
+        p = sub.add_parser(name, help=helptext, description=helptext + ". Every training setting and "
+                           "task option takes a comma-separated list: the grid is the product of all axes.")
         _add_grid_args(p)
         p.add_argument("--force", action="store_true", help="re-run cells that are already finished")
         p.add_argument("--no-fuse", action="store_true",
@@ -117,58 +217,83 @@ def build_parser() -> argparse.ArgumentParser:
                            help="estimate times from earlier runs on this device model (e.g. 'NVIDIA H100 80GB "
                                 "HBM3'; default: the --device here)")
     for name, helptext in (("check", "compare the store's results with the reference rows in baselines/"),
-                           ("report", "write a markdown report (tables, verdicts, plots) from the store")):
+                           ("report", "write a markdown report (tables, verdicts, plots) and the results as "
+                                      "CSV/parquet from the store")):
         p = sub.add_parser(name, help=helptext, description=helptext)
-        p.add_argument("--out", "--store", dest="out", default=os.environ.get("BENCH_SUITE_STORE", DEFAULT_STORE),
-                       help="result store folder; default ./results or $BENCH_SUITE_STORE")
-        p.add_argument("--baselines", default=None,
-                       help="reference file or folder; default $BENCH_SUITE_BASELINES or the repo's baselines/")
-        p.add_argument("--profile", default=None, help="only results and reference rows of this profile")
-        p.add_argument("--task", action="append", default=None, help="only this task (repeatable)")
-        if name == "report":
-            p.add_argument("--reports-dir", default="reports", help="where reports go (default ./reports)")
+        _add_scoring_args(p)
+        if name == "check":
+            p.add_argument("--save", default=None, metavar="DIR",
+                           help="also write the verdicts as DIR/verdicts.json and DIR/verdicts.csv")
+            p.add_argument("--stale", choices=("ok", "warn", "error"), default="ok",
+                           help="what to do when the store holds records of older code: ok (leave them out, "
+                                "say so; the default), warn (also a STALE line), error (exit 2)")
+        else:
+            p.add_argument("--reports-dir", default="reports", metavar="DIR",
+                           help="where reports go (default ./reports)")
             p.add_argument("--name", default=None, help="report folder name (default: the profile, or 'all')")
             p.add_argument("--title", default=None, help="report title")
+    p_export = sub.add_parser("export", help="write the store's results and curves as CSV and parquet",
+                              description="write the store's results (one row per record) and curves (long form) "
+                                          "as DIR/results.{csv,parquet} and DIR/curves.{csv,parquet}")
+    _add_store_arg(p_export, "result store folder to read")
+    p_export.add_argument("--dir", required=True, metavar="DIR", help="where to write the files")
     return parser
+
+
+def _add_scoring_args(p: argparse.ArgumentParser) -> None:
+    _add_store_arg(p, "result store folder to read")
+    p.add_argument("--baselines", default=None,
+                   help="reference file or folder; default $BENCH_SUITE_BASELINES or the repo's baselines/")
+    p.add_argument("--profile", default=None, help="only reference rows of this profile")
+    p.add_argument("--profile-file", action="append", default=[], metavar="PATH",
+                   help="profiles from this TOML file, for rows that name them (repeatable)")
+    p.add_argument("--task", action="append", default=None, help="only this task (repeatable)")
+    p.add_argument("--include-old-code", action="store_true",
+                   help="also score records computed by older code (by default only the current code's: "
+                        "docs/checks.md)")
 
 
 def _add_grid_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("what to run")
-    g.add_argument("--task", action="append", default=None, metavar="NAME",
-                   help="task name (repeatable; default: every task with the profile, or synthetic_ablation)")
+    g.add_argument("--task", type=_csv(str), action="extend", default=None, metavar="NAME[,NAME]",
+                   help="task(s) (default: every task with the profile, or synthetic_ablation)")
     g.add_argument("--profile", default=None, help="a named grid declared by the task(s): see `list --profiles`")
+    g.add_argument("--profile-file", action="append", default=[], metavar="PATH",
+                   help="load profiles from a TOML file (the format `list --profiles --export` writes)")
     g.add_argument("--method", type=_csv(str), action="extend", default=None, metavar="NAME[,NAME]",
                    help="method(s); default: the profile's or the task's grid")
     g.add_argument("--width", type=_csv(_positive_int), action="extend", default=None, metavar="M[,M]",
                    help="hidden width(s) m")
     g.add_argument("--activation", type=_csv(str), action="extend", default=None, metavar="NAME[,NAME]",
                    help=f"activation(s): {', '.join(ACTIVATIONS)}")
-    seeds = g.add_mutually_exclusive_group()
-    seeds.add_argument("--seed", type=_csv(_nonneg_int), action="extend", default=None, metavar="R[,R]",
-                       help="repetition index(es); seeds derive from (task, repetition)")
-    seeds.add_argument("--seeds", type=_positive_int, default=None, metavar="N", help="repetitions 0..N-1")
-    g.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
-                   help="a task option, e.g. n=500 (see `list`)")
-    t = p.add_argument_group("training (default: the task's, then the profile's)")
-    t.add_argument("--epochs", type=_positive_int, help="epochs (full-batch tasks: GD steps)")
-    t.add_argument("--batch-size", type=_batch_size, default=argparse.SUPPRESS, metavar="B|full",
-                   help="mini-batch size, or 'full' for full-batch GD")
-    t.add_argument("--lr", type=_float, help="learning rate of both layers")
-    t.add_argument("--lr-w", type=_float, help="learning rate of the hidden weights W")
-    t.add_argument("--lr-v", type=_float, help="learning rate of the output weights V")
-    t.add_argument("--momentum", type=_float, help="SGD momentum in [0, 1)")
-    t.add_argument("--loss", choices=LOSSES, help="ce (cross-entropy) or mse (mean over samples of the squared error)")
-    t.add_argument("--eps", type=_float, help="projection radius of ||W - W0||_F (constrained methods)")
-    t.add_argument("--eps-mode", choices=EPS_MODES, help="eps as a multiple of ||W0||_F (relative) or as is")
-    t.add_argument("--eval-every", type=_positive_int, help="exact evaluation every k epochs (the last always)")
-    t.add_argument("--precision", choices=PRECISIONS, help="fp32 (strict), tf32 (CUDA tensor cores) or bf16")
+    reps = g.add_mutually_exclusive_group()
+    reps.add_argument("--repetition", dest="repetition", type=_csv(_nonneg_int), action="extend", default=None,
+                      metavar="R[,R]", help="repetition index(es); the seeds derive from (task, repetition)")
+    reps.add_argument("--repetitions", dest="repetitions", type=_positive_int, default=None, metavar="N",
+                      help="repetitions 0..N-1 (default: the profile's)")
+    reps.add_argument("--seed", dest="repetition", type=_csv(_nonneg_int), action=_Deprecated, new="--repetition",
+                      help=argparse.SUPPRESS)
+    reps.add_argument("--seeds", dest="repetitions", type=_positive_int, action=_Deprecated, new="--repetitions",
+                      help=argparse.SUPPRESS)
+    g.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE[,VALUE]",
+                   help="a task option, e.g. n=500 or n=500,1000 (an axis); see `list`")
+    t = p.add_argument_group("training settings (default: the task's, then the profile's; each V[,V] is an axis)")
+    t.add_argument("--lr", type=_csv(_nonneg_float), default=None, metavar="LR[,LR]",
+                   help="learning rate of both layers (one axis: lr_w = lr_v)")
+    for f in TrainConfig.settings():
+        meta = f.metadata
+        kind = _choice(meta["choices"]) if meta["kind"] == "choice" else _KINDS[meta["kind"]]
+        flag = "--" + f.name.replace("_", "-")
+        t.add_argument(flag, dest=f.name, type=_csv(kind), default=None,
+                       metavar=meta.get("metavar", f.name.upper()) + "[,...]",
+                       help=meta["help"] + (f" ({', '.join(meta['choices'])})" if meta["kind"] == "choice" else ""))
     r = p.add_argument_group("where")
-    r.add_argument("--device", default=None, help="auto (CUDA when present; the default), cpu, cuda or cuda:N")
+    r.add_argument("--device", default=None,
+                   help="auto (CUDA when present; the default), cpu, cuda, cuda:N or mps")
     r.add_argument("--data-root", default=None,
-                   help="dataset location (file or folder); default $BENCH_SUITE_DATA_ROOT")
+                   help="dataset location (file or folder); default $BENCH_SUITE_DATA_ROOT or the task's variable")
     r.add_argument("--cache-dir", default=None, help="decoded-data cache; default $BENCH_SUITE_CACHE or ~/.cache")
-    r.add_argument("--out", "--store", dest="out", default=os.environ.get("BENCH_SUITE_STORE", DEFAULT_STORE),
-                   help="result store folder (JSON records); default ./results or $BENCH_SUITE_STORE")
+    _add_store_arg(r, "result store folder (JSON records)")
 
 
 def _add_scale_out_args(p: argparse.ArgumentParser) -> None:
@@ -191,7 +316,7 @@ def _add_scale_out_args(p: argparse.ArgumentParser) -> None:
                    help="SLURM time limit per job in minutes (default 240)")
     s.add_argument("--max-jobs", type=_positive_int, default=None, metavar="N",
                    help="at most N SLURM jobs at once (slurm_array_parallelism; default 16)")
-    s.add_argument("--slurm-arg", type=_option, action="append", default=None, metavar="KEY=VALUE",
+    s.add_argument("--slurm-arg", type=_key_value, action="append", default=None, metavar="KEY=VALUE",
                    help="extra sbatch setting, e.g. account=myproj or qos=high (repeatable)")
     s.add_argument("--submitit-cluster", choices=("slurm", "local", "debug"), default=None,
                    help="submitit backend (default: slurm when available); local: run the jobs as processes "
@@ -227,64 +352,120 @@ def check_scale_out(args: argparse.Namespace) -> None:
                 setattr(args, key, default)
 
 
-def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
+def train_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The training settings given on the command line: field -> value or list of values (an axis)."""
     out: dict[str, Any] = {}
     if args.lr is not None:
-        out["lr_w"] = out["lr_v"] = args.lr
-    for key in ("epochs", "lr_w", "lr_v", "momentum", "loss", "eps", "eps_mode", "eval_every", "precision"):
-        value = getattr(args, key)
+        if args.lr_w is not None or args.lr_v is not None:
+            raise UsageError("give --lr (both layers) or --lr-w/--lr-v, not both")
+        out["lr"] = _scalar_or_list(args.lr)
+    for name in TrainConfig.field_names():
+        value = getattr(args, name, None)
         if value is not None:
-            out[key] = value
-    if hasattr(args, "batch_size"):
-        out["batch_size"] = args.batch_size
+            out[name] = _scalar_or_list(value)
+    return out
+
+
+def _scalar_or_list(values: list) -> Any:
+    return values[0] if len(values) == 1 else values
+
+
+def option_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in args.option:
+        if key in out:
+            raise UsageError(f"--option {key} given twice; give one list instead: --option {key}=V1,V2")
+        out[key] = value
     return out
 
 
 def cells_from_args(args: argparse.Namespace) -> list[Cell]:
+    for path in args.profile_file:
+        load_profile_file(path)
     tasks = args.task
     if not tasks:
-        tasks = ([t for t in TASKS.names() if args.profile in TASKS.get(t).profiles] if args.profile
+        tasks = ([t for t in TASKS.names() if args.profile in profiles_of(t)] if args.profile
                  else ["synthetic_ablation"])
         if not tasks:
             raise UsageError(f"no task declares profile {args.profile!r}; profiles: {', '.join(profile_names())}")
     for method in args.method or []:
         METHODS.get(method)
-    repetitions = args.seed if args.seed else (list(range(args.seeds)) if args.seeds else None)
+    repetitions = args.repetition if args.repetition else (
+        list(range(args.repetitions)) if args.repetitions else None)
+    train, options = train_overrides(args), option_overrides(args)
     cells: list[Cell] = []
     for task in tasks:
         TASKS.get(task)
-        cells += expand(
-            task, profile=args.profile, methods=args.method, widths=args.width, activations=args.activation,
-            repetitions=repetitions, options=dict(args.option), train=_train_overrides(args),
-        )
+        cells += expand(task, profile=args.profile, methods=args.method, widths=args.width,
+                        activations=args.activation, repetitions=repetitions, options=options, train=train)
     return cells
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _os_error_line(exc: OSError) -> str:
+    """An OSError as one line naming the path, the reason and what to change."""
+    path = exc.filename or ""
+    reason = exc.strerror or _one_line(exc)
+    hint = {errno.ENOSPC: "free space or write elsewhere", errno.EACCES: "choose a writable location",
+            errno.EROFS: "choose a writable location", errno.ENOTDIR: "a path component is a file, not a folder",
+            errno.EEXIST: "remove it or choose another path"}.get(exc.errno or -1, "check the path")
+    where = f" ({path})" if path else ""
+    return f"{reason}{where}: {hint} (--store, --cache-dir, --reports-dir or --dir); finished records are kept"
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line each: ``warning: <message>``."""
+    print(f"warning: {message}", file=sys.stderr if file is None else file)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = args.debug or bool(os.environ.get(DEBUG_ENV))
+    saved_show = warnings.showwarning
+    warnings.showwarning = _show_warning
     try:
         load_plugins(args.plugin)
-        if args.command == "list":
-            from .commands import cmd_list
+        from . import commands
 
-            return cmd_list(args)
+        if args.command == "list":
+            for path in args.profile_file:
+                load_profile_file(path)
+            return commands.cmd_list(args)
         if args.command in ("run", "plan"):
             check_scale_out(args)
             cells = cells_from_args(args)
-            from .commands import cmd_plan, cmd_run
-
-            return cmd_run(args, cells) if args.command == "run" else cmd_plan(args, cells)
-        if args.command in ("check", "report"):
-            from .commands import cmd_check, cmd_report
-
-            return cmd_check(args) if args.command == "check" else cmd_report(args)
-    except (UsageError, UnknownNameError, ValueError, ModuleNotFoundError) as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+            return commands.cmd_run(args, cells) if args.command == "run" else commands.cmd_plan(args, cells)
+        if args.command in ("check", "report", "export"):
+            for path in getattr(args, "profile_file", []):
+                load_profile_file(path)
+            return {"check": commands.cmd_check, "report": commands.cmd_report,
+                    "export": commands.cmd_export}[args.command](args)
+        parser.error(f"unknown command {args.command!r}")
+    except (UsageError, UnknownNameError, GridError, PluginError, ValueError) as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"{parser.prog}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"{parser.prog}: error: {_os_error_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted; finished cells are saved, re-run the same command to resume",
               file=sys.stderr)
         return 130
-    parser.error(f"unknown command {args.command!r}")
+    except Exception as exc:  # noqa: BLE001 - an internal error must not exit with a verdict's code
+        if debug:
+            traceback.print_exc()
+        print(f"{parser.prog}: internal error: {type(exc).__name__}: {_one_line(exc)} (re-run with --debug or "
+              f"{DEBUG_ENV}=1 for the traceback, and please report it)", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        warnings.showwarning = saved_show
     return EXIT_USAGE

@@ -6,22 +6,59 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
-import torch
 from tabulate import tabulate
 
 from . import provenance
+from .config import check_device_text
 from .cost import CostModel, format_flops, format_seconds, group_step_flops
-from .executors import DaskBackend, LocalDevices, SlurmBackend, SlurmParams, WorkerOptions, drive, parse_devices
-from .grid import Cell
+from .grid import Cell, export_profiles, profile_declares, profiles_of
+from .grouping import describe, group_cells, plan
 from .methods import METHODS
-from .runner import FAILED, Runner, describe, new_run_id
+from .records import FAILED, Record, Status
 from .store import ResultStore
 from .tasks import TASKS
 
 
+class PathProblem(ValueError):
+    """A path the command must write or read is unusable: one line naming it, why, and the option."""
+
+
+def writable_dir(path: str | os.PathLike, option: str) -> Path:
+    """``path`` as a folder this process can write (created if needed), or :class:`PathProblem`."""
+    p = Path(path).expanduser()
+    if p.exists() and not p.is_dir():
+        raise PathProblem(f"{option} {p}: exists and is not a folder; give a folder path")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PathProblem(f"{option} {p}: cannot create it ({exc.strerror or exc}); give a writable folder") from None
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise PathProblem(f"{option} {p}: not writable by this user; give a writable folder")
+    return p
+
+
+def existing_store(path: str | os.PathLike) -> ResultStore:
+    """The store to read (``check``, ``report``, ``export``): it must exist (a typo must not pass CI)."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise PathProblem(f"--store {p}: no such result store (run `python -m bench_suite run --store {p}` first, "
+                          f"or give the folder that holds records/)")
+    if not p.is_dir():
+        raise PathProblem(f"--store {p}: not a folder")
+    if not (p / "records").is_dir():
+        raise PathProblem(f"--store {p}: not a result store (it has no records/ folder)")
+    return ResultStore(p)
+
+
 def cmd_list(args: argparse.Namespace) -> int:
+    if args.export:
+        if not args.profiles:
+            raise ValueError("--export goes with --profiles: `list --profiles --export > my_profiles.toml`")
+        print(export_profiles(args.task), end="")
+        return 0
     rows = [(name, TASKS.get(name).description) for name in TASKS.names()]
     print("Tasks:")
     print(tabulate(rows, headers=["task", "description"]))
@@ -30,9 +67,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.profiles:
         print("\nProfiles:")
         rows = []
-        for name in TASKS.names():
+        for name in args.task or TASKS.names():
             task = TASKS.get(name)
-            for prof, spec in sorted(task.profiles.items()):
+            for prof, spec in sorted(profiles_of(name).items()):
                 grid = {k: spec.get(k, task.grid.get(k)) for k in ("methods", "widths", "activations")}
                 rows.append((
                     name, prof, spec.get("device", "any"), spec.get("seeds", 1),
@@ -51,17 +88,17 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _final_row(record: dict[str, Any]) -> dict[str, Any]:
-    config = record["config"]
-    final = record.get("final") or {}
-    timing = record.get("timing") or {}
+def _final_row(record: Record) -> dict[str, Any]:
+    config = record.config
+    final = record.final or {}
+    timing = record.timing or {}
     return {
         "task": config["task"],
         "method": config["method"],
         "width": config["width"],
         "act": config["activation"],
         "rep": config["repetition"],
-        "status": record["status"],
+        "status": record.status.value,
         "train_loss": final.get("train_loss"),
         "train_acc": final.get("train_acc"),
         "test_acc": final.get("test_acc"),
@@ -75,8 +112,27 @@ def _drop_empty_columns(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: r[k] for k in keep} for r in rows]
 
 
+def _note_ad_hoc(args: argparse.Namespace, cells: list[Cell]) -> None:
+    """Say when overrides took cells out of the profile asked for (they are never scored as it)."""
+    if not args.profile:
+        return
+    ad_hoc = [c for c in cells if c.profile is None]
+    if ad_hoc:
+        why = profile_declares(ad_hoc[0].task, args.profile, ad_hoc[0].config())
+        print(f"note: {len(ad_hoc)} of {len(cells)} cell(s) are ad hoc, not profile {args.profile} ({why}): "
+              f"stored and reported, never scored against {args.profile}'s reference rows", file=sys.stderr)
+
+
 def cmd_run(args: argparse.Namespace, cells: list[Cell]) -> int:
-    store = ResultStore(args.out)
+    import torch
+
+    from .executors import WorkerOptions, drive, parse_devices
+    from .runner import Runner, new_run_id
+
+    store = ResultStore(writable_dir(args.store, "--store"))
+    if args.cache_dir:
+        writable_dir(args.cache_dir, "--cache-dir")
+    _note_ad_hoc(args, cells)
     quiet = args.quiet or not sys.stderr.isatty()
     progress = _Progress(quiet, CostModel(store.records))
     run_id = new_run_id()
@@ -92,8 +148,8 @@ def cmd_run(args: argparse.Namespace, cells: list[Cell]) -> int:
                 run_id=run_id, on_record=progress.record, on_epoch=progress.epoch,
                 on_group_start=progress.group_start,
             )
-            plan = runner.plan(cells)
-            progress.plan([p.cell for p in plan if not p.will_run], [p.cell for p in plan if p.will_run])
+            items = runner.plan(cells)
+            progress.plan([p.cell for p in items if not p.will_run], [p.cell for p in items if p.will_run])
             summary = runner.run(cells)
         else:
             backend = _backend(args, devices)
@@ -127,8 +183,8 @@ def cmd_run(args: argparse.Namespace, cells: list[Cell]) -> int:
     # one line per distinct (status, reason): a missing dataset skips every cell for one reason
     problems: dict[tuple[str, str], list[str]] = {}
     for record in summary.records:
-        if record["status"] != "done":
-            problems.setdefault((record["status"], str(record.get("reason"))), []).append(record["name"])
+        if record.status != Status.DONE:
+            problems.setdefault((record.status.value, str(record.reason)), []).append(record.name)
     for (status, reason), names in problems.items():
         who = names[0] if len(names) == 1 else f"{len(names)} cells, e.g. {names[0]}"
         print(f"{status.upper()}: {who}: {reason}", file=sys.stderr)
@@ -141,6 +197,8 @@ def _absolute(path: str | None) -> str | None:
 
 def _backend(args: argparse.Namespace, devices: list[str] | None):
     """The executor backend named on the command line (its extra is imported only here)."""
+    from .executors import DaskBackend, LocalDevices, SlurmBackend, SlurmParams
+
     if args.executor == "dask":
         return DaskBackend(args.scheduler)
     if args.executor == "slurm":
@@ -162,20 +220,22 @@ def _worker_threads(threads: int | None, devices: list[str] | None) -> int | Non
 
 
 def cmd_plan(args: argparse.Namespace, cells: list[Cell]) -> int:
-    """The cells `run` would do with the same arguments: the same test (Runner.plan), no training.
+    """The cells `run` would do with the same arguments: the same test (grouping.plan), no
+    training, no torch.
 
     Costs: FLOPs per cell as the engine counts them; time per fused group (as `run` would form
     them) from the rate earlier groups of a similar size achieved on this device model."""
-    store = ResultStore(args.out)
-    devices = parse_devices(args.devices) if args.devices else None
-    runner = Runner(store, device=devices[0] if devices else (args.device or "auto"), force=args.force,
-                    fuse=not args.no_fuse, max_group=args.max_group)
-    device_name = args.device_name or provenance.device_name(runner.device)
+    store = ResultStore(args.store)
+    devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None
+    device = check_device_text(devices[0] if devices else (args.device or "auto"))
+    device = f"cuda:{device}" if device.isdigit() else device
+    device_type, probed_name = provenance.probe_device_name(device)
+    device_name = args.device_name or probed_name
     costs = CostModel(store.records)
-    plan = runner.plan(cells)
+    items = plan(store, cells, force=args.force)
     seconds: dict[str, float | None] = {}
     notes: set[str] = set()
-    for group in runner.groups([p.cell for p in plan if p.will_run]):
+    for group in group_cells([p.cell for p in items if p.will_run], fuse=not args.no_fuse, max_group=args.max_group):
         per_step = group_step_flops(group, costs)
         rate = costs.rate(device_name, per_step) if per_step is not None else None
         if rate is not None:
@@ -183,35 +243,38 @@ def cmd_plan(args: argparse.Namespace, cells: list[Cell]) -> int:
         for cell in group:
             flops = costs.flops(cell)
             seconds[cell.cell_id] = flops / rate[0] if flops is not None and rate is not None else None
-    items = []
-    for item in plan:
+    rows_json = []
+    for item in items:
         cell = item.cell
         shape = costs.shape(cell)
-        items.append({
-            "name": cell.name, "cell_id": cell.cell_id, "in_store": item.record["status"] if item.record else None,
+        rows_json.append({
+            "name": cell.name, "cell_id": cell.cell_id, "profile": cell.profile,
+            "in_store": item.record.status.value if item.record else None,
             "will_run": item.will_run, "flops": costs.flops(cell), "seconds": seconds.get(cell.cell_id),
             "shape": None if shape is None else {"n": shape.n, "d": shape.d, "k": shape.k, "n_test": shape.n_test,
                                                  "source": shape.source, "exact": shape.exact},
         })
-    todo = [i for i in items if i["will_run"]]
+    todo = [i for i in rows_json if i["will_run"]]
     total_flops = sum(i["flops"] for i in todo if i["flops"] is not None)
     unknown_flops = sum(i["flops"] is None for i in todo)
     total_seconds = sum(i["seconds"] for i in todo if i["seconds"] is not None)
     unknown_time = sum(i["seconds"] is None for i in todo)
+    axes = _axes_text(cells)
     if args.json:
         print(json.dumps({
-            "device": str(runner.device), "device_name": device_name, "cells": items,
-            "total": {"cells": len(items), "finished": len(items) - len(todo), "to_run": len(todo),
+            "device": device_type, "device_name": device_name, "cells": rows_json, "axes": axes,
+            "total": {"cells": len(rows_json), "finished": len(rows_json) - len(todo), "to_run": len(todo),
                       "flops": total_flops, "seconds": total_seconds, "cells_without_flops": unknown_flops,
                       "cells_without_time": unknown_time},
         }, indent=1))
         return 0
+    _note_ad_hoc(args, cells)
     rows = [{"cell": i["name"], "id": i["cell_id"], "in store": i["in_store"] or "-",
              "will run": "yes" if i["will_run"] else "no", "cost": format_flops(i["flops"]),
-             "est. time": format_seconds(i["seconds"]) if i["will_run"] else "-"} for i in items]
+             "est. time": format_seconds(i["seconds"]) if i["will_run"] else "-"} for i in rows_json]
     print(tabulate(rows, headers="keys"))
-    print(f"\n{len(items)} cells: {len(items) - len(todo)} finished in the store, {len(todo)} to run "
-          f"on {runner.device} ({device_name})")
+    print(f"\n{len(rows_json)} cells ({axes}): {len(rows_json) - len(todo)} finished in the store, {len(todo)} to run "
+          f"on {device_type} ({device_name})")
     if todo:
         cost = format_flops(total_flops) + (f" + {unknown_flops} cell(s) of unknown size" if unknown_flops else "")
         if unknown_time == len(todo):
@@ -225,6 +288,26 @@ def cmd_plan(args: argparse.Namespace, cells: list[Cell]) -> int:
         for note in sorted(notes):
             print(f"  rate: {note}")
     return 0
+
+
+def _axes_text(cells: list[Cell]) -> str:
+    """The grid's product, e.g. ``4 methods x 3 eps x 2 repetitions``: the axes with several values."""
+    if not cells:
+        return "no cells"
+    values: dict[str, set] = {"tasks": set(), "methods": set(), "widths": set(), "activations": set(),
+                              "repetitions": set()}
+    for cell in cells:
+        values["tasks"].add(cell.task)
+        values["methods"].add(cell.method)
+        values["widths"].add(cell.width)
+        values["activations"].add(cell.activation)
+        values["repetitions"].add(cell.repetition)
+        for key, value in cell.config()["train"].items():
+            values.setdefault(key, set()).add(json.dumps(value))
+        for key, value in cell.options.items():
+            values.setdefault(key, set()).add(json.dumps(value, default=str))
+    parts = [f"{len(v)} {k}" for k, v in values.items() if len(v) > 1]
+    return " x ".join(parts) or "1 cell"
 
 
 class _Progress:
@@ -289,12 +372,12 @@ class _Progress:
             target = self.weights.get(cell.cell_id, 0.0) * done / total
             self._credit(cell.cell_id, target - self.credited.get(cell.cell_id, 0.0))
 
-    def record(self, record: dict[str, Any]) -> None:
-        cell_id = record["cell_id"]
+    def record(self, record: Record) -> None:
+        cell_id = record.cell_id
         if cell_id not in self.weights:  # found finished in the store: counted by plan()
             return
         self.n_finished += 1
-        if record["status"] in FAILED:
+        if record.status in FAILED:
             self.n_failed += 1
         if self.quiet:
             print(f"[{self.n_finished}/{self.n_todo}] {describe(record)}", file=sys.stderr, flush=True)
@@ -309,55 +392,113 @@ class _Progress:
         self.epochs = self.cells = None
 
 
-def _scoring_inputs(args: argparse.Namespace):
-    """The store's results and the reference rows, both narrowed to --profile / --task."""
-    from .baselines import load_references
+def _scoring(args: argparse.Namespace):
+    from .api import score
 
-    store = ResultStore(args.out)
-    df = store.to_dataframe()
-    records = store.records()
-    refs = load_references(args.baselines)
-    if args.profile:
-        df = df[df["profile"] == args.profile]
-        records = [r for r in records if r.get("profile") == args.profile]
-        refs = [r for r in refs if r.profile == args.profile]
-    if args.task:
-        df = df[df["task"].isin(args.task)]
-        records = [r for r in records if r["config"]["task"] in args.task]
-        refs = [r for r in refs if r.task in args.task]
-    return store, df, records, refs
+    return score(args.store, profile=args.profile, tasks=args.task, baselines=args.baselines,
+                 include_old_code=args.include_old_code)
+
+
+def _stale_line(scoring) -> str | None:
+    stale = scoring.stale()
+    if not stale:
+        return None
+    digests = sorted({str(r.code_digest) for r in stale})
+    profiles = sorted({str(r.profile) for r in stale})
+    return (f"STALE: {len(stale)} record(s) of profile(s) {', '.join(profiles)} in {scoring.store.root} were computed "
+            f"by other code (digest(s) {', '.join(digests)}; current: "
+            f"{', '.join(sorted(set(scoring.current_code.values())))}); re-run them (e.g. `nox -s reproduce`) "
+            f"to score them, or pass --include-old-code")
+
+
+def _code_line(verdicts) -> str:
+    digests = sorted({d for ds in verdicts["code_digests"] for d in (ds or [])}) if len(verdicts) else []
+    return f"code version(s) scored: {', '.join(digests) if digests else 'none'}"
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .check import exit_code, run_checks, summary
+    from .check import describe_left_out, exit_code, save_verdicts, summary
 
-    store, df, _, refs = _scoring_inputs(args)
-    if not refs:
+    scoring = _scoring(args)
+    if not scoring.references:
         print(f"no reference rows match (profile={args.profile}, task={args.task})", file=sys.stderr)
         return 3
-    verdicts = run_checks(df, refs)
+    verdicts = scoring.verdicts
     cols = ["id", "width", "activation", "metric", "reference", "ours", "ci_low", "ci_high", "n", "verdict", "note"]
     print(tabulate(verdicts[cols].to_dict("records"), headers="keys", floatfmt=".4g", missingval="-"))
     counts = summary(verdicts)
-    print("\n" + ", ".join(f"{v} {k}" for k, v in counts.items()) + f" (store: {store.root})")
+    print("\n" + ", ".join(f"{v} {k}" for k, v in counts.items()) + f" (store: {scoring.store.root})")
+    print(_code_line(verdicts))
+    left = describe_left_out(scoring.left_out)
+    if left:
+        print(f"{left} (details: `check --save DIR`, DIR/verdicts.json)")
+    if counts["INCONCLUSIVE"]:
+        ids = sorted({str(i) for i in verdicts.loc[verdicts["verdict"] == "INCONCLUSIVE", "id"]})
+        print(f"INCONCLUSIVE: {counts['INCONCLUSIVE']} row(s) undecided at these repetitions: {', '.join(ids)}",
+              file=sys.stderr)
+    if args.save:
+        out = writable_dir(args.save, "--save")
+        save_verdicts(verdicts, out, left_out=scoring.left_out, context=_context(args, scoring))
+        print(f"verdicts written to {out / 'verdicts.json'} and {out / 'verdicts.csv'}")
+    stale = _stale_line(scoring)
+    if stale and args.stale == "error":
+        print(stale, file=sys.stderr)
+        return 2
+    if stale and args.stale == "warn":
+        print(stale, file=sys.stderr)
     return exit_code(verdicts)
 
 
+def _context(args: argparse.Namespace, scoring) -> dict[str, Any]:
+    return {"store": str(scoring.store.root), "profile": args.profile, "tasks": args.task,
+            "include_old_code": bool(args.include_old_code), "current_code": dict(sorted(scoring.current_code.items())),
+            "records": len(scoring.records), "left_out": len(scoring.left_out)}
+
+
 def cmd_report(args: argparse.Namespace) -> int:
-    from .check import run_checks
+    from .api import curves_frame, write_tables
+    from .check import describe_left_out, save_verdicts
+    from .records import to_frame
     from .report import write_report
 
-    store, df, records, refs = _scoring_inputs(args)
-    verdicts = run_checks(df, refs)
+    scoring = _scoring(args)
+    reports_dir = writable_dir(args.reports_dir, "--reports-dir")
+    records = scoring.records
+    if args.profile or args.task:  # the report shows the cells of the selection
+        wanted = {(r.task, r.profile) for r in scoring.references}
+        records = [r for r in records if (not args.task or r.task in args.task)
+                   and (not args.profile or r.profile == args.profile
+                        or r.cell_id in set(scoring.scored["cell_id"])
+                        or (r.task, args.profile) in wanted and r.profile is None)]
+    df = to_frame(records)
     notes = []
     devices = sorted({str(d) for d in df["device"].dropna()})
     if "cpu" in devices:
         notes.append("CPU-scale results are not comparable with Table 3: these runs used the CPU "
                      "(scaled-down profiles); Table 3 rows are checked only against `paper`-profile results.")
     if df.empty:
-        notes.append(f"The store {store.root} holds no results for this selection.")
+        notes.append(f"The store {scoring.store.root} holds no results for this selection.")
+    stale = _stale_line(scoring)
+    if stale:
+        notes.insert(0, stale)
+    left = describe_left_out(scoring.left_out)
+    if left:
+        notes.append(f"{left[0].upper()}{left[1:]}: see the section 'Records not scored'.")
+    notes.append(_code_line(scoring.verdicts)[0].upper() + _code_line(scoring.verdicts)[1:] + ".")
     name = args.name or args.profile or "all"
-    path = write_report(df, records, verdicts, os.path.join(args.reports_dir, name),
-                        title=args.title or f"bench_suite report: {name}", note_lines=notes)
-    print(f"report written to {path}")
+    out_dir = reports_dir / name
+    path = write_report(df, records, scoring.verdicts, out_dir, title=args.title or f"bench_suite report: {name}",
+                        note_lines=notes, left_out=scoring.left_out)
+    save_verdicts(scoring.verdicts, out_dir, left_out=scoring.left_out, context=_context(args, scoring))
+    write_tables(df, curves_frame(records), out_dir)
+    print(f"report written to {path} (with verdicts.json/.csv, results and curves as CSV/parquet)")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .api import export
+
+    out = writable_dir(args.dir, "--dir")
+    paths = export(args.store, out)
+    print("written: " + ", ".join(str(p) for p in paths))
     return 0

@@ -8,7 +8,8 @@ the network import it; see ``bench_suite/training.py`` and ``bench_suite/model.p
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
+import re
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 LOSSES = ("ce", "mse")
@@ -19,6 +20,18 @@ OUTPUTS = ("free", "paired")
 # activation names; bench_suite.model maps each to its function (a plug-in adds to both with
 # bench_suite.model.register_activation)
 ACTIVATIONS: list[str] = ["relu", "tanh", "softplus", "gelu"]
+
+
+DEVICE_FORMS = "auto, cpu, cuda, cuda:N (N a GPU index) or mps"
+_DEVICE_RE = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
+
+
+def check_device_text(device: str, flag: str = "--device") -> str:
+    """``device`` if it is a device string bench_suite takes (without importing torch), else
+    ``ValueError`` naming the valid forms."""
+    if not isinstance(device, str) or not _DEVICE_RE.fullmatch(device.strip()):
+        raise ValueError(f"{flag} {device!r}: not a device; valid forms: {DEVICE_FORMS}")
+    return device.strip()
 
 
 def check_choice(kind: str, value: str, choices) -> None:
@@ -54,16 +67,25 @@ class TrainConfig:
       effect on the CPU) or ``bf16`` (autocast of the hidden-layer GEMMs).
     """
 
-    epochs: int = 100
-    batch_size: int | None = 128
-    lr_w: float = 0.1
-    lr_v: float = 0.1
-    momentum: float = 0.0
-    loss: str = "ce"
-    eps: float = 1.0
-    eps_mode: str = "relative"
-    eval_every: int = 1
-    precision: str = "fp32"
+    # metadata: the command-line help and the kind of value (the CLI's flags are made from these)
+    epochs: int = field(default=100, metadata={"kind": "positive_int", "help": "epochs (full-batch tasks: GD steps)"})
+    batch_size: int | None = field(default=128, metadata={
+        "kind": "batch", "metavar": "B|full", "help": "mini-batch size, or 'full' for full-batch gradient descent"})
+    lr_w: float = field(default=0.1, metadata={"kind": "nonneg_float", "help": "learning rate of the hidden weights W"})
+    lr_v: float = field(default=0.1, metadata={"kind": "nonneg_float", "help": "learning rate of the output weights V"})
+    momentum: float = field(default=0.0, metadata={"kind": "float", "help": "SGD (heavy-ball) momentum in [0, 1)"})
+    loss: str = field(default="ce", metadata={
+        "kind": "choice", "choices": LOSSES,
+        "help": "ce (cross-entropy) or mse (mean over samples of the squared error summed over outputs)"})
+    eps: float = field(default=1.0, metadata={
+        "kind": "positive_float", "help": "radius of the ball ||W - W0||_F <= eps (constrained methods)"})
+    eps_mode: str = field(default="relative", metadata={
+        "kind": "choice", "choices": EPS_MODES, "help": "eps as a multiple of ||W0||_F (relative) or as is (absolute)"})
+    eval_every: int = field(default=1, metadata={
+        "kind": "positive_int", "help": "exact evaluation every k epochs (the last epoch always)"})
+    precision: str = field(default="fp32", metadata={
+        "kind": "choice", "choices": PRECISIONS,
+        "help": "fp32 (strict), tf32 (TF32 tensor cores on CUDA) or bf16 (autocast of the hidden GEMMs)"})
 
     def __post_init__(self) -> None:
         if not isinstance(self.epochs, int) or self.epochs < 1:
@@ -87,6 +109,11 @@ class TrainConfig:
     @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in fields(cls)]
+
+    @classmethod
+    def settings(cls):
+        """The fields with their metadata (``kind``, ``help``, ``choices``): what the CLI offers."""
+        return fields(cls)
 
     def schedule_key(self) -> tuple:
         """What cells must share to be fused: the batch stream and the evaluation points."""

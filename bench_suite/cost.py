@@ -27,6 +27,7 @@ from typing import Any, Callable
 from .flops import step_flops
 from .grid import Cell
 from .methods import METHODS
+from .records import Record
 
 # an estimate from earlier groups more than this factor smaller/larger per step says so
 EXTRAPOLATION_FACTOR = 4.0
@@ -53,24 +54,24 @@ class CostModel:
     called only when needed — an approximate or missing shape rule, or a time estimate — so
     pricing built-in tasks does not parse a large store."""
 
-    def __init__(self, records: list[dict[str, Any]] | Callable[[], list[dict[str, Any]]]) -> None:
+    def __init__(self, records: list[Record] | Callable[[], list[Record]]) -> None:
         self._source = records
-        self._loaded: list[dict[str, Any]] | None = None
+        self._loaded: list[Record] | None = None
         self._shapes: dict[tuple[str, str], Shape] = {}
         self._sample_cache: dict[str, list[tuple[float, float]]] = {}
 
     @property
-    def _records(self) -> list[dict[str, Any]]:
+    def _records(self) -> list[Record]:
         if self._loaded is None:
             self._loaded = list(self._source() if callable(self._source) else self._source)
             for record in self._loaded:
-                shape = record.get("shape")
-                config = record.get("config") or {}
+                shape = record.shape
+                config = record.config
                 if not shape or "task" not in config:
                     continue
                 n_test = shape.get("n_test")
                 if n_test is None:  # records written before n_test was recorded
-                    n_test = (record.get("data_info") or {}).get("n_test", 0)
+                    n_test = (record.data_info or {}).get("n_test", 0)
                 key = _options_key(config["task"], config.get("task_options") or {})
                 self._shapes[key] = Shape(int(shape["n"]), int(shape["d"]), int(shape["k"]), int(n_test or 0),
                                           "store")
@@ -120,9 +121,9 @@ class CostModel:
             return self._sample_cache[device_name]
         out = []
         for record in self._records:
-            prov, timing = record.get("provenance") or {}, record.get("timing") or {}
-            shape, train = record.get("shape") or {}, (record.get("config") or {}).get("train") or {}
-            if record.get("status") != "done" or prov.get("device_name") != device_name:
+            prov, timing = record.provenance, record.timing or {}
+            shape, train = record.shape or {}, record.config.get("train") or {}
+            if record.status != "done" or prov.get("device_name") != device_name:
                 continue
             try:
                 rate = float(timing["group_tflops_per_s"]) * 1e12

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .grid import Cell
+from .records import Record
 from .runner import Runner, RunSummary, describe, group_cells, is_settled, make_record, resolve_device, unique
 from .store import ResultStore
 
@@ -94,14 +95,14 @@ def run_cells(cell_dicts: list[dict[str, Any]], options: dict[str, Any]) -> list
     if len(opts.devices) > 1:  # e.g. a SLURM job with several GPUs: one subprocess per device
         backend = LocalDevices(opts.devices)
         summary = drive(cells, opts, backend)
-        return [{"cell_id": r["cell_id"], "status": r["status"]} for r in summary.records]
+        return [{"cell_id": r.cell_id, "status": r.status.value} for r in summary.records]
     if opts.threads:
         import torch
 
         torch.set_num_threads(opts.threads)
     store = ResultStore(opts.store)
 
-    def log(record: dict[str, Any]) -> None:
+    def log(record: Record) -> None:
         print(f"[{opts.label}] {describe(record)}", file=sys.stderr, flush=True)
 
     runner = Runner(
@@ -110,7 +111,7 @@ def run_cells(cell_dicts: list[dict[str, Any]], options: dict[str, Any]) -> list
         on_record=log,
     )
     summary = runner.run(cells)
-    return [{"cell_id": r["cell_id"], "status": r["status"]} for r in summary.records]
+    return [{"cell_id": r.cell_id, "status": r.status.value} for r in summary.records]
 
 
 def rebuild_cells(cell_dicts: list[dict[str, Any]]) -> list[Cell]:
@@ -371,7 +372,7 @@ def drive(
     options: WorkerOptions,
     backend: Backend,
     *,
-    on_record: Callable[[dict[str, Any]], None] | None = None,
+    on_record: Callable[[Record], None] | None = None,
     on_plan: Callable[[list[Cell], list[Cell]], None] | None = None,
     wait: bool = True,
 ) -> RunSummary:
@@ -383,7 +384,7 @@ def drive(
     silently; re-running resumes it. ``on_plan(cached, todo)`` is called before starting."""
     store = ResultStore(options.store)
 
-    def settled(record: dict[str, Any] | None) -> bool:  # the workers' own test (Runner.is_settled)
+    def settled(record: Record | None) -> bool:  # the workers' own test (Runner.is_settled)
         return is_settled(record, force=options.force, run_id=options.run_id)
 
     summary = RunSummary(run_id=options.run_id)
@@ -423,7 +424,7 @@ def drive(
                 continue  # unchanged since the last look: no need to parse it again
             stamps[cell.cell_id] = stamp
             record = store.get(cell.cell_id)
-            ours = record is not None and record.get("run_id") == options.run_id
+            ours = record is not None and record.run_id == options.run_id
             # during the run only finished records are final (an interrupted one may be resumed
             # by another worker); at the end, whatever this run wrote
             if settled(record) or (final and ours):
@@ -471,7 +472,7 @@ def drive(
                     on_record(record)
     summary.failures = failures
     order = {c.cell_id: i for i, c in enumerate(unique(cells))}  # the grid's order, as a local run
-    summary.records.sort(key=lambda r: order.get(r["cell_id"], len(order)))
+    summary.records.sort(key=lambda r: order.get(r.cell_id, len(order)))
     return summary
 
 

@@ -8,20 +8,21 @@ method/width/activation axes, which fall back to the task's ``grid``).
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import inspect
 import json
-from dataclasses import asdict, dataclass, field
+import os
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from .config import ACTIVATIONS, TrainConfig, check_width
 from .methods import METHODS
+from .records import PROTOCOL_VERSION, compute_cell_id
 from .seeds import seeds_for
 from .tasks import TASKS, Task
-
-PROTOCOL_VERSION = 1
 
 # the modules whose source decides the numbers a cell computes (plus the task's own module)
 _COMPUTE_MODULES = ("config.py", "model.py", "training.py", "methods.py", "seeds.py", "tasks/base.py")
@@ -76,13 +77,7 @@ class Cell:
 
     @property
     def cell_id(self) -> str:
-        payload = {
-            "config": self.config(),
-            "seeds": self.seeds(),
-            "code": code_digest(self.task),
-            "protocol": PROTOCOL_VERSION,
-        }
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+        return compute_cell_id(self.config(), self.seeds(), code_digest(self.task), PROTOCOL_VERSION)
 
     def to_dict(self) -> dict[str, Any]:
         """The cell as plain data (JSON-safe): its resolved :meth:`config` plus the profile, what
@@ -116,7 +111,10 @@ def _fmt(value: Any) -> str:
 
 @lru_cache(maxsize=None)
 def code_digest(task: str) -> str:
-    """Hash of the source that computes a cell of ``task``: changed code makes a new cell."""
+    """Hash of the code that computes a cell of ``task``: changed code makes a new cell.
+
+    Each file counts by its syntax tree without docstrings (comments are not in it), so editing
+    a comment or a docstring keeps every cell id, and any change to what runs makes new ones."""
     root = Path(__file__).parent
     files = [root / rel for rel in _COMPUTE_MODULES]
     files.append(Path(inspect.getsourcefile(TASKS.get(task))))
@@ -125,15 +123,245 @@ def code_digest(task: str) -> str:
     for path in dict.fromkeys(files):  # de-duplicated, order kept
         if path.exists():
             h.update(path.name.encode())
-            h.update(path.read_bytes())
+            h.update(_code_only(path.read_text()).encode())
     return h.hexdigest()[:16]
+
+
+def _code_only(source: str) -> str:
+    """The source's syntax tree with docstrings removed, as text."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree, include_attributes=False)
+
+
+# the largest grid `run` and `plan` build (a typo such as --seeds 1000000000 must not exhaust memory)
+MAX_CELLS_ENV = "BENCH_SUITE_MAX_CELLS"
+MAX_CELLS_DEFAULT = 100_000
+PROFILE_KEYS = ("description", "device", "seeds", "methods", "widths", "activations", "options", "train")
+
+# profiles loaded from TOML files (--profile-file): task -> profile name -> declaration
+_FILE_PROFILES: dict[str, dict[str, dict[str, Any]]] = {}
+
+
+class GridError(ValueError):
+    """A grid that cannot be built (unknown profile, bad axis value, too many cells): one line."""
+
+
+def profiles_of(task: str) -> dict[str, dict[str, Any]]:
+    """The task's profiles: its own declaration, then those of loaded profile files (which win)."""
+    return {**TASKS.get(task).profiles, **_FILE_PROFILES.get(task, {})}
 
 
 def profile_names() -> list[str]:
     names: set[str] = set()
     for task in TASKS.names():
-        names.update(TASKS.get(task).profiles)
+        names.update(profiles_of(task))
     return sorted(names)
+
+
+def load_profile_file(path: str | Path) -> list[tuple[str, str]]:
+    """Read profiles from a TOML file (the format ``list --profiles --export`` writes) and make them
+    available to ``run``/``plan``/``check``; returns the (task, profile) pairs it declared.
+
+    Layout: one table per task and profile, ``[TASK.PROFILE]``, with the keys of a task's
+    ``profiles`` declaration (``PROFILE_KEYS``); any training setting or task option may be a
+    list (an axis). ``"none"`` stands for None in options, ``"full"`` for a full batch.
+    Raises :class:`GridError` naming the file and what is wrong."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise GridError(f"--profile-file {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GridError(f"--profile-file {path}: cannot read it ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise GridError(f"--profile-file {path}: not valid TOML ({exc})") from None
+    declared = []
+    for task, profiles in data.items():
+        if task not in TASKS:
+            raise GridError(f"--profile-file {path}: unknown task {task!r}; valid: {', '.join(TASKS.names())}")
+        if not isinstance(profiles, dict):
+            raise GridError(f"--profile-file {path}: [{task}] must hold tables [{task}.PROFILE]")
+        for name, spec in profiles.items():
+            if not isinstance(spec, dict):
+                raise GridError(f"--profile-file {path}: {task}.{name} must be a table")
+            unknown = sorted(set(spec) - set(PROFILE_KEYS))
+            if unknown:
+                raise GridError(f"--profile-file {path}: {task}.{name}: unknown key(s) {', '.join(unknown)}; "
+                                f"valid: {', '.join(PROFILE_KEYS)}")
+            spec = dict(spec)
+            spec["options"] = {k: _from_toml(v) for k, v in (spec.get("options") or {}).items()}
+            spec["train"] = {k: _from_toml(v, full=k == "batch_size") for k, v in (spec.get("train") or {}).items()}
+            try:  # the declaration must build: bad values are reported now, naming the file
+                _expand_spec(task, name, spec, {})
+            except (GridError, ValueError) as exc:
+                raise GridError(f"--profile-file {path}: {task}.{name}: {exc}") from None
+            _FILE_PROFILES.setdefault(task, {})[name] = spec
+            declared.append((task, name))
+    return declared
+
+
+def _from_toml(value: Any, *, full: bool = False) -> Any:
+    if isinstance(value, list):
+        return [_from_toml(v, full=full) for v in value]
+    if isinstance(value, str) and (value.lower() == "none" or (full and value.lower() == "full")):
+        return None
+    return value
+
+
+def _to_toml(value: Any, *, full: bool = False) -> Any:
+    if isinstance(value, list):
+        return [_to_toml(v, full=full) for v in value]
+    if value is None:
+        return "full" if full else "none"
+    return value
+
+
+def export_profiles(tasks: list[str] | None = None) -> str:
+    """The tasks' profiles as TOML (the format :func:`load_profile_file` reads)."""
+    import tomli_w
+
+    out: dict[str, Any] = {}
+    for task in tasks or TASKS.names():
+        for name, spec in sorted(profiles_of(task).items()):
+            entry = {k: spec[k] for k in PROFILE_KEYS if k in spec and k not in ("options", "train")}
+            if spec.get("options"):
+                entry["options"] = {k: _to_toml(v) for k, v in spec["options"].items()}
+            if spec.get("train"):
+                entry["train"] = {k: _to_toml(v, full=k == "batch_size") for k, v in spec["train"].items()}
+            out.setdefault(task, {})[name] = entry
+    return tomli_w.dumps(out)
+
+
+def _as_list(value: Any) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _product(values: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every combination of the dict's list values (scalars are one-element axes), in key order."""
+    combos: list[dict[str, Any]] = [{}]
+    for key, value in values.items():
+        combos = [{**c, key: v} for c in combos for v in _as_list(value)]
+    return combos
+
+
+def _train_product(train: dict[str, Any]) -> list[dict[str, Any]]:
+    """The training settings' product; ``lr`` is one axis setting lr_w = lr_v together."""
+    train = dict(train)
+    joint = train.pop("lr", None)
+    combos = _product(train)
+    if joint is None:
+        return combos
+    return [{**c, "lr_w": v, "lr_v": v} for c in combos for v in _as_list(joint)]
+
+
+def _axis_sizes(values: dict[str, Any]) -> dict[str, int]:
+    return {k: len(_as_list(v)) for k, v in values.items() if len(_as_list(v)) != 1}
+
+
+def max_cells() -> int:
+    raw = os.environ.get(MAX_CELLS_ENV, "").strip()
+    if not raw:
+        return MAX_CELLS_DEFAULT
+    try:
+        value = int(raw)
+    except ValueError:
+        raise GridError(f"${MAX_CELLS_ENV}={raw!r} is not an integer") from None
+    if value < 1:
+        raise GridError(f"${MAX_CELLS_ENV} must be >= 1, got {value}")
+    return value
+
+
+def _profile_spec(task: str, profile: str | None) -> dict[str, Any]:
+    if profile is None:
+        return {}
+    profiles = profiles_of(task)
+    if profile not in profiles:
+        raise GridError(f"task {task!r} has no profile {profile!r}; its profiles: {', '.join(sorted(profiles))}")
+    return profiles[profile]
+
+
+def _resolved_values(task: str, spec: dict[str, Any], overrides: dict[str, Any]) -> tuple[dict, dict, dict]:
+    """(axes, options, train): each value a list (an axis) or a scalar, defaults < profile < overrides."""
+    task_cls = TASKS.get(task)
+    axes = {
+        "methods": overrides.get("methods") or spec.get("methods") or task_cls.grid["methods"],
+        "activations": overrides.get("activations") or spec.get("activations") or task_cls.grid["activations"],
+        "widths": overrides.get("widths") or spec.get("widths") or task_cls.grid["widths"],
+    }
+    options = {**task_cls.options, **(spec.get("options") or {}), **(overrides.get("options") or {})}
+    unknown = sorted(set(options) - set(task_cls.options))
+    if unknown:
+        raise GridError(f"unknown option(s) {', '.join(unknown)} for task {task!r}; "
+                        f"valid: {', '.join(sorted(task_cls.options)) or '(none)'}")
+    train: dict[str, Any] = {}
+    for layer in ({f: getattr(TrainConfig(), f) for f in TrainConfig.field_names()}, task_cls.train_defaults,
+                  spec.get("train") or {}, overrides.get("train") or {}):
+        if "lr" in layer and ({"lr_w", "lr_v"} & set(layer)):
+            raise GridError("give lr (both layers, one axis) or lr_w / lr_v, not both")
+        if "lr" in layer:
+            train.pop("lr_w", None)
+            train.pop("lr_v", None)
+        elif {"lr_w", "lr_v"} & set(layer) and "lr" in train:  # split the joint axis
+            joint = train.pop("lr")
+            train["lr_w"] = train["lr_v"] = joint
+        train.update(layer)
+    unknown = sorted(set(train) - set(TrainConfig.field_names()) - {"lr"})
+    if unknown:
+        valid = ", ".join(["lr", *TrainConfig.field_names()])
+        raise GridError(f"unknown training setting(s) {', '.join(unknown)}; valid: {valid}")
+    return axes, options, train
+
+
+def profile_declares(task: str, profile: str, config: dict[str, Any]) -> str | None:
+    """None when ``config`` (a cell's resolved config, ``Cell.config()``) is one of the
+    configurations ``profile`` declares (any repetition); else why not, e.g.
+    ``"epochs=3 (profile ci declares 2000)"``. What decides whether a record is scored against
+    the profile's reference rows (``check``)."""
+    try:
+        spec = _profile_spec(task, profile)
+    except (GridError, KeyError):  # KeyError: the task is not registered here (a plug-in not loaded)
+        return f"task {task} has no profile {profile} here"
+    axes, options, train = _resolved_values(task, spec, {})
+    diffs = []
+    for key, axis in (("method", "methods"), ("activation", "activations"), ("width", "widths")):
+        if config.get(key) not in _as_list(axes[axis]):
+            diffs.append(f"{key}={config.get(key)} (profile {profile} declares {_fmt_list(axes[axis])})")
+    cell_options = config.get("task_options") or {}
+    for key, value in sorted(options.items()):
+        if cell_options.get(key, TASKS.get(task).options.get(key)) not in _as_list(value):
+            diffs.append(f"{key}={_fmt(cell_options.get(key))} (profile {profile} declares {_fmt_list(value)})")
+    cell_train = config.get("train") or {}
+    if "lr" in train:
+        joint = _as_list(train.pop("lr"))
+        if not (cell_train.get("lr_w") == cell_train.get("lr_v") and cell_train.get("lr_w") in joint):
+            diffs.append(f"lr_w={_fmt(cell_train.get('lr_w'))}, lr_v={_fmt(cell_train.get('lr_v'))} "
+                         f"(profile {profile} declares lr_w = lr_v in {_fmt_list(joint)})")
+    for key, value in train.items():
+        if cell_train.get(key) not in _as_list(value):
+            diffs.append(f"{key}={_fmt(cell_train.get(key))} (profile {profile} declares {_fmt_list(value)})")
+    return "; ".join(diffs) or None
+
+
+def _fmt_list(value: Any) -> str:
+    values = _as_list(value)
+    return _fmt(values[0]) if len(values) == 1 else "{" + ", ".join(_fmt(v) for v in values) + "}"
+
+
+def grid_size(task: str, *, profile: str | None = None, repetitions: list[int] | None = None,
+              **overrides: Any) -> tuple[int, dict[str, int]]:
+    """(number of cells, the size of each axis with more than one value), before building any."""
+    return grid_size_from(task, _profile_spec(task, profile), overrides, repetitions)
 
 
 def expand(
@@ -147,43 +375,65 @@ def expand(
     options: dict[str, Any] | None = None,
     train: dict[str, Any] | None = None,
 ) -> list[Cell]:
-    """The cells of one task: its profile (or default grid) with command-line overrides."""
+    """The cells of one task: its profile (or default grid) with overrides, as the product of
+    every axis: methods x activations x widths x each task option and training setting given as
+    a list x repetitions. Raises :class:`GridError` (one line) for an unknown profile, option or
+    setting, a bad value, or a grid over ``max_cells()`` cells.
+
+    A cell keeps the profile's name only when its resolved configuration is one the profile
+    declares (:func:`profile_declares`); an override that leaves the declaration (e.g.
+    ``--profile ci --epochs 3``) makes it an ad-hoc cell (profile None): stored and reported,
+    never scored against that profile's reference rows."""
+    overrides = {"methods": methods, "widths": widths, "activations": activations, "options": options or {},
+                 "train": train or {}}
+    spec = _profile_spec(task, profile)
+    return _expand_spec(task, profile, spec, overrides, repetitions)
+
+
+def _expand_spec(task: str, profile: str | None, spec: dict[str, Any], overrides: dict[str, Any],
+                 repetitions: list[int] | None = None) -> list[Cell]:
     task_cls = TASKS.get(task)
-    prof: dict[str, Any] = {}
-    if profile is not None:
-        if profile not in task_cls.profiles:
-            raise ValueError(
-                f"task {task!r} has no profile {profile!r}; its profiles: {', '.join(sorted(task_cls.profiles))}"
-            )
-        prof = task_cls.profiles[profile]
-    methods = methods or prof.get("methods") or task_cls.grid["methods"]
-    widths = widths or prof.get("widths") or task_cls.grid["widths"]
-    activations = activations or prof.get("activations") or task_cls.grid["activations"]
+    total, sizes = grid_size_from(task, spec, overrides, repetitions)
+    limit = max_cells()
+    if total > limit:
+        shape = " x ".join(f"{k} {v:,}" for k, v in sizes.items())
+        raise GridError(f"the grid of {task} has {total:,} cells ({shape}), over the limit of {limit:,} "
+                        f"(${MAX_CELLS_ENV}): cut an axis (e.g. fewer --repetitions or values)")
+    axes, options, train = _resolved_values(task, spec, overrides)
     if repetitions is None:
-        repetitions = list(range(int(prof.get("seeds", 1))))
-    resolved_options = {**task_cls.options, **prof.get("options", {}), **(options or {})}
-    unknown = sorted(set(resolved_options) - set(task_cls.options))
-    if unknown:
-        raise ValueError(
-            f"unknown option(s) {', '.join(unknown)} for task {task!r}; valid: {', '.join(sorted(task_cls.options))}"
-        )
-    resolved_options = task_cls.check_options(resolved_options)
-    train_values = {**task_cls.train_defaults, **prof.get("train", {}), **(train or {})}
-    unknown = sorted(set(train_values) - set(TrainConfig.field_names()))
-    if unknown:
-        valid = ", ".join(TrainConfig.field_names())
-        raise ValueError(f"unknown training setting(s) {', '.join(unknown)}; valid: {valid}")
-    config = TrainConfig(**train_values)
+        repetitions = list(range(int(spec.get("seeds", 1))))
+    for rep in repetitions:
+        if isinstance(rep, bool) or not isinstance(rep, int) or rep < 0:
+            raise GridError(f"repetition indexes must be integers >= 0, got {rep!r}")
+    option_sets = [task_cls.check_options(o) for o in _product(options)]
+    configs = [TrainConfig(**t) for t in _train_product(train)]
     cells = []
-    for method in methods:
+    for method in _as_list(axes["methods"]):
         method_obj = METHODS.get(method)
-        for activation in activations:
+        for activation in _as_list(axes["activations"]):
             if activation not in ACTIVATIONS:
-                raise ValueError(f"unknown activation {activation!r}; valid choices: {', '.join(ACTIVATIONS)}")
-            for width in widths:
+                raise GridError(f"unknown activation {activation!r}; valid choices: {', '.join(ACTIVATIONS)}")
+            for width in _as_list(axes["widths"]):
                 check_width(width, method_obj.output, method_obj.init)
-                for rep in repetitions:
-                    if not isinstance(rep, int) or rep < 0:
-                        raise ValueError(f"repetitions (seeds) must be integers >= 0, got {rep!r}")
-                    cells.append(Cell(task, method, width, activation, rep, config, resolved_options, profile))
+                for opts in option_sets:
+                    for config in configs:
+                        for rep in repetitions:
+                            cells.append(Cell(task, method, width, activation, rep, config, opts, None))
+    if profile is not None:
+        cells = [replace(c, profile=profile) if profile_declares(task, profile, c.config()) is None else c
+                 for c in cells]
     return cells
+
+
+def grid_size_from(task: str, spec: dict[str, Any], overrides: dict[str, Any],
+                   repetitions: list[int] | None) -> tuple[int, dict[str, int]]:
+    axes, options, train = _resolved_values(task, spec, overrides)
+    reps = repetitions if repetitions is not None else list(range(int(spec.get("seeds", 1))))
+    sizes = {"methods": len(_as_list(axes["methods"])), "activations": len(_as_list(axes["activations"])),
+             "widths": len(_as_list(axes["widths"])), "repetitions": len(reps)}
+    sizes.update(_axis_sizes(options))
+    sizes.update(_axis_sizes(train))
+    total = 1
+    for size in sizes.values():
+        total *= size
+    return total, {k: v for k, v in sizes.items() if v != 1 or k in ("methods", "repetitions")}

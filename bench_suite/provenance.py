@@ -5,15 +5,18 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
 from functools import lru_cache
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from . import __version__
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 
 def _git(*args: str) -> str | None:
@@ -36,9 +39,15 @@ def git_state() -> dict:
     return {"git_commit": commit, "git_dirty": dirty}
 
 
-def device_name(device: torch.device) -> str:
+def device_name(device: "torch.device") -> str:
     if device.type == "cuda":
+        import torch
+
         return torch.cuda.get_device_name(device)
+    return cpu_name()
+
+
+def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -48,9 +57,38 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine()
 
 
-def collect(device: torch.device, precision: str) -> dict:
+def probe_device_name(device: str) -> tuple[str, str]:
+    """(device type, model name) that ``device`` ("auto", "cpu", "cuda", "cuda:N", ...) means on
+    this machine, without importing torch (for ``plan``'s time estimates): NVIDIA GPUs are
+    found with ``nvidia-smi``; "auto" is CUDA when one is listed, else the CPU."""
+    kind, _, index = device.partition(":")
+    if kind in ("auto", "cuda"):
+        names = _nvidia_gpus()
+        if names:
+            i = int(index) if index.isdigit() else 0
+            return "cuda", names[min(i, len(names) - 1)]
+        if kind == "cuda":
+            return "cuda", f"CUDA device {index or 0}"
+        return "cpu", cpu_name()
+    return kind, cpu_name() if kind == "cpu" else kind
+
+
+def _nvidia_gpus() -> list[str]:
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
+
+
+def collect(device: "torch.device", precision: str) -> dict:
     """Provenance of a run on ``device`` (data source, checksum, protocol and code digest are
     added by the runner, which knows the cell)."""
+    import torch
+
     cuda = device.type == "cuda"
     try:
         import torchvision
@@ -96,9 +134,11 @@ def _numpy_version() -> str | None:
         return None
 
 
-def _cuda_details(device: torch.device) -> dict:
+def _cuda_details(device: "torch.device") -> dict:
     if device.type != "cuda":
         return {}
+    import torch
+
     props = torch.cuda.get_device_properties(device)
     return {
         "cuda_capability": f"{props.major}.{props.minor}",

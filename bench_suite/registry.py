@@ -22,6 +22,10 @@ class UnknownNameError(KeyError, ValueError):
         return str(self.args[0])
 
 
+class PluginError(Exception):
+    """A plug-in that cannot be loaded (missing, or it raised on import): one line naming it."""
+
+
 class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
@@ -64,16 +68,35 @@ _loaded_plugins: set[str] = set()
 def load_plugins(modules: list[str] | None = None) -> None:
     """Import plugin modules (which register tasks/methods as a side effect of import).
 
-    Sources: the explicit ``modules``, the comma-separated ``BENCH_SUITE_PLUGINS`` variable,
-    and installed packages' ``bench_suite.plugins`` entry points.
+    Sources: the explicit ``modules`` (``--plugin``), the comma-separated ``BENCH_SUITE_PLUGINS``
+    variable, and installed packages' ``bench_suite.plugins`` entry points. A plug-in that is
+    missing or raises on import raises :class:`PluginError`, naming where it was asked for.
     """
-    names = list(modules or [])
-    names += [m.strip() for m in os.environ.get(PLUGIN_ENV, "").split(",") if m.strip()]
-    for name in names:
+    wanted = [(m, f"--plugin {m}") for m in modules or []]
+    wanted += [(m.strip(), f"${PLUGIN_ENV} (= {os.environ.get(PLUGIN_ENV)!r})")
+               for m in os.environ.get(PLUGIN_ENV, "").split(",") if m.strip()]
+    for name, origin in wanted:
         if name not in _loaded_plugins:
-            importlib.import_module(name)
+            _import_plugin(name, origin, lambda n=name: importlib.import_module(n))
             _loaded_plugins.add(name)
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         if ep.value not in _loaded_plugins:
-            ep.load()
+            dist = getattr(getattr(ep, "dist", None), "name", None) or "an installed package"
+            _import_plugin(ep.value, f"the {ENTRY_POINT_GROUP} entry point {ep.name!r} of {dist}", ep.load)
             _loaded_plugins.add(ep.value)
+
+
+def _import_plugin(name: str, origin: str, load: Callable[[], object]) -> None:
+    try:
+        load()
+    except ModuleNotFoundError as exc:
+        missing = exc.name or name
+        if missing == name or name.startswith(missing + "."):
+            raise PluginError(f"plug-in module {name!r} (from {origin}) cannot be found: is it installed or on "
+                              f"PYTHONPATH? Fix or remove it") from None
+        raise PluginError(f"plug-in module {name!r} (from {origin}) needs the module {missing!r}, which is not "
+                          f"installed") from None
+    except Exception as exc:  # noqa: BLE001 - a plug-in's own fault, reported in one line
+        text = " ".join(str(exc).split())
+        raise PluginError(f"plug-in module {name!r} (from {origin}) raised on import: {type(exc).__name__}: "
+                          f"{text} (run with --debug for the traceback)") from exc

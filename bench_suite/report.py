@@ -18,12 +18,11 @@ import pandas as pd
 
 from .baselines import METRICS
 from .check import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, EXIT_UNDECIDED, FAIL, VERDICTS, exit_code
+from .records import USABLE, Record, Status
 
 PAPER_PROFILE = "paper"  # the only profile whose value rows are the paper's numbers (Table 3 mirror)
 ABLATION_TASK = "synthetic_ablation"
 ABLATION_METRIC = "train_loss"
-USABLE = ("done", "diverged")
-NOT_FINISHED = ("error", "skipped", "interrupted")
 DASH = "—"
 _OPS = {"lower": "<", "higher": ">", "at_most": "≤", "at_least": "≥"}
 _EXIT_MEANING = {
@@ -70,7 +69,7 @@ def _text(x: Any) -> str:
     return str(x).replace("\r", " ").replace("\n", " ").replace("|", "\\|")
 
 
-def _table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+def _table(rows: list[Record], columns: Sequence[str]) -> str:
     """A markdown (pipe) table via pandas/tabulate; every cell already a string."""
     if not rows:
         return "_none_"
@@ -222,7 +221,7 @@ def _ablation_section(df: pd.DataFrame, verdicts: pd.DataFrame) -> list[str]:
     claims = _claimed_ordering(verdicts)
     claim_text = "; ".join(f"`{c}`" for c in claims) if claims else "(no comparison references for this task)"
     out += [f"Ordering the paper claims (final `{ABLATION_METRIC}`): {claim_text}.", ""]
-    abl = df[(df["task"] == ABLATION_TASK) & df["status"].isin(USABLE)]
+    abl = df[(df["task"] == ABLATION_TASK) & df["status"].isin([s.value for s in USABLE])]
     if abl.empty:
         return out + ["_No results for this task._", ""]
     keys = sorted({(p, _sort_key(w), w, str(a)) for p, w, a in zip(abl["_profile"], abl["width"], abl["activation"])})
@@ -294,6 +293,16 @@ def _verdicts_section(verdicts: pd.DataFrame) -> list[str]:
     ]
 
 
+def _left_out_section(left_out: pd.DataFrame | None) -> list[str]:
+    if left_out is None or left_out.empty:
+        return []
+    rows = [{"record": r["name"], "profile": _profile(r["profile"]), "why": r["why"], "detail": r["detail"]}
+            for _, r in left_out.sort_values(["why", "name"], kind="mergesort").iterrows()]
+    return ["## Records not scored", "",
+            "Records of the checked tasks that no verdict used (docs/checks.md, \"Which results count\").", "",
+            _table(rows, ["record", "profile", "why", "detail"]), ""]
+
+
 def _cells_section(df: pd.DataFrame) -> list[str]:
     out = ["## Cells: the width condition", ""]
     if df.empty:
@@ -313,7 +322,7 @@ def _cells_section(df: pd.DataFrame) -> list[str]:
         _table(rows, ["cell", "profile", "status", "m", "n", "d", "k", "m·d/(2n)", "m ≥ 2n/d"]),
         "",
     ]
-    failed = df[df["status"].isin(NOT_FINISHED) | (df["status"] == "diverged")]
+    failed = df[df["status"] != Status.DONE.value]
     if not failed.empty:
         out += ["### Cells that did not finish", ""]
         out += [_table([{"cell": r["name"], "profile": r["_profile"], "status": r["status"], "reason": r["reason"]}
@@ -365,17 +374,17 @@ def _color(method: str, others: list[str]) -> str:
     return _TAB10[others.index(method) % len(_TAB10)]
 
 
-def _plot_group(path: Path, title: str, recs: list[dict[str, Any]]) -> None:
+def _plot_group(path: Path, title: str, recs: list[Record]) -> None:
     import matplotlib.style
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     def acc_of(rec):
-        c = rec.get("curves") or {}
+        c = rec.curves or {}
         return bool(c.get("train_acc")) or any(v is not None for v in (c.get("test_acc") or []))
 
     has_acc = any(acc_of(r) for r in recs)
-    others = sorted({str(r["config"]["method"]) for r in recs} - set(_METHOD_COLORS))
+    others = sorted({r.method for r in recs} - set(_METHOD_COLORS))
     with matplotlib.style.context("default"):
         fig = Figure(figsize=(11 if has_acc else 6.5, 4.2), dpi=100)
         FigureCanvasAgg(fig)
@@ -384,13 +393,13 @@ def _plot_group(path: Path, title: str, recs: list[dict[str, Any]]) -> None:
         positive = True
         methods_seen: dict[str, int] = {}
         for rec in recs:
-            method = str(rec["config"]["method"])
+            method = rec.method
             methods_seen[method] = methods_seen.get(method, 0) + 1
-            label = method if methods_seen[method] == 1 else f"{method} ({rec.get('cell_id', '')[:6]})"
-            if rec.get("status") == "diverged":
+            label = method if methods_seen[method] == 1 else f"{method} ({rec.cell_id[:6]})"
+            if rec.status == Status.DIVERGED:
                 label += " [diverged]"
             color = _color(method, others)
-            c = rec.get("curves") or {}
+            c = rec.curves or {}
             loss = _finite(c.get("train_loss") or [])
             epochs = list(c.get("epoch") or range(1, len(loss) + 1))[: len(loss)]
             if loss:
@@ -425,14 +434,14 @@ def _plot_group(path: Path, title: str, recs: list[dict[str, Any]]) -> None:
         fig.savefig(path, format="png", dpi=100, metadata={"Software": None})
 
 
-def _curves_section(records: list[dict[str, Any]], out_dir: Path) -> list[str]:
+def _curves_section(records: list[Record], out_dir: Path) -> list[str]:
     out = ["## Training curves", ""]
-    groups: dict[tuple, list[dict[str, Any]]] = {}
+    groups: dict[tuple, list[Record]] = {}
     for rec in records:
-        if rec.get("status") not in USABLE or not rec.get("curves"):
+        if rec.status not in USABLE or not rec.curves:
             continue
-        cfg = rec.get("config") or {}
-        key = (str(cfg.get("task")), _profile(rec.get("profile")), cfg.get("width"), str(cfg.get("activation")),
+        cfg = rec.config
+        key = (str(cfg.get("task")), _profile(rec.profile), cfg.get("width"), str(cfg.get("activation")),
                cfg.get("repetition"))
         groups.setdefault(key, []).append(rec)
     if not groups:
@@ -443,7 +452,7 @@ def _curves_section(records: list[dict[str, Any]], out_dir: Path) -> list[str]:
     current = None
     for key in sorted(groups, key=lambda k: tuple(_sort_key(x) for x in k)):
         task, profile, width, activation, rep = key
-        recs = sorted(groups[key], key=lambda r: (str(r["config"].get("method")), str(r.get("cell_id"))))
+        recs = sorted(groups[key], key=lambda r: (r.method, r.cell_id))
         name = _slug(task, profile, f"w{width}", activation, f"rep{rep}") + ".png"
         _plot_group(plots / name, f"{task} · profile {profile} · width {width} · {activation} · repetition {rep}",
                     recs)
@@ -455,7 +464,7 @@ def _curves_section(records: list[dict[str, Any]], out_dir: Path) -> list[str]:
     return out
 
 
-def _provenance_section(records: list[dict[str, Any]]) -> list[str]:
+def _provenance_section(records: list[Record]) -> list[str]:
     out = ["---", "", "## Provenance", ""]
     if not records:
         return out + ["_No records._", ""]
@@ -466,8 +475,8 @@ def _provenance_section(records: list[dict[str, Any]]) -> list[str]:
 
     created = []
     for rec in records:
-        p = rec.get("provenance") or {}
-        task = (rec.get("config") or {}).get("task")
+        p = rec.provenance
+        task = rec.task
         commit = p.get("git_commit")
         add("commit", DASH if commit is None else f"{commit}{' (dirty)' if p.get('git_dirty') else ''}")
         dev = p.get("device")
@@ -484,7 +493,7 @@ def _provenance_section(records: list[dict[str, Any]]) -> list[str]:
         checksum = p.get("data_checksum")
         add("data source", f"{task}: {src if src is not None else DASH}"
             + (f" (checksum {checksum})" if checksum else ""))
-        add("protocol", str(p.get("protocol", rec.get("protocol"))))
+        add("protocol", str(rec.protocol))
         if p.get("created"):
             created.append(str(p["created"]))
     rows = [{"field": f, "value": v, "records": str(n)} for (f, v), n in sorted(tally.items())]
@@ -498,12 +507,13 @@ def _provenance_section(records: list[dict[str, Any]]) -> list[str]:
 # --------------------------------------------------------------------------------------------
 def write_report(
     df: pd.DataFrame,
-    records: list[dict[str, Any]],
+    records: list[Record],
     verdicts: pd.DataFrame,
     out_dir: str | Path,
     *,
     title: str = "bench_suite report",
     note_lines: Sequence[str] = (),
+    left_out: pd.DataFrame | None = None,
 ) -> Path:
     """Write ``out_dir/report.md`` (and ``out_dir/plots/*.png``); return the markdown's path.
 
@@ -516,8 +526,8 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = _prepare_df(df)
     verd = _sorted_verdicts(verdicts)
-    recs = sorted(records or [], key=lambda r: (str(r.get("name")), str(r.get("cell_id"))))
-    group_sizes = {str(r.get("cell_id")): (r.get("timing") or {}).get("group_size") for r in recs}
+    recs = sorted(records or [], key=lambda r: (r.name, r.cell_id))
+    group_sizes = {r.cell_id: (r.timing or {}).get("group_size") for r in recs}
     plots = out_dir / "plots"
     if plots.is_dir():  # stale plots of an earlier render would otherwise linger
         for old in plots.glob("*.png"):
@@ -534,6 +544,7 @@ def write_report(
     lines += _paper_values_section(verd)
     lines += _ablation_section(frame, verd)
     lines += _verdicts_section(verd)
+    lines += _left_out_section(left_out)
     lines += _cells_section(frame)
     lines += _cost_section(frame, group_sizes)
     lines += _curves_section(recs, out_dir)

@@ -24,10 +24,13 @@ from typing import Any, Callable
 import torch
 
 from . import provenance
-from .grid import PROTOCOL_VERSION, Cell, code_digest
+from .config import check_device_text
+from .grid import Cell, code_digest
+from .grouping import PlanItem, describe, group_cells, is_settled, plan, unique  # noqa: F401 - re-exported
 from .methods import METHODS
-from .store import FINISHED, ResultStore
-from .tasks import DataError, DataUnavailable, TaskData
+from .records import FAILED, PROTOCOL_VERSION, Record, Status
+from .store import ResultStore
+from .tasks import DataUnavailable, TaskData
 from .training import CellSpec, train_group
 
 DATA_ROOT_ENV = "BENCH_SUITE_DATA_ROOT"
@@ -36,13 +39,17 @@ DATA_ROOT_ENV = "BENCH_SUITE_DATA_ROOT"
 EXIT_OK = 0
 EXIT_FAILED = 1  # a cell errored, diverged, was interrupted or lost
 EXIT_SKIPPED = 3  # nothing failed, but some cells were skipped (their data is not there)
-FAILED = ("error", "diverged", "interrupted")
 
 
 def resolve_device(device: str) -> torch.device:
+    """The torch device that ``device`` names; ``ValueError`` (one line, the valid forms) for a
+    string torch does not take or a device this machine does not have."""
+    device = check_device_text(device)
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("--device mps was asked for, but MPS is not available here; use --device cpu or auto")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for, but no CUDA device is available; use --device cpu or auto")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
@@ -58,45 +65,29 @@ def new_run_id() -> str:
 @dataclass
 class RunSummary:
     run_id: str = ""
-    records: list[dict[str, Any]] = field(default_factory=list)  # one per cell: written, found or lost
+    records: list[Record] = field(default_factory=list)  # one per cell: written, found or lost
     cached: int = 0  # cells found finished in the store when first looked at: not re-run
     by_others: int = 0  # cells another runner finished (or recorded) while this one ran
     claimed_elsewhere: int = 0  # cells another runner still held when this one stopped waiting
     failures: list[str] = field(default_factory=list)  # workers / jobs that failed (parallel executors)
 
     def count(self, status: str) -> int:
-        return sum(1 for r in self.records if r["status"] == status)
+        return sum(1 for r in self.records if r.status == status)
 
     @property
     def exit_code(self) -> int:
         """0 all done; 1 any cell errored, diverged, was interrupted or held elsewhere to the
         end; 3 nothing failed but some were skipped (no data)."""
-        if self.claimed_elsewhere or any(r["status"] in FAILED for r in self.records):
+        if self.claimed_elsewhere or any(r.status in FAILED for r in self.records):
             return EXIT_FAILED
-        if any(r["status"] == "skipped" for r in self.records):
+        if any(r.status == Status.SKIPPED for r in self.records):
             return EXIT_SKIPPED
         return EXIT_OK
 
 
-def is_settled(record: dict[str, Any] | None, *, force: bool, run_id: str) -> bool:
-    """Whether a run keeps ``record`` rather than re-running its cell: a finished record does;
-    under ``force`` only one written by this very run (by any of its workers), so ``--force``
-    re-runs each cell once, not once per worker."""
-    if record is None or record.get("status") not in FINISHED:
-        return False
-    return not force or record.get("run_id") == run_id
-
-
-@dataclass
-class PlanItem:
-    cell: Cell
-    record: dict[str, Any] | None  # what the store holds for the cell now
-    will_run: bool
-
-
 def make_record(cell: Cell, status: str, *, reason: str | None = None, result=None, data: TaskData | None = None,
                 device: torch.device | None = None, run_id: str | None = None,
-                executor: str = "local") -> dict[str, Any]:
+                executor: str = "local") -> Record:
     prov = provenance.collect(device or torch.device("cpu"), cell.train.precision)
     prov.update({
         "protocol": PROTOCOL_VERSION,
@@ -105,41 +96,21 @@ def make_record(cell: Cell, status: str, *, reason: str | None = None, result=No
         "data_source": data.source if data is not None else None,
         "data_checksum": data.checksum if data is not None else None,
     })
-    record: dict[str, Any] = {
-        "protocol": PROTOCOL_VERSION,
-        "cell_id": cell.cell_id,
-        "name": cell.name,
-        "profile": cell.profile,
-        "status": status,
-        "reason": reason,
-        "run_id": run_id,
-        "config": cell.config(),
-        "seeds": cell.seeds(),
-        "provenance": prov,
-    }
+    record = Record(cell_id=cell.cell_id, name=cell.name, status=Status(status), config=cell.config(),
+                    seeds=cell.seeds(), provenance=prov, protocol=PROTOCOL_VERSION, profile=cell.profile,
+                    reason=reason, run_id=run_id)
     if data is not None:
         n, d, k = data.n, data.dim, data.num_outputs
         n_test = 0 if data.x_test is None else int(data.x_test.shape[0])
-        record["shape"] = {"n": n, "d": d, "m": cell.width, "k": k, "width_ratio": cell.width * d / (2 * n),
-                           "n_test": n_test}
-        record["label_digest"] = data.label_digest()
+        record.shape = {"n": n, "d": d, "m": cell.width, "k": k, "width_ratio": cell.width * d / (2 * n),
+                        "n_test": n_test}
+        record.label_digest = data.label_digest()
         if data.info:
-            record["data_info"] = data.info
+            record.data_info = data.info
     if result is not None:
-        record.update({"curves": result.curves, "final": result.final, "timing": result.timing,
-                       "w0_digest": result.w0_digest})
+        record.curves, record.final, record.timing = result.curves, result.final, result.timing
+        record.w0_digest = result.w0_digest
     return record
-
-
-def describe(record: dict[str, Any]) -> str:
-    """One line per finished cell (quiet mode, worker logs)."""
-    final = record.get("final") or {}
-    bits = [f"{k}={final[k]:.4g}" for k in ("train_loss", "train_acc", "test_acc")
-            if isinstance(final.get(k), (int, float))]
-    line = f"[{record['status']}] {record['name']} {' '.join(bits)}".rstrip()
-    if record["status"] not in FINISHED and record.get("reason"):
-        line += f" ({record['reason']})"
-    return line
 
 
 class Runner:
@@ -160,7 +131,7 @@ class Runner:
         executor: str = "local",
         wait_for_others: bool = True,
         poll_s: float = 1.0,
-        on_record: Callable[[dict[str, Any]], None] | None = None,
+        on_record: Callable[[Record], None] | None = None,
         on_epoch: Callable[[int, int], None] | None = None,
         on_group_start: Callable[[list[Cell]], None] | None = None,
     ) -> None:
@@ -184,16 +155,12 @@ class Runner:
 
     # --- what counts as finished -------------------------------------------------------------
 
-    def is_settled(self, record: dict[str, Any] | None) -> bool:
+    def is_settled(self, record: Record | None) -> bool:
         return is_settled(record, force=self.force, run_id=self.run_id)
 
     def plan(self, cells: list[Cell]) -> list[PlanItem]:
         """What :meth:`run` would do now, cell by cell (the same predicate, nothing run)."""
-        items = []
-        for cell in unique(cells):
-            record = self.store.get(cell.cell_id)
-            items.append(PlanItem(cell, record, not self.is_settled(record)))
-        return items
+        return plan(self.store, cells, force=self.force, run_id=self.run_id)
 
     def groups(self, cells: list[Cell]) -> list[list[Cell]]:
         return group_cells(cells, fuse=self.fuse, max_group=self.max_group)
@@ -241,9 +208,11 @@ class Runner:
             return False
         was_held = cell.cell_id in waiting
         written_while_held = (was_held and self.store.stamp(cell.cell_id) != waiting[cell.cell_id]
-                              and record["status"] != "interrupted")
+                              and record.status != Status.INTERRUPTED)
         if not (self.is_settled(record) or written_while_held):
             return False
+        if record.finished and record.data_checksum and not self._same_data(cell, record, summary):
+            return True  # refused (reported as an error); the store's record stays as it is
         if was_held:
             summary.by_others += 1
         else:
@@ -251,22 +220,42 @@ class Runner:
         self._report(summary, record)
         return True
 
-    def _report(self, summary: RunSummary, record: dict[str, Any]) -> None:
+    def _same_data(self, cell: Cell, record: Record, summary: RunSummary) -> bool:
+        """Whether ``record`` was computed from the data at hand (its checksum): a finished
+        result of other data is not this cell's result. On a mismatch the cell is refused with
+        one line (the store keeps what it holds; --force replaces it); data that cannot be
+        loaded now cannot contradict the record, which is then kept."""
+        try:
+            data = self._load(cell)
+        except Exception:  # noqa: BLE001 - absent/broken data: nothing to compare with
+            return True
+        if data.checksum is None or data.checksum == record.data_checksum:
+            return True
+        if self.force:
+            return False  # is_settled already refused it unless this run wrote it
+        why = (f"the store holds this cell's result computed from other data (checksum {record.data_checksum}, "
+               f"{record.provenance.get('data_source')}); the data at hand has checksum {data.checksum}: use another "
+               f"--store for this data, or --force to replace the stored result")
+        self._emit(summary, self._record(cell, "error", reason=why, data=data))
+        return False
+
+    def _report(self, summary: RunSummary, record: Record) -> None:
         summary.records.append(record)
         if self.on_record is not None:
             self.on_record(record)
 
-    def _emit(self, summary: RunSummary, record: dict[str, Any]) -> None:
+    def _emit(self, summary: RunSummary, record: Record) -> None:
         """Write a record this runner produced, journal it and report it."""
         if not self.store.write(record):
-            # only under --force (we hold the claim): the re-run failed, the finished record
-            # from before stays in the store; report the failure, say what was kept
-            kept = self.store.get(record["cell_id"]) or {}
-            record = {**record, "reason": f"{record.get('reason')} (the earlier {kept.get('status')} record was kept)"}
-        self.store.log_event("finish", record["cell_id"], status=record["status"], run_id=self.run_id)
+            # the finished record from before stays in the store (a failed re-run under --force,
+            # or results from other data); report the failure, say what was kept
+            kept = self.store.get(record.cell_id)
+            kept_status = kept.status if kept is not None else "finished"
+            record = record.replace(reason=f"{record.reason} (the earlier {kept_status} record was kept)")
+        self.store.log_event("finish", record.cell_id, status=record.status.value, run_id=self.run_id)
         self._report(summary, record)
 
-    def _record(self, cell: Cell, status: str, **kwargs: Any) -> dict[str, Any]:
+    def _record(self, cell: Cell, status: str, **kwargs: Any) -> Record:
         return make_record(cell, status, device=self.device, run_id=self.run_id, executor=self.executor, **kwargs)
 
     def _load(self, cell: Cell) -> TaskData:
@@ -281,7 +270,9 @@ class Runner:
                     dict(cell.options), data_seed=cell.seeds()["data"], data_root=self.data_root,
                     cache_dir=self.cache_dir,
                 ).to(self.device)
-            except (DataUnavailable, DataError, ValueError, OSError) as exc:
+            except Exception as exc:  # noqa: BLE001 - any loader fault (a plug-in's too) is this data's error
+                if os.environ.get("BENCH_SUITE_DEBUG"):
+                    traceback.print_exc(file=sys.stderr)
                 self._data[key] = exc
         value = self._data[key]
         if isinstance(value, Exception):
@@ -295,7 +286,7 @@ class Runner:
             for cell in group:
                 self._emit(summary, self._record(cell, "skipped", reason=str(exc)))
             return
-        except (DataError, ValueError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001 - DataError, a plug-in loader's own exception, ...
             for cell in group:
                 self._emit(summary, self._record(cell, "error", reason=_one_line(exc)))
             return
@@ -328,26 +319,6 @@ class Runner:
                 reason = (f"{reason}; lower the learning rates (--lr-w/--lr-v) or use a constrained method "
                           f"(learning rates were lr_w={cell.train.lr_w:g}, lr_v={cell.train.lr_v:g})")
             self._emit(summary, self._record(cell, result.status, reason=reason, result=result, data=data))
-
-
-def group_cells(cells: list[Cell], *, fuse: bool = True, max_group: int | None = None) -> list[list[Cell]]:
-    """Fused groups in first-seen order (one group per cell when not fusing), each cut into
-    chunks of at most ``max_group`` cells, so that several workers can share one group.
-    Deterministic: every worker given the same cells forms the same groups."""
-    if not fuse:
-        return [[c] for c in cells]
-    out: OrderedDict[tuple, list[Cell]] = OrderedDict()
-    for cell in cells:
-        out.setdefault(cell.group_key(), []).append(cell)
-    if max_group is None:
-        return list(out.values())
-    return [group[i : i + max_group] for group in out.values() for i in range(0, len(group), max_group)]
-
-
-def unique(cells: list[Cell]) -> list[Cell]:
-    """The cells without repeats (same id), first occurrence kept."""
-    seen: set[str] = set()
-    return [c for c in cells if not (c.cell_id in seen or seen.add(c.cell_id))]
 
 
 def _one_line(exc: BaseException) -> str:

@@ -28,15 +28,11 @@ from typing import Any, Iterator
 
 import filelock
 
-FINISHED = ("done", "diverged")
-STATUSES = ("done", "diverged", "error", "skipped", "interrupted")
+from .records import FINISHED, Record, RecordError, to_frame
 
-DATAFRAME_COLUMNS = [
-    "cell_id", "name", "profile", "protocol", "status", "reason", "task", "method", "width", "activation",
-    "repetition", "epochs", "train_loss", "train_acc", "test_loss", "test_acc", "dist_w0", "proj_active_frac",
-    "train_time_s", "wall_time_s", "flops", "group_tflops_per_s", "n", "d", "m", "k", "width_ratio", "device",
-    "device_name", "precision", "data_source", "git_commit", "git_dirty",
-]
+
+class RecordWarning(UserWarning):
+    """A record file that cannot be used (unreadable, foreign, of another version): one line."""
 
 
 class ResultStore:
@@ -46,25 +42,33 @@ class ResultStore:
         self.locks_dir = self.root / "locks"
         self.runs_dir = self.root / "runs"
         self.events_path = self.root / "events.jsonl"
+        self.rejected: dict[Path, str] = {}  # record files that could not be used, and why
 
     def _path(self, cell_id: str) -> Path:
         return self.records_dir / f"{cell_id}.json"
 
-    def get(self, cell_id: str) -> dict[str, Any] | None:
+    def get(self, cell_id: str) -> Record | None:
+        """The cell's record, validated (:meth:`Record.from_json`), or None when there is none or
+        it cannot be used (one :class:`RecordWarning` per file naming it and why; the cell then
+        re-runs, and ``check``/``report`` leave the file out and say so: :attr:`rejected`)."""
         path = self._path(cell_id)
         try:
-            record = json.loads(path.read_text())
+            text = path.read_text()
         except FileNotFoundError:
             return None
-        except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
-            # not written by us (our writes are atomic): treat as absent so the cell re-runs
-            warnings.warn(f"ignoring unreadable record {path}: {exc}; the cell will be re-run", stacklevel=2)
+        except (OSError, UnicodeDecodeError) as exc:
+            self._reject(path, f"unreadable ({exc})")
             return None
-        if not isinstance(record, dict) or record.get("status") not in STATUSES:
-            warnings.warn(f"ignoring malformed record {path} (no valid status); the cell will be re-run",
-                          stacklevel=2)
+        try:
+            return Record.from_json(text, expected_id=cell_id)
+        except RecordError as exc:
+            self._reject(path, str(exc))
             return None
-        return record
+
+    def _reject(self, path: Path, why: str) -> None:
+        if path not in self.rejected:
+            self.rejected[path] = why
+            warnings.warn(f"ignoring record {path}: {why}; its cell will be re-run", RecordWarning, stacklevel=3)
 
     def stamp(self, cell_id: str) -> tuple[int, int] | None:
         """(inode, mtime) of a cell's record file, or None: a cheap "has it changed?" test for
@@ -77,19 +81,18 @@ class ResultStore:
 
     def is_finished(self, cell_id: str) -> bool:
         record = self.get(cell_id)
-        return record is not None and record.get("status") in FINISHED
+        return record is not None and record.status in FINISHED
 
-    def write(self, record: dict[str, Any], *, force: bool = False) -> bool:
+    def write(self, record: Record, *, force: bool = False) -> bool:
         """Atomically write ``record``; returns False when it would replace a finished record
         with a non-finished one (kept as it is unless ``force``)."""
-        if record.get("status") not in STATUSES:
-            raise ValueError(f"record status must be one of {STATUSES}, got {record.get('status')!r}")
-        cell_id = record["cell_id"]
-        if not force and record["status"] not in FINISHED and self.is_finished(cell_id):
+        if not isinstance(record, Record):
+            raise TypeError(f"ResultStore.write takes a Record, got {type(record).__name__}")
+        cell_id = record.cell_id
+        if not force and record.status not in FINISHED and self.is_finished(cell_id):
             return False
         self.records_dir.mkdir(parents=True, exist_ok=True)
-        # allow_nan: a diverged cell's curves hold NaN/Inf, which Python's json reads back
-        text = json.dumps(record, indent=1, sort_keys=True, allow_nan=True)
+        text = record.to_json()
         fd, tmp = tempfile.mkstemp(dir=self.records_dir, prefix=f".{cell_id}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "w") as fh:
@@ -167,49 +170,24 @@ class ResultStore:
                     out.append(event)
         return out
 
-    def records(self) -> list[dict[str, Any]]:
-        """Every readable record, sorted by name then id (deterministic)."""
+    def exists(self) -> bool:
+        """Whether the store's folder is there (``check``/``report`` of a store that is not: an error)."""
+        return self.root.is_dir()
+
+    def records(self) -> list[Record]:
+        """Every usable record, sorted by name then id (deterministic); the files left out are
+        in :attr:`rejected`."""
         out = []
         if self.records_dir.is_dir():
             for path in sorted(self.records_dir.glob("*.json")):
                 record = self.get(path.stem)
                 if record is not None:
                     out.append(record)
-        return sorted(out, key=lambda r: (r.get("name", ""), r.get("cell_id", "")))
+        return sorted(out, key=lambda r: (r.name, r.cell_id))
 
     def to_dataframe(self):
-        """All records as a pandas DataFrame, one row per cell (columns: ``DATAFRAME_COLUMNS``)."""
-        import pandas as pd
-
-        return pd.DataFrame([flatten(r) for r in self.records()], columns=DATAFRAME_COLUMNS)
-
-
-def flatten(record: dict[str, Any]) -> dict[str, Any]:
-    """One DataFrame row from one record (see docs/design.md)."""
-    config = record.get("config", {})
-    final = record.get("final", {}) or {}
-    timing = record.get("timing", {}) or {}
-    shape = record.get("shape", {}) or {}
-    prov = record.get("provenance", {}) or {}
-    return {
-        "cell_id": record.get("cell_id"),
-        "name": record.get("name"),
-        "profile": record.get("profile"),
-        "protocol": record.get("protocol"),
-        "status": record.get("status"),
-        "reason": record.get("reason"),
-        "task": config.get("task"),
-        "method": config.get("method"),
-        "width": config.get("width"),
-        "activation": config.get("activation"),
-        "repetition": config.get("repetition"),
-        "epochs": (config.get("train") or {}).get("epochs"),
-        **{k: final.get(k) for k in ("train_loss", "train_acc", "test_loss", "test_acc", "dist_w0",
-                                     "proj_active_frac")},
-        **{k: timing.get(k) for k in ("train_time_s", "wall_time_s", "flops", "group_tflops_per_s")},
-        **{k: shape.get(k) for k in ("n", "d", "m", "k", "width_ratio")},
-        **{k: prov.get(k) for k in ("device", "device_name", "precision", "data_source", "git_commit", "git_dirty")},
-    }
+        """All records as the flat, typed results table (``bench_suite.records.COLUMNS``)."""
+        return to_frame(self.records())
 
 
 def _fsync_dir(path: Path) -> None:

@@ -171,7 +171,7 @@ def run_engine(args: argparse.Namespace, device: torch.device) -> dict[str, Any]
         if not args.store:
             shutil.rmtree(store_dir, ignore_errors=True)
     wall = time.perf_counter() - t0
-    records = summary.records
+    records = [r.to_dict() for r in summary.records]  # plain dicts: the script reads them as JSON
     bad = [r for r in records if r["status"] != "done"]
     if bad:
         raise SystemExit(f"engine run failed: {bad[0]['name']}: {bad[0]['status']}: {bad[0].get('reason')}")

@@ -23,7 +23,7 @@ def test_list_shows_tasks_methods_and_profiles(capsys):
 
 def test_run_prints_final_metrics_and_writes_json_records(tmp_path, capsys):
     store = tmp_path / "store"
-    assert main(["run", *FAST, "--out", str(store)]) == 0
+    assert main(["run", *FAST, "--store", str(store)]) == 0
     out = capsys.readouterr().out
     for method in ("mli_paired_pgd", "sgd", "constraint_only", "no_mirroring"):
         assert method in out
@@ -35,7 +35,7 @@ def test_run_prints_final_metrics_and_writes_json_records(tmp_path, capsys):
         assert r["provenance"]["torch"] and r["provenance"]["device"] == "cpu"
         assert r["shape"] == {"n": 40, "d": 8, "m": 4, "k": 1, "width_ratio": 4 * 8 / 80, "n_test": 0}
     # a second run finds every cell finished and trains nothing
-    assert main(["run", *FAST, "--out", str(store)]) == 0
+    assert main(["run", *FAST, "--store", str(store)]) == 0
     assert "4 of these found finished in the store" in capsys.readouterr().out
 
 
@@ -60,7 +60,7 @@ def test_bad_input_is_one_line_and_exit_2(args, needle, tmp_path):
 
     if "--device" in args and torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
-    proc = run_cli(*args, "--out", str(tmp_path))
+    proc = run_cli(*args, "--store", str(tmp_path))
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
@@ -74,7 +74,7 @@ def test_every_command_has_help():
 
 
 def test_diverged_cell_exits_non_zero_with_one_line_reason(tmp_path):
-    proc = run_cli("run", *FAST, "--method", "sgd", "--lr", "1e6", "--out", str(tmp_path))
+    proc = run_cli("run", *FAST, "--method", "sgd", "--lr", "1e6", "--store", str(tmp_path))
     assert proc.returncode == 1
     assert "DIVERGED" in proc.stderr and "lower the learning rates" in proc.stderr
 
@@ -96,6 +96,7 @@ def test_plugin_module_registers_a_task(tmp_path, monkeypatch):
         "        return TaskData(torch.randn(5, 3, generator=g), torch.randn(5, 1, generator=g), 1, False, 'tiny')\n"
     )
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
-    proc = run_cli("--plugin", "my_tasks", "run", "--task", "tiny_plugin_task", "--quiet", "--out", str(tmp_path / "s"))
+    proc = run_cli("--plugin", "my_tasks", "run", "--task", "tiny_plugin_task", "--quiet",
+                   "--store", str(tmp_path / "s"))
     assert proc.returncode == 0, proc.stderr
     assert "tiny_plugin_task" in proc.stdout

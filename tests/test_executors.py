@@ -36,19 +36,19 @@ def tiny_cells(**kw):
 
 def assert_same_results(store_a, store_b, *, executor=None):
     """Same cells, statuses, final metrics, curves (but wall-clock times) and digests."""
-    a = {r["cell_id"]: r for r in ResultStore(store_a).records()}
-    b = {r["cell_id"]: r for r in ResultStore(store_b).records()}
+    a = {r.cell_id: r for r in ResultStore(store_a).records()}
+    b = {r.cell_id: r for r in ResultStore(store_b).records()}
     assert a and set(a) == set(b)
     for cell_id, ra in a.items():
         rb = b[cell_id]
-        assert (ra["status"], ra["name"], ra["config"], ra["seeds"]) == (rb["status"], rb["name"], rb["config"],
-                                                                          rb["seeds"])
-        assert ra["final"] == rb["final"]
-        curves_a = {k: v for k, v in ra["curves"].items() if k != "wall_time"}
-        assert curves_a == {k: v for k, v in rb["curves"].items() if k != "wall_time"}
-        assert (ra["label_digest"], ra["w0_digest"], ra["shape"]) == (rb["label_digest"], rb["w0_digest"], rb["shape"])
+        assert (ra.status, ra.name, ra.config, ra.seeds) == (rb.status, rb.name, rb.config,
+                                                                          rb.seeds)
+        assert ra.final == rb.final
+        curves_a = {k: v for k, v in ra.curves.items() if k != "wall_time"}
+        assert curves_a == {k: v for k, v in rb.curves.items() if k != "wall_time"}
+        assert (ra.label_digest, ra.w0_digest, ra.shape) == (rb.label_digest, rb.w0_digest, rb.shape)
         if executor is not None:
-            assert rb["provenance"]["executor"] == executor
+            assert rb.provenance["executor"] == executor
 
 
 def test_cells_travel_as_plain_data_and_rebuild_to_the_same_id():
@@ -73,7 +73,7 @@ def test_run_cells_is_the_worker_entry_point(store_dir, capsys):
     assert sorted(out, key=lambda r: r["cell_id"]) == sorted(
         [{"cell_id": c.cell_id, "status": "done"} for c in cells], key=lambda r: r["cell_id"])
     assert capsys.readouterr().err.count("[w1] [done]") == 4
-    assert {r["run_id"] for r in ResultStore(store_dir).records()} == {"run-1"}
+    assert {r.run_id for r in ResultStore(store_dir).records()} == {"run-1"}
 
 
 def test_a_max_group_is_suggested_when_workers_would_idle():
@@ -88,7 +88,7 @@ def test_a_max_group_is_suggested_when_workers_would_idle():
 def test_several_local_devices_share_the_grid_through_the_store(tmp_path):
     shared, alone = tmp_path / "shared", tmp_path / "alone"
     cmd = [sys.executable, "-m", "bench_suite", "run", *FAST, "--seeds", "3"]
-    proc = subprocess.run([*cmd, "--devices", "cpu,cpu", "--out", str(shared)], capture_output=True, text=True,
+    proc = subprocess.run([*cmd, "--devices", "cpu,cpu", "--store", str(shared)], capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "12 done" in proc.stdout and proc.stderr.count("] [done]") == 12
@@ -99,32 +99,32 @@ def test_several_local_devices_share_the_grid_through_the_store(tmp_path):
     assert 1 <= len(workers) <= 2
     (run_dir,) = store.runs_dir.iterdir()
     assert len(list(run_dir.glob("worker-*.log"))) == 2
-    assert main(["run", *FAST, "--seeds", "3", "--out", str(alone)]) == 0
+    assert main(["run", *FAST, "--seeds", "3", "--store", str(alone)]) == 0
     assert_same_results(alone, shared, executor="devices")
 
 
 def test_dask_local_cluster_gives_the_same_records_as_a_local_run(tmp_path, capsys):
     distributed = pytest.importorskip("distributed")
     local, remote = tmp_path / "local", tmp_path / "dask"
-    assert main(["run", *FAST, "--seeds", "2", "--out", str(local)]) == 0
+    assert main(["run", *FAST, "--seeds", "2", "--store", str(local)]) == 0
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster:
-        args = ["run", *FAST, "--seeds", "2", "--out", str(remote), "--executor", "dask",
+        args = ["run", *FAST, "--seeds", "2", "--store", str(remote), "--executor", "dask",
                 "--scheduler", cluster.scheduler_address]
         assert main(args) == 0
         assert "8 done" in capsys.readouterr().out
         assert main(args) == 0  # nothing left: everything is found in the store
         assert "8 of these found finished in the store" in capsys.readouterr().out
     assert_same_results(local, remote, executor="dask")
-    assert all(r["provenance"]["dask_worker"] for r in ResultStore(remote).records())
+    assert all(r.provenance["dask_worker"] for r in ResultStore(remote).records())
 
 
 def test_submitit_local_executor_runs_the_slurm_path(tmp_path, capsys):
     pytest.importorskip("submitit")
     local, jobs = tmp_path / "local", tmp_path / "slurm"
-    assert main(["run", *FAST, "--seeds", "2", "--out", str(local)]) == 0
+    assert main(["run", *FAST, "--seeds", "2", "--store", str(local)]) == 0
     slurm = ["--executor", "slurm", "--submitit-cluster", "local", "--gpus-per-job", "0", "--time-limit", "5",
-             "--partition", "ignored-locally", "--max-jobs", "2", "--out", str(jobs)]
+             "--partition", "ignored-locally", "--max-jobs", "2", "--store", str(jobs)]
     assert main(["run", *FAST, "--seed", "0", *slurm]) == 0
     captured = capsys.readouterr()
     assert "4 done" in captured.out
@@ -136,7 +136,7 @@ def test_submitit_local_executor_runs_the_slurm_path(tmp_path, capsys):
     assert "submitted" in capsys.readouterr().out
     store = ResultStore(jobs)
     deadline = time.monotonic() + 180
-    while sum(r["status"] == "done" for r in store.records()) < 8:
+    while sum(r.status == "done" for r in store.records()) < 8:
         assert time.monotonic() < deadline, "the --no-wait job did not finish"
         time.sleep(0.5)
     assert main(["run", *FAST, "--seeds", "2", *slurm]) == 0  # collects: all 8 found finished
@@ -167,8 +167,8 @@ def test_cells_of_dead_workers_are_recorded_as_lost_errors_and_rerun_later(store
     with store.claim([cells[3].cell_id]):  # another runner holds this one: not ours to declare lost
         summary = drive(cells, options, _DeadWorkers())
     assert summary.cached == 1 and summary.claimed_elsewhere == 1 and summary.exit_code == 1
-    lost = [r for r in summary.records if r["status"] == "error"]
-    assert len(lost) == 2 and all("lost: worker 0 exited with code -9" in r["reason"] for r in lost)
+    lost = [r for r in summary.records if r.status == "error"]
+    assert len(lost) == 2 and all("lost: worker 0 exited with code -9" in r.reason for r in lost)
     assert summary.failures == ["worker 0 exited with code -9"]
     assert store.get(cells[3].cell_id) is None
     again = Runner(store, device="cpu").run(cells)  # an error is not finished: re-run resumes
@@ -185,7 +185,7 @@ def test_cells_of_dead_workers_are_recorded_as_lost_errors_and_rerun_later(store
     (["--devices", ","], "at least one device"),
 ])
 def test_bad_scale_out_flags_are_one_line_and_exit_2(args, needle, store_dir, capsys):
-    assert main(["run", *FAST, *args, "--out", str(store_dir)]) == 2
+    assert main(["run", *FAST, *args, "--store", str(store_dir)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and needle in err[0]
 
@@ -193,7 +193,7 @@ def test_bad_scale_out_flags_are_one_line_and_exit_2(args, needle, store_dir, ca
 def test_devices_need_the_hardware(store_dir, capsys):
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
-    assert main(["run", *FAST, "--devices", "0,1", "--out", str(store_dir)]) == 2
+    assert main(["run", *FAST, "--devices", "0,1", "--store", str(store_dir)]) == 2
     assert "no CUDA device" in capsys.readouterr().err
     assert parse_devices("cpu, cpu") == ["cpu", "cpu"]
 
@@ -204,7 +204,7 @@ def test_devices_need_the_hardware(store_dir, capsys):
 ])
 def test_a_missing_extra_says_what_to_install(module, executor, extra, store_dir, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, module, None)  # makes `import module` fail
-    assert main(["run", *FAST, *executor, "--out", str(store_dir)]) == 2
+    assert main(["run", *FAST, *executor, "--store", str(store_dir)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f'pip install -e ".[{extra}]"' in err[0]
 
@@ -213,5 +213,5 @@ def test_slurm_without_slurm_says_so(store_dir, capsys):
     submitit = pytest.importorskip("submitit")
     if submitit.AutoExecutor.which() == "slurm":
         pytest.skip("SLURM is available here")
-    assert main(["run", *FAST, "--executor", "slurm", "--out", str(store_dir)]) == 2
+    assert main(["run", *FAST, "--executor", "slurm", "--store", str(store_dir)]) == 2
     assert "--submitit-cluster local" in capsys.readouterr().err

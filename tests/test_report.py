@@ -10,14 +10,8 @@ import pytest
 
 from bench_suite.baselines import load_references
 from bench_suite.check import run_checks
+from bench_suite.records import Record, Status, to_frame
 from bench_suite.report import write_report
-
-DF_COLUMNS = [
-    "cell_id", "name", "profile", "protocol", "status", "reason", "task", "method", "width", "activation",
-    "repetition", "epochs", "train_loss", "train_acc", "test_loss", "test_acc", "dist_w0", "proj_active_frac",
-    "train_time_s", "wall_time_s", "flops", "group_tflops_per_s", "n", "d", "m", "k", "width_ratio", "device",
-    "device_name", "precision", "data_source", "git_commit", "git_dirty",
-]
 
 
 def make_record(task="synthetic_ablation", method="mli_paired_pgd", width=20, activation="tanh", rep=0,
@@ -45,12 +39,12 @@ def make_record(task="synthetic_ablation", method="mli_paired_pgd", width=20, ac
         curves["eval_train_acc"] = [acc * e / epochs for e in eval_epoch]
         curves["test_acc"] = [test_acc for _ in eval_epoch]
     source = data_source or (f"synthetic: x ~ N(0, I_{d}), y ~ N(0, 1), n={n}, seed={rep}")
-    return {
+    return Record(**{
         "protocol": 1,
         "cell_id": _cid(name, profile),
         "name": name,
         "profile": profile,
-        "status": status,
+        "status": Status(status),
         "reason": reason,
         "config": {
             "task": task, "task_options": {"n": n, "d": d}, "method": method, "width": width,
@@ -70,32 +64,14 @@ def make_record(task="synthetic_ablation", method="mli_paired_pgd", width=20, ac
         "provenance": {"git_commit": commit, "git_dirty": dirty, "python": "3.11.7", "torch": "2.4.1",
                        "cuda": None, "cudnn": None, "device": device, "device_name": device_name,
                        "precision": "fp32", "tf32_matmul": False, "data_source": source, "data_checksum": None,
-                       "protocol": 1, "hostname": "host", "created": created},
-    }
+                       "protocol": 1, "hostname": "host", "created": created, "code_digest": "c0de"},
+    })
 
 
 def _cid(name: str, profile) -> str:
     import hashlib
 
     return hashlib.sha256(f"{name}|{profile}".encode()).hexdigest()[:16]
-
-
-def to_frame(records) -> pd.DataFrame:
-    """The store's DataFrame, flattened as docs/design.md says (no dependency on store.py)."""
-    rows = []
-    for r in records:
-        c, f, t, s, p = r["config"], r["final"], r["timing"], r["shape"], r["provenance"]
-        rows.append({
-            "cell_id": r["cell_id"], "name": r["name"], "profile": r["profile"], "protocol": r["protocol"],
-            "status": r["status"], "reason": r["reason"], "task": c["task"], "method": c["method"],
-            "width": c["width"], "activation": c["activation"], "repetition": c["repetition"],
-            "epochs": c["train"]["epochs"], **{k: f.get(k) for k in ("train_loss", "train_acc", "test_loss",
-                                                                      "test_acc", "dist_w0", "proj_active_frac")},
-            **{k: t.get(k) for k in ("train_time_s", "wall_time_s", "flops", "group_tflops_per_s")},
-            **{k: s.get(k) for k in ("n", "d", "m", "k", "width_ratio")},
-            **{k: p.get(k) for k in ("device", "device_name", "precision", "data_source", "git_commit", "git_dirty")},
-        })
-    return pd.DataFrame(rows, columns=DF_COLUMNS)
 
 
 LOSSES = {"mli_paired_pgd": 0.01, "no_mirroring": 0.05, "constraint_only": 0.2, "sgd": 0.1}
@@ -244,7 +220,7 @@ def test_same_inputs_same_bytes(rendered, tmp_path):
 
 
 def test_empty_store(tmp_path):
-    path = write_report(pd.DataFrame(columns=DF_COLUMNS), [], run_checks(pd.DataFrame(), load_references()),
+    path = write_report(to_frame([]), [], run_checks(pd.DataFrame(), load_references()),
                         tmp_path / "empty")
     text = path.read_text()
     assert text.startswith("# bench_suite report\n")

@@ -18,6 +18,7 @@ from bench_suite.cli import main
 from bench_suite.cost import CostModel, cell_flops
 from bench_suite.grid import expand
 from bench_suite.model import init_weights
+from bench_suite.records import Record
 from bench_suite.runner import Runner
 from bench_suite.seeds import seeds_for
 from bench_suite.store import ResultStore
@@ -55,7 +56,7 @@ def test_rerun_skips_finished_cells_changed_config_is_a_new_cell_force_reruns_on
     forced = Runner(store, device="cpu", force=True).run(cells)
     assert forced.cached == 0 and forced.count("done") == 8
     assert set(start_counts(store)[c.cell_id] for c in cells) == {2}
-    assert {r["run_id"] for r in forced.records} == {forced.run_id}
+    assert {r.run_id for r in forced.records} == {forced.run_id}
 
 
 def test_paired_seeds_same_labels_and_w0_across_methods_different_across_repetitions(store_dir):
@@ -63,34 +64,34 @@ def test_paired_seeds_same_labels_and_w0_across_methods_different_across_repetit
     Runner(store, device="cpu").run(tiny_cells(repetitions=[0, 1]))
     by_rep = collections.defaultdict(dict)
     for r in store.records():
-        by_rep[r["config"]["repetition"]][r["config"]["method"]] = r
+        by_rep[r.config["repetition"]][r.config["method"]] = r
     assert sorted(by_rep) == [0, 1]
     for rep, records in by_rep.items():
-        assert len({r["label_digest"] for r in records.values()}) == 1  # same data / labels
-        assert all(r["seeds"] == seeds_for("synthetic_ablation", rep) for r in records.values())
-        assert len({records[m]["w0_digest"] for m in LECUN_METHODS}) == 1  # LeCun-init methods: all of W0
-        assert records["mli_paired_pgd"]["w0_digest"] != records["sgd"]["w0_digest"]
+        assert len({r.label_digest for r in records.values()}) == 1  # same data / labels
+        assert all(r.seeds == seeds_for("synthetic_ablation", rep) for r in records.values())
+        assert len({records[m].w0_digest for m in LECUN_METHODS}) == 1  # LeCun-init methods: all of W0
+        assert records["mli_paired_pgd"].w0_digest != records["sgd"].w0_digest
         # MLI shares the first half of W0 only; the digests in the records are of these very matrices
-        init_seed = records["sgd"]["seeds"]["init"]
+        init_seed = records["sgd"].seeds["init"]
         lecun = init_weights(4, 8, 1, "lecun", "free", torch.Generator().manual_seed(init_seed)).w
         mli = init_weights(4, 8, 1, "mirrored_lecun", "paired", torch.Generator().manual_seed(init_seed)).w
         assert torch.equal(mli[:2], lecun[:2]) and not torch.equal(mli[2:], lecun[2:])
         for method, w in (("sgd", lecun), ("mli_paired_pgd", mli)):
-            assert records[method]["w0_digest"] == hashlib.sha256(w.numpy().tobytes()).hexdigest()[:16]
-    assert by_rep[0]["sgd"]["label_digest"] != by_rep[1]["sgd"]["label_digest"]
-    assert by_rep[0]["sgd"]["w0_digest"] != by_rep[1]["sgd"]["w0_digest"]
-    assert by_rep[0]["sgd"]["seeds"]["order"] != by_rep[1]["sgd"]["seeds"]["order"]
+            assert records[method].w0_digest == hashlib.sha256(w.numpy().tobytes()).hexdigest()[:16]
+    assert by_rep[0]["sgd"].label_digest != by_rep[1]["sgd"].label_digest
+    assert by_rep[0]["sgd"].w0_digest != by_rep[1]["sgd"].w0_digest
+    assert by_rep[0]["sgd"].seeds["order"] != by_rep[1]["sgd"].seeds["order"]
 
 
 def test_a_diverged_cell_is_recorded_reported_and_not_rerun(store_dir, capsys):
-    args = ["run", *FAST, "--method", "sgd", "--seeds", "2", "--lr", "1e6", "--out", str(store_dir)]
+    args = ["run", *FAST, "--method", "sgd", "--seeds", "2", "--lr", "1e6", "--store", str(store_dir)]
     assert main(args) == 1
     captured = capsys.readouterr()
     assert "DIVERGED" in captured.err and "lower the learning rates" in captured.err
     assert "0 done, 2 diverged" in captured.out
     for sgd in ResultStore(store_dir).records():
-        assert sgd["status"] == "diverged" and "non-finite" in sgd["reason"]
-        assert sgd["timing"]["epochs"] < 20 and len(sgd["curves"]["train_loss"]) == sgd["timing"]["epochs"]
+        assert sgd.status == "diverged" and "non-finite" in sgd.reason
+        assert sgd.timing["epochs"] < 20 and len(sgd.curves["train_loss"]) == sgd.timing["epochs"]
     assert main(args) == 1  # still a failed grid, but a diverged cell is finished: not re-run
     assert "2 of these found finished in the store" in capsys.readouterr().out
     assert set(finish_counts(ResultStore(store_dir)).values()) == {1}
@@ -101,9 +102,9 @@ def test_a_diverged_cell_does_not_stop_the_cells_fused_with_it(store_dir):
     (wild,) = tiny_cells(methods=["constraint_only"], train={**TINY["train"], "lr_v": 1e6})
     assert calm.group_key() == wild.group_key()
     summary = Runner(ResultStore(store_dir), device="cpu").run([calm, wild])
-    assert [r["status"] for r in summary.records] == ["done", "diverged"] and summary.exit_code == 1
+    assert [r.status for r in summary.records] == ["done", "diverged"] and summary.exit_code == 1
     alone = Runner(ResultStore(store_dir / "alone"), device="cpu").run([calm]).records[0]
-    assert summary.records[0]["final"]["train_loss"] == pytest.approx(alone["final"]["train_loss"], rel=1e-5)
+    assert summary.records[0].final["train_loss"] == pytest.approx(alone.final["train_loss"], rel=1e-5)
 
 
 def test_an_exception_in_one_cell_is_recorded_and_the_grid_goes_on(store_dir):
@@ -113,7 +114,7 @@ def test_an_exception_in_one_cell_is_recorded_and_the_grid_goes_on(store_dir):
     (bad,) = tiny_cells(methods=["mli_paired_pgd"], train={**TINY["train"], "loss": "ce"})
     assert bad.group_key() == good[0].group_key()
     summary = Runner(store, device="cpu").run([good[0], bad, good[1]])
-    statuses = {r["config"]["method"]: (r["status"], r["reason"]) for r in summary.records}
+    statuses = {r.config["method"]: (r.status, r.reason) for r in summary.records}
     assert statuses["sgd"][0] == statuses["no_mirroring"][0] == "done"
     assert statuses["mli_paired_pgd"][0] == "error" and "loss 'ce' needs a classification task" in statuses[
         "mli_paired_pgd"][1]
@@ -134,11 +135,11 @@ def test_ctrl_c_records_interrupted_and_the_next_run_resumes(store_dir):
 
     with pytest.raises(KeyboardInterrupt):
         Runner(store, device="cpu", on_epoch=stop_in_second_group).run(cells)
-    statuses = collections.Counter(r["status"] for r in store.records())
+    statuses = collections.Counter(r.status for r in store.records())
     assert statuses == {"done": 4, "interrupted": 4}
     resumed = Runner(store, device="cpu").run(cells)
     assert resumed.cached == 4 and resumed.count("done") == 8
-    assert all(r["status"] == "done" for r in store.records())
+    assert all(r.status == "done" for r in store.records())
 
 
 def test_two_concurrent_runners_train_each_cell_exactly_once(store_dir):
@@ -157,9 +158,9 @@ def test_two_concurrent_runners_train_each_cell_exactly_once(store_dir):
     ids = {c.cell_id for c in cells}
     assert set(start_counts(store)) == ids and set(start_counts(store).values()) == {1}
     assert set(finish_counts(store).values()) == {1}
-    assert {r["cell_id"] for r in store.records()} == ids and {r["status"] for r in store.records()} == {"done"}
+    assert {r.cell_id for r in store.records()} == ids and {r.status for r in store.records()} == {"done"}
     for summary in summaries:  # each runner accounts for every cell: its own or the other's
-        assert {r["cell_id"] for r in summary.records} == ids and summary.exit_code == 0
+        assert {r.cell_id for r in summary.records} == ids and summary.exit_code == 0
     trained = [len(s.records) - s.cached - s.by_others for s in summaries]
     assert sum(trained) == len(ids)
 
@@ -167,7 +168,7 @@ def test_two_concurrent_runners_train_each_cell_exactly_once(store_dir):
 def _cli(store_dir, *extra):
     return [sys.executable, "-m", "bench_suite", "run", "--task", "synthetic_ablation", "--option", "n=40",
             "--option", "d=8", "--width", "4", "--epochs", "400", "--eval-every", "100", "--lr", "0.3",
-            "--seeds", "3", "--no-fuse", "--quiet", "--threads", "1", "--out", str(store_dir), *extra]
+            "--seeds", "3", "--no-fuse", "--quiet", "--threads", "1", "--store", str(store_dir), *extra]
 
 
 def _wait_for(predicate, proc, timeout=120):
@@ -187,16 +188,16 @@ def test_kill_9_mid_grid_leaves_no_corrupt_record_and_the_rerun_resumes(store_di
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     before = {}
-    for path in records_dir.glob("*.json"):  # every file there is a whole record
-        record = json.loads(path.read_text())
-        before[record["cell_id"]] = record
-    assert 2 <= len(before) < 12 and {r["status"] for r in before.values()} == {"done"}
+    for path in records_dir.glob("*.json"):  # every file there is a whole, valid record
+        record = Record.from_json(path.read_text(), expected_id=path.stem)
+        before[record.cell_id] = record
+    assert 2 <= len(before) < 12 and {r.status for r in before.values()} == {"done"}
     rerun = subprocess.run(_cli(store_dir), capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     store = ResultStore(store_dir)
     records = store.records()
-    assert len(records) == 12 and {r["status"] for r in records} == {"done"}
-    assert len({r["cell_id"] for r in records}) == 12
+    assert len(records) == 12 and {r.status for r in records} == {"done"}
+    assert len({r.cell_id for r in records}) == 12
     assert set(finish_counts(store).values()) == {1}  # every cell recorded exactly once
     starts = start_counts(store)
     assert all(starts[cell_id] == 1 for cell_id in before)  # finished before the kill: not re-run
@@ -219,12 +220,12 @@ def test_a_killed_runners_cells_are_finished_by_the_other_runner(store_dir):
                 proc.kill()
     assert second.returncode == 0, err
     records = store.records()
-    assert len(records) == 12 and {r["status"] for r in records} == {"done"}
+    assert len(records) == 12 and {r.status for r in records} == {"done"}
     assert set(finish_counts(store).values()) == {1}
 
 
 def test_plan_lists_what_run_then_does_and_prices_it_exactly(store_dir, capsys):
-    out = ["--out", str(store_dir)]
+    out = ["--store", str(store_dir)]
     assert main(["run", *FAST, "--method", "sgd", "--seeds", "2", *out]) == 0  # a partial store
     capsys.readouterr()
     assert main(["plan", *FAST, "--seeds", "2", "--json", *out]) == 0
@@ -238,10 +239,10 @@ def test_plan_lists_what_run_then_does_and_prices_it_exactly(store_dir, capsys):
     assert main(["run", *FAST, "--seeds", "2", *out]) == 0
     ran = {e["cell_id"] for e in store.events()[n_events:] if e["event"] == "finish"}
     assert ran == will_run
-    records = {r["cell_id"]: r for r in store.records()}
+    records = {r.cell_id: r for r in store.records()}
     assert set(records) == {c["cell_id"] for c in plan["cells"]}
     for cell in plan["cells"]:  # the FLOP estimate is the engine's own count
-        assert cell["flops"] == pytest.approx(records[cell["cell_id"]]["timing"]["flops"])
+        assert cell["flops"] == pytest.approx(records[cell["cell_id"]].timing["flops"])
     capsys.readouterr()
     assert main(["plan", *FAST, "--seeds", "2", "--json", *out]) == 0
     assert json.loads(capsys.readouterr().out)["total"]["to_run"] == 0
@@ -250,7 +251,7 @@ def test_plan_lists_what_run_then_does_and_prices_it_exactly(store_dir, capsys):
 
 
 def test_plan_table_and_a_profile_without_data_loading(store_dir, capsys):
-    assert main(["plan", "--profile", "paper", "--out", str(store_dir)]) == 0
+    assert main(["plan", "--profile", "paper", "--store", str(store_dir)]) == 0
     out = capsys.readouterr().out
     assert "cifar10_random[" in out and "synthetic_ablation[" in out and "to run" in out
     assert "estimated cost" in out and "PFLOP" in out
@@ -261,15 +262,15 @@ def test_records_carry_provenance(store_dir):
     (cell,) = tiny_cells(methods=["sgd"])
     summary = Runner(store, device="cpu").run([cell])
     record = store.get(cell.cell_id)
-    prov = record["provenance"]
+    prov = record.provenance
     for key in ("git_commit", "git_dirty", "python", "torch", "cuda", "cudnn", "device", "device_name", "precision",
                 "tf32_matmul", "data_source", "data_checksum", "protocol", "code_digest", "hostname", "created"):
         assert key in prov, key
     assert prov["device"] == "cpu" and prov["precision"] == "fp32" and prov["tf32_matmul"] is False
     assert prov["data_source"].startswith("synthetic") and prov["executor"] == "local"
-    assert record["run_id"] == summary.run_id and record["config"] == cell.config()
-    assert record["seeds"] == cell.seeds() and record["timing"]["wall_time_s"] > 0
-    assert len(record["curves"]["epoch"]) == 20 and record["curves"]["eval_epoch"] == [5, 10, 15, 20]
+    assert record.run_id == summary.run_id and record.config == cell.config()
+    assert record.seeds == cell.seeds() and record.timing["wall_time_s"] > 0
+    assert len(record.curves["epoch"]) == 20 and record.curves["eval_epoch"] == [5, 10, 15, 20]
 
 
 def test_cost_model_shapes_without_loading_data(store_dir):
@@ -290,7 +291,7 @@ def test_cost_model_shapes_without_loading_data(store_dir):
     Runner(store, device="cpu").run([plugin])
     shape = CostModel(store.records).shape(plugin)
     assert (shape.n, shape.d, shape.k, shape.source) == (6, 3, 1, "store")
-    assert CostModel(store.records).flops(plugin) == pytest.approx(store.get(plugin.cell_id)["timing"]["flops"])
+    assert CostModel(store.records).flops(plugin) == pytest.approx(store.get(plugin.cell_id).timing["flops"])
     # a task may declare its shape
     CostTestTask.shape = classmethod(lambda cls, options: {"n": options["n"], "d": 3, "k": 1, "n_test": 0})
     try:
@@ -314,11 +315,11 @@ class CostTestTask(Task):
 
 
 def test_quiet_progress_prints_one_line_per_cell_run(store_dir, capsys):
-    assert main(["run", *FAST, "--method", "sgd,mli_paired_pgd", "--out", str(store_dir)]) == 0
+    assert main(["run", *FAST, "--method", "sgd,mli_paired_pgd", "--store", str(store_dir)]) == 0
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0] == "2 cells: 0 finished in the store, 2 to run"
     assert [line.split()[0] for line in err[1:]] == ["[1/2]", "[2/2]"] and all("[done]" in line for line in err[1:])
-    assert main(["run", *FAST, "--method", "sgd,no_mirroring", "--out", str(store_dir)]) == 0
+    assert main(["run", *FAST, "--method", "sgd,no_mirroring", "--store", str(store_dir)]) == 0
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0] == "2 cells: 1 finished in the store, 1 to run" and len(err) == 2
 
@@ -361,11 +362,11 @@ def test_missing_data_is_skipped_with_exit_code_3_and_tried_again_next_time(stor
     for var in ("BENCH_SUITE_CIFAR10", "BENCH_SUITE_DATA_ROOT"):
         monkeypatch.delenv(var, raising=False)
     args = ["run", "--task", "cifar10_random", "--profile", "smoke", "--data-root", str(tmp_path / "nothing"),
-            "--quiet", "--out", str(store_dir)]
+            "--quiet", "--store", str(store_dir)]
     assert main(args) == 3
     assert "SKIPPED" in capsys.readouterr().err
     records = ResultStore(store_dir).records()
-    assert records and {r["status"] for r in records} == {"skipped"}
-    assert all("does not exist" in r["reason"] for r in records)
+    assert records and {r.status for r in records} == {"skipped"}
+    assert all("does not exist" in r.reason for r in records)
     assert main(args) == 3  # skipped is not finished: the next run looks for the data again
     assert "0 of these found finished in the store" in capsys.readouterr().out

@@ -1,0 +1,195 @@
+"""The Python entry points beside the CLI: ``run``, ``load_results``, ``load_curves``, ``check``.
+
+Each is what the command of the same name does, returning data instead of printing it::
+
+    import bench_suite as bs
+    summary = bs.run(task="synthetic_ablation", profile="smoke", store="results")
+    results = bs.load_results("results")          # one row per record
+    curves = bs.load_curves("results")            # long form, one row per (cell, epoch, metric)
+    verdicts = bs.check("results", profile="ci")  # one row per reference row and cell group
+
+Only :func:`run` imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+from .records import COLUMNS, Record
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from .runner import RunSummary
+
+# curves recorded once per epoch (indexed by curves["epoch"]); the others once per exact
+# evaluation (indexed by curves["eval_epoch"])
+EPOCH_CURVES = ("train_loss", "train_acc")
+CURVE_COLUMNS = ["cell_id", "task", "profile", "method", "width", "activation", "repetition", "epoch", "metric",
+                 "value"]
+
+
+def _store(store: str | os.PathLike):
+    from .commands import existing_store
+
+    return existing_store(store)
+
+
+def run(task: str | Iterable[str] = "synthetic_ablation", *, profile: str | None = None,
+        store: str | os.PathLike = "results", methods: list[str] | None = None, widths: list[int] | None = None,
+        activations: list[str] | None = None, repetitions: int | list[int] | None = None,
+        options: dict[str, Any] | None = None, train: dict[str, Any] | None = None, device: str = "auto",
+        data_root: str | None = None, cache_dir: str | None = None, force: bool = False, fuse: bool = True,
+        max_group: int | None = None) -> "RunSummary":
+    """Run the cells of ``task`` (a profile and/or axes) into ``store``, as ``python -m bench_suite run``.
+
+    ``options`` and ``train`` map a task option / training setting (``TrainConfig`` field, or
+    ``lr`` for both learning rates) to a value or a list of values (an axis); ``repetitions`` is
+    a count (0..N-1) or a list of indexes. Returns the :class:`~bench_suite.runner.RunSummary`:
+    ``.records`` (one :class:`~bench_suite.records.Record` per cell, run or found finished),
+    ``.to_frame()`` and ``.exit_code`` (0 all done, 1 some failed, 3 some skipped).
+    Raises ``ValueError`` (e.g. :class:`~bench_suite.grid.GridError`) for a bad grid."""
+    from .commands import writable_dir
+    from .grid import expand
+    from .runner import Runner
+
+    tasks = [task] if isinstance(task, str) else list(task)
+    reps = list(range(repetitions)) if isinstance(repetitions, int) else repetitions
+    cells = []
+    for name in tasks:
+        cells += expand(name, profile=profile, methods=methods, widths=widths, activations=activations,
+                        repetitions=reps, options=options, train=train)
+    from .store import ResultStore
+
+    runner = Runner(ResultStore(writable_dir(store, "store")), device=device, data_root=data_root,
+                    cache_dir=cache_dir, force=force, fuse=fuse, max_group=max_group)
+    return runner.run(cells)
+
+
+def load_results(store: str | os.PathLike) -> "pd.DataFrame":
+    """The store's results table: one row per record, flat, typed columns (``bench_suite.records.COLUMNS``:
+    config, final metrics, timing, shape, provenance; statuses kept, so failed cells are rows
+    too). Raises ``ValueError`` when ``store`` is not a result store."""
+    return _store(store).to_dataframe()
+
+
+def curves_frame(records: Iterable[Record]) -> "pd.DataFrame":
+    """The curves of ``records`` in long form (``CURVE_COLUMNS``): one row per cell, epoch and metric."""
+    import pandas as pd
+
+    rows = []
+    for r in records:
+        curves = r.curves or {}
+        base = {"cell_id": r.cell_id, "task": r.task, "profile": r.profile, "method": r.method,
+                "width": r.config.get("width"), "activation": r.config.get("activation"),
+                "repetition": r.config.get("repetition")}
+        for metric, values in sorted(curves.items()):
+            if metric in ("epoch", "eval_epoch"):
+                continue
+            epochs = curves.get("epoch" if metric in EPOCH_CURVES else "eval_epoch") or []
+            for epoch, value in zip(epochs, values):
+                rows.append({**base, "epoch": epoch, "metric": metric, "value": value})
+    frame = pd.DataFrame(rows, columns=CURVE_COLUMNS)
+    for col in ("width", "repetition", "epoch"):
+        frame[col] = frame[col].astype("Int64")
+    for col in ("cell_id", "task", "profile", "method", "activation", "metric"):
+        frame[col] = frame[col].astype("string")
+    frame["value"] = pd.to_numeric(frame["value"], errors="coerce").astype("float64")
+    return frame
+
+
+def load_curves(store: str | os.PathLike) -> "pd.DataFrame":
+    """Every record's curves in long form: columns ``cell_id, task, profile, method, width,
+    activation, repetition, epoch, metric, value``. Per-epoch running means (``train_loss``,
+    ``train_acc``) are indexed by epoch; exact evaluations (``eval_train_loss``, ``test_acc``,
+    ``dist_w0``, ...) by the epoch they were taken at."""
+    return curves_frame(_store(store).records())
+
+
+@dataclass
+class Scoring:
+    """Everything a verdict was computed from: the reference rows, the records scored (one row
+    per record and profile), the records left out and why, the verdicts, the current code."""
+
+    store: Any
+    records: list[Record]
+    references: list
+    scored: "pd.DataFrame"
+    left_out: "pd.DataFrame"
+    verdicts: "pd.DataFrame"
+    current_code: dict[str, str]
+
+    def stale(self) -> list[Record]:
+        """Records of the checked profiles computed by other code than the current one."""
+        profiles = {(r.task, r.profile) for r in self.references}
+        return [r for r in self.records
+                if (r.task, r.profile) in profiles and r.code_digest != self.current_code.get(r.task)]
+
+
+def score(store: str | os.PathLike, *, profile: str | None = None, tasks: list[str] | None = None,
+          baselines: str | os.PathLike | None = None, include_old_code: bool = False,
+          confidence: float = 0.95) -> Scoring:
+    """Select and score: the rules of docs/checks.md ("Which results count")."""
+    from .baselines import load_references
+    from .check import run_checks, select
+    from .grid import code_digest, profile_declares
+    from .tasks import TASKS
+
+    st = _store(store)
+    records = st.records()
+    refs = load_references(baselines)
+    if profile:
+        refs = [r for r in refs if r.profile == profile]
+    if tasks:
+        refs = [r for r in refs if r.task in tasks]
+    current = {t: code_digest(t) for t in {r.task for r in refs} | {r.task for r in records} if t in TASKS}
+    scored, left_out = select(records, refs, current_code=current.get, declares=profile_declares,
+                              include_old_code=include_old_code, rejected=st.rejected)
+    verdicts = run_checks(scored, refs, confidence=confidence)
+    return Scoring(st, records, refs, scored, left_out, verdicts, current)
+
+
+def check(store: str | os.PathLike, *, profile: str | None = None, tasks: list[str] | None = None,
+          baselines: str | os.PathLike | None = None, include_old_code: bool = False,
+          confidence: float = 0.95) -> "pd.DataFrame":
+    """The verdict table of ``store`` against the reference rows (``baselines/``), as ``check``:
+    one row per reference row and (width, activation) group, columns ``check.VERDICT_COLUMNS``
+    (verdict PASS / FAIL / INCONCLUSIVE / SKIPPED, the statistic and its CI, the cells, code
+    versions and data checksums used). ``.attrs["left_out"]`` holds the records not scored and why."""
+    result = score(store, profile=profile, tasks=tasks, baselines=baselines, include_old_code=include_old_code,
+                   confidence=confidence)
+    verdicts = result.verdicts
+    verdicts.attrs["left_out"] = result.left_out
+    return verdicts
+
+
+def export(store: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:
+    """Write ``results.csv``/``.parquet`` and ``curves.csv``/``.parquet`` of ``store`` into
+    ``out_dir``; return the paths written (parquet needs pyarrow; without it only CSV)."""
+    st = _store(store)
+    return write_tables(st.to_dataframe(), curves_frame(st.records()), out_dir)
+
+
+def write_tables(results: "pd.DataFrame", curves: "pd.DataFrame", out_dir: str | os.PathLike) -> list[Path]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, frame in (("results", results), ("curves", curves)):
+        csv = out / f"{name}.csv"
+        frame.to_csv(csv, index=False, lineterminator="\n")
+        written.append(csv)
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            continue
+        parquet = out / f"{name}.parquet"
+        frame.to_parquet(parquet, index=False)
+        written.append(parquet)
+    return written
+
+
+__all__ = ["COLUMNS", "CURVE_COLUMNS", "Scoring", "check", "curves_frame", "export", "load_curves", "load_results",
+           "run", "score"]
