@@ -1,15 +1,21 @@
 """nox sessions. They run in the environment nox is started from (``pip install -e ".[dev]"``
-first): torch is several GB, so no session builds its own virtualenv."""
+first): torch is several GB, so no session builds its own virtualenv. Every session calls the
+interpreter nox itself runs in (``PYTHON``), so ``/path/to/venv/bin/python -m nox -s smoke``
+works without activating the venv."""
 
 from __future__ import annotations
 
 import io
 import shutil
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
 import nox
+
+PYTHON = sys.executable  # the interpreter running nox, not whichever `python` is first on PATH
+ROOT = Path(__file__).resolve().parent
 
 nox.options.default_venv_backend = "none"
 nox.options.sessions = ["lint", "tests"]
@@ -18,19 +24,20 @@ nox.options.sessions = ["lint", "tests"]
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test suite (the README's test command); extra arguments go to pytest."""
-    session.run("python", "-m", "pytest", "-q", *session.posargs)
+    session.run(PYTHON, "-m", "pytest", "-q", *session.posargs)
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff over the package, tests, benchmarks and scripts."""
-    session.run("ruff", "check", "bench_suite", "tests", "benchmarks", "scripts", "noxfile.py", *session.posargs)
+    session.run(PYTHON, "-m", "ruff", "check", "bench_suite", "tests", "benchmarks", "scripts", "noxfile.py",
+                *session.posargs)
 
 
 @nox.session
 def smoke(session: nox.Session) -> None:
     """The `smoke` profile of every task (CPU, about two minutes); extra arguments go to `run`."""
-    session.run("python", "-m", "bench_suite", "run", "--profile", "smoke", "--quiet", *session.posargs,
+    session.run(PYTHON, "-m", "bench_suite", "run", "--profile", "smoke", "--quiet", *session.posargs,
                 success_codes=[0, 3])
 
 
@@ -38,9 +45,9 @@ def _store_args(posargs: list[str]) -> list[str]:
     """The `--out DIR` of the run, passed on to check and report so all three see one store."""
     for i, arg in enumerate(posargs):
         if arg in ("--out", "--store") and i + 1 < len(posargs):
-            return ["--out", posargs[i + 1]]
+            return ["--store", posargs[i + 1]]
         if arg.startswith(("--out=", "--store=")):
-            return ["--out", arg.split("=", 1)[1]]
+            return ["--store", arg.split("=", 1)[1]]
     return []
 
 
@@ -60,17 +67,17 @@ def reproduce(session: nox.Session) -> None:
         elif arg.startswith("--profile="):
             profile = arg.split("=", 1)[1]
     if profile is None:
-        has_cuda = session.run("python", "-c", "import torch; print(int(torch.cuda.is_available()))",
+        has_cuda = session.run(PYTHON, "-c", "import torch; print(int(torch.cuda.is_available()))",
                                silent=True).strip().endswith("1")
         profile = "paper" if has_cuda else "ci"
         posargs = ["--profile", profile, *posargs]
     session.log(f"profile: {profile}")
     store = _store_args(posargs)
     # run: 1 = some cell errored/diverged, 3 = some skipped (data missing): both still get checked and reported
-    session.run("python", "-m", "bench_suite", "run", "--quiet", *posargs, success_codes=[0, 1, 3])
-    session.run("python", "-m", "bench_suite", "report", "--profile", profile, *store)
+    session.run(PYTHON, "-m", "bench_suite", "run", "--quiet", *posargs, success_codes=[0, 1, 3])
+    session.run(PYTHON, "-m", "bench_suite", "report", "--profile", profile, *store)
     # the gate: the verdicts again (cheap, read from the store); any FAIL (exit 1) fails the session
-    session.run("python", "-m", "bench_suite", "check", "--profile", profile, *store, success_codes=[0, 3])
+    session.run(PYTHON, "-m", "bench_suite", "check", "--profile", profile, *store, success_codes=[0, 3])
 
 
 @nox.session
@@ -86,9 +93,11 @@ def bench(session: nox.Session) -> None:
     then ``asv compare A B`` prints the changes. This is what ``asv continuous A B`` does, which
     asv refuses in an "existing" environment (no commit ranges there). Timings never fail it.
     """
-    session.run("asv", "machine", "--yes", silent=True)  # asv needs a machine description once
+    asv = [PYTHON, "-m", "asv"]
+    session.run(*asv, "machine", "--yes", silent=True)  # asv needs a machine description once
     if not session.posargs:
-        session.run("asv", "run", "--quick", "--python=same", "--show-stderr")
+        # this working tree's package first on the benchmarks' path, whatever bench_suite is installed
+        session.run(*asv, "run", "--quick", "--python=same", "--show-stderr", env={"ASV_PYTHONPATH": str(ROOT)})
         return
     if len(session.posargs) != 2:
         session.error("usage: nox -s bench [-- BASE_COMMIT HEAD_COMMIT]")
@@ -99,10 +108,10 @@ def bench(session: nox.Session) -> None:
         src = (Path(session.create_tmp()) / f"bench-src-{sha[:12]}").resolve()
         _export_package(sha, src)
         # 2: some benchmark failed (e.g. it uses an API the older commit lacks); shown, not fatal
-        session.run("asv", "run", "--python=same", "--set-commit-hash", sha, "--show-stderr",
+        session.run(*asv, "run", "--python=same", "--set-commit-hash", sha, "--show-stderr",
                     env={"ASV_PYTHONPATH": str(src)}, success_codes=[0, 2])
         hashes.append(sha)
-    session.run("asv", "compare", "--split", "--factor", "1.1", *hashes)
+    session.run(*asv, "compare", "--split", "--factor", "1.1", *hashes)
 
 
 def _export_package(commit: str, dest: Path) -> None:

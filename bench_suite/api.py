@@ -57,7 +57,7 @@ def run(task: str | Iterable[str] = "synthetic_ablation", *, profile: str | None
     from .runner import Runner
 
     tasks = [task] if isinstance(task, str) else list(task)
-    reps = list(range(repetitions)) if isinstance(repetitions, int) else repetitions
+    reps = range(repetitions) if isinstance(repetitions, int) else repetitions
     cells = []
     for name in tasks:
         cells += expand(name, profile=profile, methods=methods, widths=widths, activations=activations,

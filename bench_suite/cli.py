@@ -20,7 +20,7 @@ import warnings
 from typing import Any
 
 from . import __version__
-from .config import ACTIVATIONS, TrainConfig
+from .config import ACTIVATIONS, TrainConfig, check_device_text
 from .grid import Cell, GridError, expand, load_profile_file, profile_names, profiles_of
 from .methods import METHODS
 from .registry import PluginError, UnknownNameError, load_plugins
@@ -331,6 +331,14 @@ _SLURM_ONLY = ("partition", "gpus_per_job", "cpus_per_job", "mem_gb", "time_limi
 
 def check_scale_out(args: argparse.Namespace) -> None:
     """Reject flag combinations that cannot mean anything (one line, exit 2); fill defaults."""
+    if args.device is not None:
+        check_device_text(args.device)
+    if args.devices is not None:
+        devices = [d.strip() for d in args.devices.split(",") if d.strip()]
+        if not devices:
+            raise UsageError("--devices needs at least one device, e.g. 0,1 or cpu,cpu")
+        for device in devices:
+            check_device_text(f"cuda:{device}" if device.isdigit() else device, "--devices")
     if args.devices and args.device:
         raise UsageError("give --device (one, in this process) or --devices (a worker per device), not both")
     if args.executor != "dask" and args.scheduler:
@@ -390,8 +398,8 @@ def cells_from_args(args: argparse.Namespace) -> list[Cell]:
             raise UsageError(f"no task declares profile {args.profile!r}; profiles: {', '.join(profile_names())}")
     for method in args.method or []:
         METHODS.get(method)
-    repetitions = args.repetition if args.repetition else (
-        list(range(args.repetitions)) if args.repetitions else None)
+    # a range, not a list: an absurd count is refused by its size before anything is built
+    repetitions = args.repetition if args.repetition else (range(args.repetitions) if args.repetitions else None)
     train, options = train_overrides(args), option_overrides(args)
     cells: list[Cell] = []
     for task in tasks:
@@ -424,7 +432,10 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version or a parse error (already printed, in one line)
+        return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
     debug = args.debug or bool(os.environ.get(DEBUG_ENV))
     saved_show = warnings.showwarning
     warnings.showwarning = _show_warning

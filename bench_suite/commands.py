@@ -123,6 +123,15 @@ def _note_ad_hoc(args: argparse.Namespace, cells: list[Cell]) -> None:
               f"stored and reported, never scored against {args.profile}'s reference rows", file=sys.stderr)
 
 
+def _check_data_root(data_root: str | None) -> None:
+    """A data location that does not exist is a typo, not "no data": say so before running."""
+    from .runner import DATA_ROOT_ENV
+
+    given, origin = (data_root, "--data-root") if data_root else (os.environ.get(DATA_ROOT_ENV), f"${DATA_ROOT_ENV}")
+    if given and not Path(given).expanduser().exists():
+        raise PathProblem(f"{origin} {given}: does not exist; give the folder or file that holds the data")
+
+
 def cmd_run(args: argparse.Namespace, cells: list[Cell]) -> int:
     import torch
 
@@ -130,8 +139,7 @@ def cmd_run(args: argparse.Namespace, cells: list[Cell]) -> int:
     from .runner import Runner, new_run_id
 
     store = ResultStore(writable_dir(args.store, "--store"))
-    if args.cache_dir:
-        writable_dir(args.cache_dir, "--cache-dir")
+    _check_data_root(args.data_root)
     _note_ad_hoc(args, cells)
     quiet = args.quiet or not sys.stderr.isatty()
     progress = _Progress(quiet, CostModel(store.records))

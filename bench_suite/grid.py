@@ -401,12 +401,14 @@ def _expand_spec(task: str, profile: str | None, spec: dict[str, Any], overrides
                         f"(${MAX_CELLS_ENV}): cut an axis (e.g. fewer --repetitions or values)")
     axes, options, train = _resolved_values(task, spec, overrides)
     if repetitions is None:
-        repetitions = list(range(int(spec.get("seeds", 1))))
+        repetitions = range(int(spec.get("seeds", 1)))
     for rep in repetitions:
         if isinstance(rep, bool) or not isinstance(rep, int) or rep < 0:
             raise GridError(f"repetition indexes must be integers >= 0, got {rep!r}")
     option_sets = [task_cls.check_options(o) for o in _product(options)]
     configs = [TrainConfig(**t) for t in _train_product(train)]
+    if task_cls.classification is False and any(c.loss == "ce" for c in configs):
+        raise GridError(f"loss ce (cross-entropy) needs class labels; {task} has regression targets: use --loss mse")
     cells = []
     for method in _as_list(axes["methods"]):
         method_obj = METHODS.get(method)
@@ -428,7 +430,7 @@ def _expand_spec(task: str, profile: str | None, spec: dict[str, Any], overrides
 def grid_size_from(task: str, spec: dict[str, Any], overrides: dict[str, Any],
                    repetitions: list[int] | None) -> tuple[int, dict[str, int]]:
     axes, options, train = _resolved_values(task, spec, overrides)
-    reps = repetitions if repetitions is not None else list(range(int(spec.get("seeds", 1))))
+    reps = repetitions if repetitions is not None else range(int(spec.get("seeds", 1)))
     sizes = {"methods": len(_as_list(axes["methods"])), "activations": len(_as_list(axes["activations"])),
              "widths": len(_as_list(axes["widths"])), "repetitions": len(reps)}
     sizes.update(_axis_sizes(options))

@@ -35,6 +35,10 @@ class CorruptCacheWarning(UserWarning):
     """A cache entry failed its check and is being rebuilt."""
 
 
+class CacheUnwritableWarning(UserWarning):
+    """The cache folder cannot be written: the data is decoded in memory (every run)."""
+
+
 def resolve_cache_dir(cache_dir: str | os.PathLike | None) -> Path:
     """``cache_dir``, else ``$BENCH_SUITE_CACHE``, else ``$XDG_CACHE_HOME/bench_suite``, else
     ``~/.cache/bench_suite``."""
@@ -144,10 +148,27 @@ def cached_arrays(
     found = entry.load(warn=False)
     if found is not None:
         return (*found, True)
-    with entry.lock():
+    try:
+        lock = entry.lock()
+        lock.acquire()
+    except OSError as err:  # a read-only or full cache folder: still usable, decoded in memory
+        _unwritable(entry, err)
+        arrays, meta = build()
+        return arrays, meta, False
+    try:
         found = entry.load()  # another process may have built it while we waited
         if found is not None:
             return (*found, True)
         arrays, meta = build()
-        entry.save(arrays, meta)
+        try:
+            entry.save(arrays, meta)
+        except OSError as err:
+            _unwritable(entry, err)
+    finally:
+        lock.release()
     return arrays, meta, False
+
+
+def _unwritable(entry: ArrayCache, err: OSError) -> None:
+    warnings.warn(f"cannot write the decoded-data cache {entry.root} ({err.strerror or err}): decoding in memory "
+                  f"this time; give a writable --cache-dir or ${CACHE_ENV}", CacheUnwritableWarning, stacklevel=3)

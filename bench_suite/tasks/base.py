@@ -82,6 +82,8 @@ class Task(abc.ABC):
     profiles: ClassVar[dict[str, dict[str, Any]]] = {}
     # documented reason why the training defaults are what they are
     defaults_rationale: ClassVar[str] = ""
+    # True: labels (cross-entropy and accuracy apply); False: regression targets; None: not declared
+    classification: ClassVar[bool | None] = None
 
     @classmethod
     def check_options(cls, options: dict[str, Any]) -> dict[str, Any]:

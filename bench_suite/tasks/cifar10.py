@@ -40,6 +40,7 @@ class Cifar10Random(Task):
 
     name = "cifar10_random"
     description = "CIFAR-10 (d=3072) with uniformly random training labels: memorization (Table 3)"
+    classification = True
     options: dict[str, Any] = {
         "n_train": None,  # None = all 50,000
         "n_test": None,  # None = all 10,000

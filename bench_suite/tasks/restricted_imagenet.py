@@ -25,6 +25,7 @@ class RestrictedImageNet(Task):
 
     name = "restricted_imagenet"
     description = "Restricted ImageNet, 9 super-classes, 32x32 flattened (d=3072): test accuracy vs width"
+    classification = True
     options: dict[str, Any] = {
         "image_size": 32,
         "max_train_per_wnid": None,  # None = all (~1,300 per wnid, ~264k in all)
