@@ -142,7 +142,10 @@ def _code_only(source: str) -> str:
 # the largest grid `run` and `plan` build (a typo such as --seeds 1000000000 must not exhaust memory)
 MAX_CELLS_ENV = "BENCH_SUITE_MAX_CELLS"
 MAX_CELLS_DEFAULT = 100_000
-PROFILE_KEYS = ("description", "device", "seeds", "methods", "widths", "activations", "options", "train")
+PROFILE_KEYS = ("description", "device", "seeds", "methods", "widths", "activations", "options", "train", "cases")
+# a case of a profile: a grid of its own, on top of the profile's values (a profile with cases is
+# the union of their grids, e.g. a width sweep whose radius eps grows with the width)
+CASE_KEYS = ("methods", "widths", "activations", "options", "train")
 
 # profiles loaded from TOML files (--profile-file): task -> profile name -> declaration
 _FILE_PROFILES: dict[str, dict[str, dict[str, Any]]] = {}
@@ -202,6 +205,11 @@ def load_profile_file(path: str | Path) -> list[tuple[str, str]]:
             spec = dict(spec)
             spec["options"] = {k: _from_toml(v) for k, v in (spec.get("options") or {}).items()}
             spec["train"] = {k: _from_toml(v, full=k == "batch_size") for k, v in (spec.get("train") or {}).items()}
+            for case in spec.get("cases") or []:
+                if isinstance(case, dict):
+                    for key in ("options", "train"):
+                        if key in case:
+                            case[key] = {k: _from_toml(v, full=k == "batch_size") for k, v in case[key].items()}
             try:  # the declaration must build: bad values are reported now, naming the file
                 _expand_spec(task, name, spec, {})
             except (GridError, ValueError) as exc:
@@ -239,6 +247,10 @@ def export_profiles(tasks: list[str] | None = None) -> str:
                 entry["options"] = {k: _to_toml(v) for k, v in spec["options"].items()}
             if spec.get("train"):
                 entry["train"] = {k: _to_toml(v, full=k == "batch_size") for k, v in spec["train"].items()}
+            if spec.get("cases"):
+                entry["cases"] = [{k: ({kk: _to_toml(vv, full=kk == "batch_size") for kk, vv in v.items()}
+                                       if k in ("options", "train") else v) for k, v in case.items()}
+                                  for case in spec["cases"]]
             out.setdefault(task, {})[name] = entry
     return tomli_w.dumps(out)
 
@@ -291,6 +303,29 @@ def _profile_spec(task: str, profile: str | None) -> dict[str, Any]:
     return profiles[profile]
 
 
+def _cases(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The profile as a list of plain specs: one per case (each merged onto the profile), or itself."""
+    cases = spec.get("cases")
+    if not cases:
+        return [spec]
+    if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
+        raise GridError("a profile's `cases` must be a list of tables")
+    out = []
+    for case in cases:
+        unknown = sorted(set(case) - set(CASE_KEYS))
+        if unknown:
+            raise GridError(f"unknown key(s) {', '.join(unknown)} in a profile case; valid: {', '.join(CASE_KEYS)}")
+        merged = {k: v for k, v in spec.items() if k != "cases"}
+        for key in ("methods", "widths", "activations"):
+            if key in case:
+                merged[key] = case[key]
+        for key in ("options", "train"):
+            if key in case:
+                merged[key] = {**(spec.get(key) or {}), **case[key]}
+        out.append(merged)
+    return out
+
+
 def _resolved_values(task: str, spec: dict[str, Any], overrides: dict[str, Any]) -> tuple[dict, dict, dict]:
     """(axes, options, train): each value a list (an axis) or a scalar, defaults < profile < overrides."""
     task_cls = TASKS.get(task)
@@ -329,9 +364,16 @@ def profile_declares(task: str, profile: str, config: dict[str, Any]) -> str | N
     ``"epochs=3 (profile ci declares 2000)"``. What decides whether a record is scored against
     the profile's reference rows (``check``)."""
     try:
-        spec = _profile_spec(task, profile)
+        specs = _cases(_profile_spec(task, profile))
     except (GridError, KeyError):  # KeyError: the task is not registered here (a plug-in not loaded)
         return f"task {task} has no profile {profile} here"
+    reasons = [_case_declares(task, profile, spec, config) for spec in specs]
+    if any(r is None for r in reasons):
+        return None
+    return reasons[0] if len(reasons) == 1 else min(reasons, key=lambda r: r.count(";"))
+
+
+def _case_declares(task: str, profile: str, spec: dict[str, Any], config: dict[str, Any]) -> str | None:
     axes, options, train = _resolved_values(task, spec, {})
     diffs = []
     for key, axis in (("method", "methods"), ("activation", "activations"), ("width", "widths")):
@@ -356,12 +398,6 @@ def profile_declares(task: str, profile: str, config: dict[str, Any]) -> str | N
 def _fmt_list(value: Any) -> str:
     values = _as_list(value)
     return _fmt(values[0]) if len(values) == 1 else "{" + ", ".join(_fmt(v) for v in values) + "}"
-
-
-def grid_size(task: str, *, profile: str | None = None, repetitions: list[int] | None = None,
-              **overrides: Any) -> tuple[int, dict[str, int]]:
-    """(number of cells, the size of each axis with more than one value), before building any."""
-    return grid_size_from(task, _profile_spec(task, profile), overrides, repetitions)
 
 
 def expand(
@@ -392,13 +428,26 @@ def expand(
 
 def _expand_spec(task: str, profile: str | None, spec: dict[str, Any], overrides: dict[str, Any],
                  repetitions: list[int] | None = None) -> list[Cell]:
-    task_cls = TASKS.get(task)
-    total, sizes = grid_size_from(task, spec, overrides, repetitions)
-    limit = max_cells()
+    cases = _cases(spec)
+    sizes = [grid_size_from(task, case, overrides, repetitions) for case in cases]
+    total, limit = sum(t for t, _ in sizes), max_cells()
     if total > limit:
-        shape = " x ".join(f"{k} {v:,}" for k, v in sizes.items())
+        shape = " x ".join(f"{k} {v:,}" for k, v in sizes[0][1].items()) if len(cases) == 1 else f"{len(cases)} cases"
         raise GridError(f"the grid of {task} has {total:,} cells ({shape}), over the limit of {limit:,} "
                         f"(${MAX_CELLS_ENV}): cut an axis (e.g. fewer --repetitions or values)")
+    cells: list[Cell] = []
+    for case in _cases(spec):
+        cells += _expand_case(task, case, overrides, repetitions)
+    cells = list({c.cell_id: c for c in cells}.values())  # cases may overlap: each cell once
+    if profile is not None:
+        cells = [replace(c, profile=profile) if profile_declares(task, profile, c.config()) is None else c
+                 for c in cells]
+    return cells
+
+
+def _expand_case(task: str, spec: dict[str, Any], overrides: dict[str, Any],
+                 repetitions: list[int] | None) -> list[Cell]:
+    task_cls = TASKS.get(task)
     axes, options, train = _resolved_values(task, spec, overrides)
     if repetitions is None:
         repetitions = range(int(spec.get("seeds", 1)))
@@ -421,9 +470,6 @@ def _expand_spec(task: str, profile: str | None, spec: dict[str, Any], overrides
                     for config in configs:
                         for rep in repetitions:
                             cells.append(Cell(task, method, width, activation, rep, config, opts, None))
-    if profile is not None:
-        cells = [replace(c, profile=profile) if profile_declares(task, profile, c.config()) is None else c
-                 for c in cells]
     return cells
 
 
