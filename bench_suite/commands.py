@@ -71,11 +71,13 @@ def cmd_list(args: argparse.Namespace) -> int:
             task = TASKS.get(name)
             for prof, spec in sorted(profiles_of(name).items()):
                 grid = {k: spec.get(k, task.grid.get(k)) for k in ("methods", "widths", "activations")}
+                settings = " ".join(f"{k}={_values(v)}" for k, v in {**(spec.get("options") or {}),
+                                                                     **(spec.get("train") or {})}.items())
+                if spec.get("cases"):
+                    settings += f" + {len(spec['cases'])} cases"
                 rows.append((
-                    name, prof, spec.get("device", "any"), spec.get("seeds", 1),
-                    ",".join(map(str, grid["methods"])), ",".join(map(str, grid["widths"])),
-                    ",".join(grid["activations"]),
-                    " ".join(f"{k}={v}" for k, v in {**spec.get("options", {}), **spec.get("train", {})}.items()),
+                    name, prof, spec.get("device", "any"), spec.get("seeds", 1), _values(grid["methods"]),
+                    _values(grid["widths"]), _values(grid["activations"]), settings.strip(),
                     spec.get("description", ""),
                 ))
         print(tabulate(rows, headers=["task", "profile", "device", "seeds", "methods", "widths", "activations",
@@ -88,28 +90,34 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _final_row(record: Record) -> dict[str, Any]:
-    config = record.config
-    final = record.final or {}
-    timing = record.timing or {}
-    return {
-        "task": config["task"],
-        "method": config["method"],
-        "width": config["width"],
-        "act": config["activation"],
-        "rep": config["repetition"],
-        "status": record.status.value,
-        "train_loss": final.get("train_loss"),
-        "train_acc": final.get("train_acc"),
-        "test_acc": final.get("test_acc"),
-        "‖W−W0‖": final.get("dist_w0"),
-        "time_s": timing.get("train_time_s"),
-    }
+_SUMMARY_METRICS = ("train_loss", "train_acc", "test_acc", "dist_w0")
+
+
+def _final_rows(records: list[Record]) -> list[dict[str, Any]]:
+    """The table `run` prints: one row per cell, the axes that vary among them, status and final
+    metrics (columns named as in the results table, ``bench_suite.records.COLUMNS``)."""
+    flat = [r.flat() for r in records]
+    axes = ["task", "method", "width", "activation", "repetition", "task_options", "epochs", "batch_size", "lr_w",
+            "lr_v", "momentum", "loss", "eps", "eps_mode", "eval_every", "precision"]
+    always = {"task", "method", "width", "activation", "repetition"}
+    shown = [a for a in axes if a in always or len({json.dumps(f[a], default=str) for f in flat}) > 1]
+    rows = []
+    for f in flat:
+        row = {a: f[a] for a in shown}
+        row["status"] = f["status"]
+        row.update({m: f[m] for m in _SUMMARY_METRICS})
+        row["time_s"] = f["train_time_s"]
+        rows.append(row)
+    return rows
 
 
 def _drop_empty_columns(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     keep = [k for k in rows[0] if any(r[k] is not None for r in rows)]
     return [{k: r[k] for k in keep} for r in rows]
+
+
+def _values(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
 def _note_ad_hoc(args: argparse.Namespace, cells: list[Cell]) -> None:
@@ -178,7 +186,7 @@ def cmd_run(args: argparse.Namespace, cells: list[Cell]) -> int:
     finally:
         progress.close()
     if summary.records:
-        rows = _drop_empty_columns([_final_row(r) for r in summary.records])
+        rows = _drop_empty_columns(_final_rows(summary.records))
         print(tabulate(rows, headers="keys", floatfmt=".4g", missingval="-"))
     print(f"\n{summary.count('done')} done, "
           f"{summary.count('diverged')} diverged, {summary.count('error')} error, "
