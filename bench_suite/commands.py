@@ -14,7 +14,7 @@ from tabulate import tabulate
 from . import provenance
 from .config import check_device_text
 from .cost import CostModel, format_flops, format_seconds, group_step_flops
-from .grid import Cell, export_profiles, profile_declares, profiles_of
+from .grid import Cell, export_profiles, profile_declares, profile_repetitions, profiles_of
 from .grouping import describe, group_cells, plan
 from .methods import METHODS
 from .records import FAILED, Record, Status
@@ -76,11 +76,11 @@ def cmd_list(args: argparse.Namespace) -> int:
                 if spec.get("cases"):
                     settings += f" + {len(spec['cases'])} cases"
                 rows.append((
-                    name, prof, spec.get("device", "any"), spec.get("seeds", 1), _values(grid["methods"]),
+                    name, prof, spec.get("device", "any"), profile_repetitions(spec), _values(grid["methods"]),
                     _values(grid["widths"]), _values(grid["activations"]), settings.strip(),
                     spec.get("description", ""),
                 ))
-        print(tabulate(rows, headers=["task", "profile", "device", "seeds", "methods", "widths", "activations",
+        print(tabulate(rows, headers=["task", "profile", "device", "repetitions", "methods", "widths", "activations",
                                       "settings", "description"]))
     else:
         print("\n(`list --profiles` shows each task's profiles; task options:)")

@@ -142,7 +142,8 @@ def _code_only(source: str) -> str:
 # the largest grid `run` and `plan` build (a typo such as --seeds 1000000000 must not exhaust memory)
 MAX_CELLS_ENV = "BENCH_SUITE_MAX_CELLS"
 MAX_CELLS_DEFAULT = 100_000
-PROFILE_KEYS = ("description", "device", "seeds", "methods", "widths", "activations", "options", "train", "cases")
+PROFILE_KEYS = ("description", "device", "repetitions", "seeds", "methods", "widths", "activations", "options", "train",
+                "cases")  # "seeds": the old name of "repetitions" (a count), still read
 # a case of a profile: a grid of its own, on top of the profile's values (a profile with cases is
 # the union of their grids, e.g. a width sweep whose radius eps grows with the width)
 CASE_KEYS = ("methods", "widths", "activations", "options", "train")
@@ -303,6 +304,14 @@ def _profile_spec(task: str, profile: str | None) -> dict[str, Any]:
     return profiles[profile]
 
 
+def profile_repetitions(spec: dict[str, Any]) -> int:
+    """How many repetitions a profile declares (``repetitions``, or its old name ``seeds``; default 1)."""
+    value = spec.get("repetitions", spec.get("seeds", 1))
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise GridError(f"a profile's repetitions must be an integer >= 1, got {value!r}")
+    return value
+
+
 def _cases(spec: dict[str, Any]) -> list[dict[str, Any]]:
     """The profile as a list of plain specs: one per case (each merged onto the profile), or itself."""
     cases = spec.get("cases")
@@ -450,7 +459,7 @@ def _expand_case(task: str, spec: dict[str, Any], overrides: dict[str, Any],
     task_cls = TASKS.get(task)
     axes, options, train = _resolved_values(task, spec, overrides)
     if repetitions is None:
-        repetitions = range(int(spec.get("seeds", 1)))
+        repetitions = range(profile_repetitions(spec))
     for rep in repetitions:
         if isinstance(rep, bool) or not isinstance(rep, int) or rep < 0:
             raise GridError(f"repetition indexes must be integers >= 0, got {rep!r}")
@@ -476,7 +485,7 @@ def _expand_case(task: str, spec: dict[str, Any], overrides: dict[str, Any],
 def grid_size_from(task: str, spec: dict[str, Any], overrides: dict[str, Any],
                    repetitions: list[int] | None) -> tuple[int, dict[str, int]]:
     axes, options, train = _resolved_values(task, spec, overrides)
-    reps = repetitions if repetitions is not None else range(int(spec.get("seeds", 1)))
+    reps = repetitions if repetitions is not None else range(profile_repetitions(spec))
     sizes = {"methods": len(_as_list(axes["methods"])), "activations": len(_as_list(axes["activations"])),
              "widths": len(_as_list(axes["widths"])), "repetitions": len(reps)}
     sizes.update(_axis_sizes(options))
