@@ -18,7 +18,7 @@ import pandas as pd
 
 from .baselines import METRICS
 from .check import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, EXIT_UNDECIDED, FAIL, VERDICTS, exit_code
-from .records import USABLE, Record, Status
+from .records import COLUMN_NAMES, USABLE, Record, Status
 
 PAPER_PROFILE = "paper"  # the only profile whose value rows are the paper's numbers (Table 3 mirror)
 ABLATION_TASK = "synthetic_ablation"
@@ -125,12 +125,7 @@ def _ci(row: pd.Series) -> str:
 
 def _prepare_df(df: pd.DataFrame | None) -> pd.DataFrame:
     df = pd.DataFrame() if df is None else df.copy()
-    cols = [
-        "cell_id", "name", "profile", "protocol", "status", "reason", "task", "method", "width", "activation",
-        "repetition", "epochs", "train_loss", "train_acc", "test_loss", "test_acc", "train_time_s", "wall_time_s",
-        "flops", "group_tflops_per_s", "n", "d", "m", "k", "width_ratio", "device", "device_name", "precision",
-    ]
-    for c in cols:
+    for c in COLUMN_NAMES:  # a frame from elsewhere may lack some: they read as missing
         if c not in df.columns:
             df[c] = None
     df["_profile"] = df["profile"].map(_profile)
