@@ -49,3 +49,43 @@ def seeded_subset(total: int, size: int | None, generator: torch.Generator) -> n
     if size is None or size == total:
         return np.arange(total)
     return np.sort(perm[:size].numpy())
+
+
+def labeled_image_data(
+    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, *,
+    classes: list[str], n_train: int | None, n_test: int | None, data_seed: int, source: str, checksum: str | None,
+    info: dict | None = None,
+):
+    """A classification task's data with the images' TRUE labels: seeded subsets (the first
+    ``n_train`` / ``n_test`` of permutations drawn from ``data_seed``, train then test, kept in
+    data-set order; None = all), features standardized with the subset's training statistics.
+
+    Returns :class:`bench_suite.tasks.base.TaskData` (x float32 (n, C*H*W), y int64 (n,)) whose
+    ``info`` holds the sizes, class names, class counts per split and the standardization stats.
+    """
+    from ..tasks.base import TaskData
+
+    generator = torch.Generator().manual_seed(data_seed)
+    train_idx = seeded_subset(len(y_train), n_train, generator)
+    test_idx = seeded_subset(len(y_test), n_test, generator)
+    x_train_u8 = x_train if len(train_idx) == len(y_train) else x_train[train_idx]
+    x_test_u8 = x_test if len(test_idx) == len(y_test) else x_test[test_idx]
+    features_train, (mean, std) = standardized_features(x_train_u8)
+    features_test, _ = standardized_features(x_test_u8, (mean, std))
+    labels_train = torch.from_numpy(np.ascontiguousarray(y_train[train_idx], dtype=np.int64))
+    labels_test = torch.from_numpy(np.ascontiguousarray(y_test[test_idx], dtype=np.int64))
+    k = len(classes)
+    return TaskData(
+        x_train=features_train, y_train=labels_train, num_outputs=k, classification=True, source=source,
+        x_test=features_test, y_test=labels_test, checksum=checksum,
+        info={
+            "n_train": len(train_idx),
+            "n_test": len(test_idx),
+            "classes": list(classes),
+            "class_counts_train": np.bincount(labels_train.numpy(), minlength=k).tolist(),
+            "class_counts_test": np.bincount(labels_test.numpy(), minlength=k).tolist(),
+            "channel_mean": np.asarray(mean).tolist(),
+            "channel_std": np.asarray(std).tolist(),
+            **(info or {}),
+        },
+    )
