@@ -244,9 +244,9 @@ CIFAR100_SMALL_COUNTS = {split: 100 * n for split, n in CIFAR100_PER_CLASS.items
 
 
 def cifar100_image(fine: int, index: int) -> np.ndarray:
-    """R encodes the fine label, G the index within the class, B is constant."""
+    """R encodes the fine label, G the index within the class; B varies with both."""
     image = np.empty((32, 32, 3), dtype=np.uint8)
-    image[..., 0], image[..., 1], image[..., 2] = 2 * fine, 40 * index, 7
+    image[..., 0], image[..., 1], image[..., 2] = 2 * fine, 40 * index, (7 * fine + 50 * index) % 256
     return image
 
 

@@ -23,6 +23,10 @@ def standardized_features(
     out = torch.empty(n, channels * pixels, dtype=torch.float32)
     col_sum = torch.zeros(channels * pixels, dtype=torch.float64)
     col_sq = torch.zeros(channels * pixels, dtype=torch.float64)
+    # per-channel uint8 range: a constant channel is detected exactly (E[x^2] - mean^2 of a
+    # constant is a rounding residue, not 0, and dividing by its root would amplify noise)
+    low = torch.full((channels,), 255, dtype=torch.uint8)
+    high = torch.zeros(channels, dtype=torch.uint8)
     for s in range(0, n, chunk):
         block = torch.from_numpy(np.ascontiguousarray(images[s : s + chunk])).permute(0, 3, 1, 2)
         dest = out[s : s + chunk]
@@ -30,12 +34,16 @@ def standardized_features(
         if stats is None:
             col_sum += dest.sum(0)
             col_sq += (dest * dest).sum(0)
+            low = torch.minimum(low, block.amin(dim=(0, 2, 3)))
+            high = torch.maximum(high, block.amax(dim=(0, 2, 3)))
     if stats is None:
         count = max(n * pixels, 1)
         mean = (col_sum.view(channels, pixels).sum(1) / count).numpy()
         var = (col_sq.view(channels, pixels).sum(1) / count).numpy() - mean**2
         std = np.sqrt(np.maximum(var, 0.0))
-        stats = (mean, np.where(std > 0, std, 1.0))  # a constant channel is only centered
+        constant = (low >= high).numpy()  # also true for no images at all
+        mean = np.where(constant, low.numpy() / 255.0, mean)
+        stats = (mean, np.where(constant | (std <= 0), 1.0, std))  # a constant channel is only centered
     mean_t = torch.from_numpy(np.asarray(stats[0])).float().view(1, channels, 1)
     std_t = torch.from_numpy(np.asarray(stats[1])).float().view(1, channels, 1)
     out.view(n, channels, pixels).sub_(mean_t).div_(std_t)

@@ -214,4 +214,4 @@ def read_idx(path: Path, *, dims: int, tail: tuple[int, ...], count: int, what: 
                 raise DataError(path, f"has bytes after the {size:,} data bytes its header declares", fix)
     except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
         raise DataError(path, f"cannot be read ({type(err).__name__}: {one_line(err)})", fix) from err
-    return np.frombuffer(payload, dtype=np.uint8).reshape(shape)
+    return np.frombuffer(payload, dtype=np.uint8).reshape(shape).copy()  # writable, like the cache's arrays
