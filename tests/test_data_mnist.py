@@ -306,7 +306,7 @@ def test_folder_with_a_stray_class_folder(tmp_path):
     root = write_mnist_image_folder(tmp_path / "m", classes=classes)
     with pytest.raises(DataError) as excinfo:
         load_small(root, tmp_path / "cache")
-    assert_one_line_error(excinfo, f"{root}/train", "seven", "lacks 9", "class folders 10 (0, 1, 2")
+    assert_one_line_error(excinfo, f"{root}/train", "seven", "lacks 9", "expected the 10 class folders (0, 1, 2")
 
 
 def test_wrong_image_size_and_count(tmp_path):

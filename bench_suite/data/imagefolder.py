@@ -316,7 +316,8 @@ class ImageTreeSource:
             unknown = sorted(set(listing) - set(spec.class_names))
             missing = sorted(set(spec.class_names) - set(listing))
             raise DataError(where, f"has class folders {abridged(unknown)} that {spec.dataset} does not have "
-                            f"(and lacks {abridged(missing)})", f"expected the class folders {spec.classes_hint()}")
+                            f"(and lacks {abridged(missing)})",
+                            f"expected the {spec.num_classes} class folders ({abridged(spec.class_names)})")
         empty = [c for c, entries in listing.items() if not entries]
         if empty:
             raise DataError(f"{where}/{empty[0]}", "class folder holds no .png/.jpg/.jpeg images",

@@ -181,7 +181,7 @@ def read_idx(path: Path, *, dims: int, tail: tuple[int, ...], count: int, what: 
     """An IDX file of unsigned bytes as a (count, *tail) uint8 array, or :class:`DataError` naming
     ``path``: magic number, type, number of dimensions, sizes and exact length are checked
     before the data is read (a gzip file is inflated only up to the declared size)."""
-    fix = f"expected MNIST's {what} file ({IDX_LAYOUT}); re-download it"
+    fix = f"expected MNIST's {what} file in the IDX format; re-download it"
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as fh:
