@@ -261,6 +261,89 @@ def _ablation_section(df: pd.DataFrame, verdicts: pd.DataFrame) -> list[str]:
     return out
 
 
+def _generalization_section(df: pd.DataFrame, verdicts: pd.DataFrame, out_dir: Path) -> list[str]:
+    """Test accuracy against width per method, for each generalization task (true labels) and
+    profile that ran: the data source and 2n/d, a table (mean ± sd over repetitions), a plot
+    (``plots/generalization__<task>__<profile>__<activation>.png``, log2 width axis, error bars
+    = sd, the curves plots' style) and the verdicts of that task and profile's reference rows."""
+    import matplotlib.style
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    tasks = ("cifar10", "mnist", "cifar100", "restricted_imagenet")
+    out = ["## Generalization: test accuracy against width", ""]
+    gen = df[df["task"].isin(tasks) & df["status"].isin(USABLE)]
+    checked = verdicts[verdicts["task"].isin(tasks)] if len(verdicts) else verdicts
+    if gen.empty:
+        return out + [f"_No results for the generalization tasks ({', '.join(f'`{t}`' for t in tasks)})._", ""]
+    out += ["Final test accuracy, mean ± sd over repetitions (n done; diverged cells counted apart), per width "
+            "and method; m·d/(2n) ≥ 1 is the paper's width condition.", ""]
+    sources = gen["data_source"] if "data_source" in gen.columns else pd.Series([None] * len(gen), index=gen.index)
+    for task, profile, activation in sorted({(str(t), p, str(a)) for t, p, a in
+                                             zip(gen["task"], gen["_profile"], gen["activation"])}):
+        part = gen[(gen["task"] == task) & (gen["_profile"] == profile) & (gen["activation"].astype(str) == activation)]
+        methods = sorted({str(m) for m in part["method"]})
+        points: dict[str, list[tuple[int, float, float]]] = {m: [] for m in methods}
+        rows = []
+        for width in sorted({int(w) for w in part["width"]}):
+            cells = part[part["width"] == width]
+            ratios = pd.to_numeric(cells["width_ratio"], errors="coerce").dropna()
+            row = {"width": str(width), "m·d/(2n)": _ratio(ratios.median() if len(ratios) else None)}
+            for method in methods:
+                mine = cells[cells["method"] == method]
+                acc = pd.to_numeric(mine.loc[mine["status"] == "done", "test_acc"], errors="coerce").dropna()
+                n_div = int((mine["status"] == "diverged").sum())
+                sd = float(acc.std(ddof=1)) if len(acc) > 1 else math.nan
+                if len(acc):
+                    points[method].append((width, float(acc.mean()), sd))
+                text = f"{_num(acc.mean())} ± {_num(sd, '.2g')} (n={len(acc)})" if len(acc) else DASH
+                row[method] = text + (f", {n_div} diverged" if n_div else "")
+            rows.append(row)
+        n, d = (pd.to_numeric(part[c], errors="coerce").median() for c in ("n", "d"))
+        shape = DASH if _missing(n) or _missing(d) else f"n = {int(n):,}, d = {int(d):,}, 2n/d = {2 * n / d:.3g}"
+        names = sorted({str(x) for x in sources[part.index] if not _missing(x)})
+        plot = _slug("generalization", task, profile, activation) + ".png"
+        (out_dir / "plots").mkdir(parents=True, exist_ok=True)
+        others = sorted(set(methods) - set(_METHOD_COLORS))
+        with matplotlib.style.context("default"):
+            fig = Figure(figsize=(6.5, 4.2), dpi=100)
+            FigureCanvasAgg(fig)
+            ax = fig.subplots(1, 1)
+            for method in methods:
+                if points[method]:
+                    ws, means, sds = zip(*points[method])
+                    ax.errorbar(ws, means, yerr=[0.0 if math.isnan(x) else x for x in sds], lw=1.2, marker="o",
+                                ms=4, capsize=3, color=_color(method, others), label=method)
+            ax.set_xscale("log", base=2)
+            ax.set_xticks([int(r["width"]) for r in rows], [r["width"] for r in rows])
+            ax.set_xlabel("width m (hidden units)")
+            ax.set_ylabel("final test accuracy (error bar: sd over repetitions)")
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=8)
+            fig.suptitle(f"{task} · profile {profile} · {activation}: test accuracy against width", fontsize=10)
+            fig.tight_layout()
+            fig.savefig(out_dir / "plots" / plot, format="png", dpi=100, metadata={"Software": None})
+        out += [f"### `{task}`, profile `{profile}`, {activation}", "",
+                f"Data source: {'; '.join(names) if names else DASH}; {shape}.", "",
+                _table(rows, ["width", "m·d/(2n)", *methods]), "",
+                f"![{task} {profile} {activation}: test accuracy against width](plots/{plot})", ""]
+        mine = checked[(checked["task"] == task) & (checked["profile"] == profile)] if len(checked) else checked
+        vrows = []
+        for _, r in mine.iterrows():
+            lhs = r["method"] + (f" − {r['versus']}" if not _missing(r["versus"]) else "")
+            tol = f" (tolerance {_num(r['tolerance'])})" if not _missing(r["tolerance"]) and r["tolerance"] else ""
+            vrows.append({"id": r["id"], "width": _int(r["width"]) if not _missing(r["width"]) else "all",
+                          "claim": f"{r['metric']}[{lhs}] {_OPS.get(str(r['direction']), r['direction'])} "
+                                   f"{_num(r['reference'])}{tol}",
+                          "ours": _ours(r), "verdict": r["verdict"], "note": r["note"] or ""})
+        if vrows:
+            out += [_table(vrows, ["id", "width", "claim", "ours", "verdict", "note"]), ""]
+    idle = sorted({str(t) for t in checked["task"]} - {str(t) for t in gen["task"]}) if len(checked) else []
+    if idle:
+        out += ["No results for " + ", ".join(f"`{t}`" for t in idle) + ": their rows are SKIPPED (All verdicts).", ""]
+    return out
+
+
 def _verdicts_section(verdicts: pd.DataFrame) -> list[str]:
     out = ["## All verdicts", ""]
     if len(verdicts) == 0:
@@ -538,6 +621,7 @@ def write_report(
     lines += _summary_section(verd)
     lines += _paper_values_section(verd)
     lines += _ablation_section(frame, verd)
+    lines += _generalization_section(frame, verd, out_dir)
     lines += _verdicts_section(verd)
     lines += _left_out_section(left_out)
     lines += _cells_section(frame)

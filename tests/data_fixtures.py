@@ -3,13 +3,20 @@
 - :func:`write_cifar_batches`: torchvision's ``cifar-10-batches-py`` (pickle batches + meta)
 - :func:`write_cifar_image_folder` / :func:`write_cifar_zip`: ``{train,test}/<class>/<image>``
 - :func:`write_ilsvrc_tree`: an ILSVRC-2012-like tree with 1000 fake wnid folders
+- :func:`write_mnist_idx`: the four raw IDX files (gzipped, plain or both) as torchvision's
+  ``MNIST/raw/`` holds them; :func:`write_mnist_image_folder` / :func:`write_mnist_zip`:
+  ``{train,test}/<digit>/*.png``, 28x28 grayscale
+- :func:`write_cifar100_python`: the ``cifar-100-python`` pickles (``train``, ``test``, ``meta``)
+  with the official keys; :func:`write_cifar100_image_folder` / :func:`write_cifar100_zip`:
+  ``{train,test}/<fine class>/*.png``
 
-CIFAR images are filled with a value that encodes (class, index), so a test can check that
-every image landed under the right label. Small counts go with ``expected_counts``.
+CIFAR and MNIST images are filled with a value that encodes (class, index), so a test can check
+that every image landed under the right label. Small counts go with ``expected_counts``.
 """
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import pickle
@@ -22,6 +29,7 @@ import torchvision.datasets.cifar
 from PIL import Image
 
 from bench_suite.data.cifar10 import CIFAR10_CLASSES
+from bench_suite.data.classnames import CIFAR100_COARSE_CLASSES, CIFAR100_COARSE_OF_FINE, CIFAR100_FINE_CLASSES
 from bench_suite.data.imagenet import RESTRICTED_IMAGENET_RANGES
 
 # per class: 3 train and 1 test images -> 30 train, 10 test
@@ -109,7 +117,8 @@ def skip_torchvision_md5(monkeypatch):
 @pytest.fixture
 def no_data_env(monkeypatch):
     """No data location from the environment: each test passes its own."""
-    for var in ("BENCH_SUITE_CIFAR10", "BENCH_SUITE_IMAGENET", "BENCH_SUITE_DATA_ROOT"):
+    for var in ("BENCH_SUITE_CIFAR10", "BENCH_SUITE_IMAGENET", "BENCH_SUITE_MNIST", "BENCH_SUITE_CIFAR100",
+                "BENCH_SUITE_DATA_ROOT"):
         monkeypatch.delenv(var, raising=False)
 
 
@@ -150,3 +159,149 @@ def write_ilsvrc_tree(root: Path, *, train_per_wnid: int = 2, val_per_wnid: int 
                 for k in range(count):
                     (folder / f"{wnid(index)}_{k}.JPEG").write_bytes(ilsvrc_image(index, k, size))
     return root
+
+
+# --------------------------------------------------------------------------- MNIST
+
+# per digit: 4 train and 2 test images -> 40 train, 20 test
+MNIST_PER_CLASS = {"train": 4, "test": 2}
+MNIST_SMALL_COUNTS = {split: 10 * n for split, n in MNIST_PER_CLASS.items()}
+MNIST_IDX_NAMES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def mnist_pixel_value(digit: int, index: int) -> int:
+    """The gray level of image ``index`` of ``digit`` (distinct for the small fixtures)."""
+    return 20 * digit + 5 * index
+
+
+def mnist_digits(split: str, per_class=MNIST_PER_CLASS) -> list[int]:
+    """The label sequence of a split in the IDX fixture: interleaved, as in the real files."""
+    return [digit for i in range(per_class[split]) for digit in range(10)]
+
+
+def mnist_images(split: str, per_class=MNIST_PER_CLASS, size: tuple[int, int] = (28, 28)) -> np.ndarray:
+    labels = mnist_digits(split, per_class)
+    return np.stack([np.full(size, mnist_pixel_value(d, i // 10), dtype=np.uint8) for i, d in enumerate(labels)])
+
+
+def idx_bytes(array: np.ndarray, *, type_code: int = 0x08) -> bytes:
+    """The IDX encoding (LeCun et al.): magic 0x0000 <type> <ndim>, big-endian uint32 sizes, data."""
+    header = bytes([0, 0, type_code, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+
+
+def write_mnist_idx(root: Path, *, layout: str = "MNIST/raw", compress: str = "gz", per_class=MNIST_PER_CLASS,
+                    size: tuple[int, int] = (28, 28)) -> Path:
+    """The four IDX files under ``root/<layout>`` (torchvision: ``root/MNIST/raw``); ``compress``:
+    ``gz`` (the published files), ``none`` (what torchvision unpacks them to) or ``both``."""
+    folder = root / layout if layout else root
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, (images_name, labels_name) in MNIST_IDX_NAMES.items():
+        for name, array in ((images_name, mnist_images(split, per_class, size)),
+                            (labels_name, np.asarray(mnist_digits(split, per_class), dtype=np.uint8))):
+            data = idx_bytes(array)
+            if compress in ("none", "both"):
+                (folder / name).write_bytes(data)
+            if compress in ("gz", "both"):
+                (folder / f"{name}.gz").write_bytes(gzip.compress(data, mtime=0))
+    return folder
+
+
+def mnist_members(per_class=MNIST_PER_CLASS, classes=tuple(str(d) for d in range(10)),
+                  size: tuple[int, int] = (28, 28)) -> dict[str, bytes]:
+    """relative path -> grayscale PNG bytes, for the image-folder layout ``{train,test}/<digit>/``."""
+    members = {}
+    for split, count in per_class.items():
+        for label, name in enumerate(classes):
+            for i in range(count):
+                image = Image.fromarray(np.full(size[::-1], mnist_pixel_value(label, i), dtype=np.uint8))  # 2-D: mode L
+                buf = io.BytesIO()
+                image.save(buf, format="PNG")
+                members[f"{split}/{name}/{i:05d}.png"] = buf.getvalue()
+    return members
+
+
+def write_mnist_image_folder(root: Path, **kwargs) -> Path:
+    for rel, data in mnist_members(**kwargs).items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return root
+
+
+def write_mnist_zip(path: Path, *, prefix: str = "", **kwargs) -> Path:
+    return write_zip(path, mnist_members(**kwargs), prefix=prefix)
+
+
+# --------------------------------------------------------------------------- CIFAR-100
+
+# per fine class: 2 train and 1 test image -> 200 train, 100 test
+CIFAR100_PER_CLASS = {"train": 2, "test": 1}
+CIFAR100_SMALL_COUNTS = {split: 100 * n for split, n in CIFAR100_PER_CLASS.items()}
+
+
+def cifar100_image(fine: int, index: int) -> np.ndarray:
+    """R encodes the fine label, G the index within the class; B varies with both."""
+    image = np.empty((32, 32, 3), dtype=np.uint8)
+    image[..., 0], image[..., 1], image[..., 2] = 2 * fine, 40 * index, (7 * fine + 50 * index) % 256
+    return image
+
+
+def cifar100_split(split: str, per_class=CIFAR100_PER_CLASS) -> tuple[np.ndarray, list[int], list[int]]:
+    """(data (N, 3072) in the release's row layout, fine labels, coarse labels) of a split,
+    classes interleaved as in the real files."""
+    fine = [c for i in range(per_class[split]) for c in range(100)]
+    images = [cifar100_image(c, i // 100) for i, c in enumerate(fine)]
+    data = np.stack([im.transpose(2, 0, 1).reshape(-1) for im in images])  # 1024 R, 1024 G, 1024 B
+    return data, fine, [CIFAR100_COARSE_OF_FINE[c] for c in fine]
+
+
+def write_cifar100_python(root: Path, per_class=CIFAR100_PER_CLASS, *, folder_name: str = "cifar-100-python",
+                          coarse_of_fine=None, fine_names=None) -> Path:
+    """``root/cifar-100-python/{train,test,meta}``: protocol-2 pickles (as the Python 2 release)
+    of dicts with the official keys (``filenames``, ``batch_label``, ``fine_labels``,
+    ``coarse_labels``, ``data``; meta: ``fine_label_names``, ``coarse_label_names``)."""
+    folder = root / folder_name
+    folder.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "test"):
+        data, fine, coarse = cifar100_split(split, per_class)
+        if coarse_of_fine is not None:
+            coarse = [coarse_of_fine[c] for c in fine]
+        entry = {"filenames": [f"img_{i}.png" for i in range(len(fine))], "batch_label": f"{split}ing batch 1 of 1",
+                 "fine_labels": fine, "coarse_labels": coarse, "data": data}
+        (folder / split).write_bytes(pickle.dumps(entry, protocol=2))
+    meta = {"fine_label_names": list(fine_names or CIFAR100_FINE_CLASSES),
+            "coarse_label_names": list(CIFAR100_COARSE_CLASSES)}
+    (folder / "meta").write_bytes(pickle.dumps(meta, protocol=2))
+    return folder
+
+
+def cifar100_members(per_class=CIFAR100_PER_CLASS, classes=CIFAR100_FINE_CLASSES) -> dict[str, bytes]:
+    members = {}
+    for split, count in per_class.items():
+        for label, name in enumerate(classes):
+            for i in range(count):
+                members[f"{split}/{name}/{i:04d}.png"] = encode(cifar100_image(label, i), "png")
+    return members
+
+
+def write_cifar100_image_folder(root: Path, **kwargs) -> Path:
+    for rel, data in cifar100_members(**kwargs).items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return root
+
+
+def write_cifar100_zip(path: Path, *, prefix: str = "", **kwargs) -> Path:
+    return write_zip(path, cifar100_members(**kwargs), prefix=prefix)
+
+
+@pytest.fixture
+def skip_cifar100_md5(monkeypatch):
+    """The CIFAR-100 reader unpickles a file only if its md5 is the published one; fixture
+    files cannot match it, so only that check is replaced (by "the file exists")."""
+    monkeypatch.setattr("bench_suite.data.cifar100.matches_published_md5", lambda path, md5: Path(path).is_file())

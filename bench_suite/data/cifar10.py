@@ -6,10 +6,14 @@ Search order for a data location ``root`` (``data_root``, else ``$BENCH_SUITE_CI
    torchvision's own ``CIFAR10`` class (which checks every file's md5 against the official
    release); with ``download=True`` torchvision may fetch it when nothing is found.
 2. an image folder ``root/{train,test}/<class>/*.{png,jpg,jpeg}``;
-3. a zip of that layout (``root`` is the zip, or a folder holding exactly one zip).
+3. a zip of that layout (``root`` is the zip, or a folder holding exactly one zip, or several
+   of which exactly one is named like ``cifar10*.zip`` / ``cifar-10*.zip``).
 
-The first load decodes every image once and caches uint8 arrays keyed by the source's
-checksum (:mod:`bench_suite.data.cache`); later loads read the cache.
+An image tree whose class folders are another data set's (MNIST's digits, CIFAR-100's names)
+is passed over (:mod:`bench_suite.data.locations`). The first load decodes every image once and
+caches uint8 arrays keyed by the source's checksum (:mod:`bench_suite.data.cache`); later loads
+read the cache. The image-tree reader is :class:`bench_suite.data.imagefolder.ImageTreeSource`,
+shared with CIFAR-100 and MNIST.
 """
 
 from __future__ import annotations
@@ -25,11 +29,12 @@ import numpy as np
 
 from ..tasks.base import DataUnavailable
 from .cache import cache_key, cached_arrays, resolve_cache_dir
-from .errors import DataError, one_line
-from .imagefolder import DirectoryTree, ZipTree, decode_entries, file_sha256
+from .classnames import CIFAR10_CLASSES
+from .errors import DataError, OtherDataset, one_line
+from .imagefolder import ImageTreeSource, TreeSpec, check_image_arrays, file_sha256
+from .locations import Search, pick_zip
 
 CIFAR10_ENV = "BENCH_SUITE_CIFAR10"
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CIFAR10_COUNTS = {"train": 50_000, "test": 10_000}
 IMAGE_SHAPE = (32, 32)
 BATCHES_FOLDER = "cifar-10-batches-py"
@@ -40,6 +45,10 @@ ZIP_LAYOUT = "a .zip of {train,test}/<class>/*.{png,jpg,jpeg} (optionally under 
 LAYOUT = f"CIFAR-10 as torchvision's {BATCHES_FOLDER} folder, or {FOLDER_LAYOUT}, or a .zip of that image folder"
 # a 32x32 PNG is at most ~3 KB; a file far bigger is not a CIFAR image (nor a zip bomb's member)
 MAX_MEMBER_BYTES = 1 << 20
+ZIP_NAME = r"cifar[-_]?10(?!\d)"  # of several zips in a folder, the one named like CIFAR-10's
+# class folders: any 10 names (label = sorted index); CIFAR-10's own names are sorted already
+TREE_SPEC = TreeSpec("CIFAR-10", IMAGE_SHAPE, "RGB", len(CIFAR10_CLASSES), FOLDER_LAYOUT, ZIP_LAYOUT,
+                     MAX_MEMBER_BYTES, class_names=CIFAR10_CLASSES)
 
 
 @dataclass
@@ -64,21 +73,32 @@ def load_cifar10(
     download: bool = False,
     expected_counts: dict[str, int] | None = None,
 ) -> Cifar10Images:
-    """Find, check, decode (once) and return CIFAR-10.
+    """Find, check, decode (once) and return CIFAR-10: at ``data_root``, else at
+    ``$BENCH_SUITE_CIFAR10`` (also when ``data_root`` holds no CIFAR-10, so one data root can
+    serve several tasks), else torchvision's download when allowed.
 
-    Raises :class:`DataUnavailable` when no CIFAR-10 is found (the message says what to pass)
-    and :class:`DataError` when one is found but is unusable. ``expected_counts`` (default
-    50,000 train / 10,000 test) exists so tests can use small fixtures.
+    Raises :class:`DataUnavailable` when no CIFAR-10 is found (the message says where it looked
+    and what to pass) and :class:`DataError` when one is found but is unusable.
+    ``expected_counts`` (default 50,000 train / 10,000 test) exists so tests can use small fixtures.
     """
     counts = dict(CIFAR10_COUNTS if expected_counts is None else expected_counts)
-    source = find_cifar10(data_root, cache_dir, download=download)
+    search = Search("CIFAR-10", data_root, CIFAR10_ENV)
+    for root, source in search.sources(_source_at):
+        try:
+            return _load_source(source, cache_dir, counts)
+        except OtherDataset as err:  # e.g. MNIST's digit folders: not ours, look further
+            search.skip(root, err)
+    if download:
+        target = (Path(data_root).expanduser() if data_root is not None
+                  else resolve_cache_dir(cache_dir) / "cifar10-download")
+        return _load_source(_downloaded(target), cache_dir, counts)
+    raise search.unavailable(LAYOUT)
+
+
+def _load_source(source: "BatchesSource | ImageTreeSource", cache_dir, counts: dict[str, int]) -> Cifar10Images:
     checksum = source.checksum()
     key = cache_key(dataset="cifar10", reader=READER_VERSION, checksum=checksum, counts=counts)
-
-    def build():
-        return source.decode(counts)
-
-    arrays, meta, hit = cached_arrays(cache_dir, "cifar10", key, build)
+    arrays, meta, hit = cached_arrays(cache_dir, "cifar10", key, lambda: source.decode(counts))
     return Cifar10Images(
         x_train=arrays["x_train"], y_train=arrays["y_train"], x_test=arrays["x_test"], y_test=arrays["y_test"],
         classes=list(meta["classes"]), source=meta["source"], checksum=checksum, location=str(source.location),
@@ -89,50 +109,17 @@ def load_cifar10(
 # --------------------------------------------------------------------------- finding the source
 
 
-def find_cifar10(data_root: str | os.PathLike | None, cache_dir: str | os.PathLike | None = None,
-                 *, download: bool = False) -> "BatchesSource | ImageTreeSource":
-    """The CIFAR-10 source at ``data_root``, else at ``$BENCH_SUITE_CIFAR10`` (so one data root
-    can serve several tasks while CIFAR-10 lies elsewhere), else torchvision's download when
-    allowed; else :class:`DataUnavailable` saying where it looked and what to pass."""
-    searched = []
-    for base in (data_root, os.environ.get(CIFAR10_ENV) or None):
-        if base is None:
-            continue
-        root = Path(base).expanduser()
-        if not root.exists():
-            searched.append(f"{root} (does not exist)")
-            continue
-        found = _source_at(root)
-        if found is not None:
-            return found
-        searched.append(str(root))
-    if download:
-        return _downloaded(Path(data_root).expanduser() if data_root is not None
-                           else resolve_cache_dir(cache_dir) / "cifar10-download")
-    where = f"searched {', '.join(searched)}" if searched else "no location given"
-    raise DataUnavailable(
-        f"CIFAR-10 not found ({where}): pass --data-root (or set BENCH_SUITE_DATA_ROOT or {CIFAR10_ENV}) to {LAYOUT}"
-    )
-
-
 def _source_at(root: Path) -> "BatchesSource | ImageTreeSource | None":
     if root.is_file():
-        return ImageTreeSource.from_zip(root)
+        return ImageTreeSource(root, TREE_SPEC, is_zip=True)
     if root.name == BATCHES_FOLDER or (root / "batches.meta").exists():
         return BatchesSource(root)
     if (root / BATCHES_FOLDER).is_dir():
         return BatchesSource(root / BATCHES_FOLDER)
     if (root / "train").is_dir() and (root / "test").is_dir():
-        return ImageTreeSource(root, is_zip=False)
-    zips = sorted(p for p in root.iterdir() if p.suffix.lower() == ".zip" and p.is_file())
-    if len(zips) > 1:  # several archives: take the one that says it is CIFAR-10, if exactly one does
-        zips = [p for p in zips if "cifar" in p.name.lower()] or zips
-    if len(zips) == 1:
-        return ImageTreeSource.from_zip(zips[0])
-    if len(zips) > 1:
-        raise DataError(root, f"folder holds {len(zips)} zip archives ({', '.join(p.name for p in zips)})",
-                        "pass the path of the CIFAR-10 zip itself")
-    return None
+        return ImageTreeSource(root, TREE_SPEC, is_zip=False)
+    archive = pick_zip(root, ZIP_NAME, "CIFAR-10")
+    return None if archive is None else ImageTreeSource(archive, TREE_SPEC, is_zip=True)
 
 
 def _downloaded(root: Path) -> "BatchesSource":
@@ -212,96 +199,6 @@ class BatchesSource:
         return np.ascontiguousarray(images, dtype=np.uint8), labels, list(batch.classes)
 
 
-# --------------------------------------------------------------------------- image folder / zip
-
-
-class ImageTreeSource:
-    """``{train,test}/<class>/<image>`` in a directory or a zip; labels = sorted class index."""
-
-    def __init__(self, location: Path, *, is_zip: bool) -> None:
-        self.location = location
-        self.is_zip = is_zip
-        self._tree: DirectoryTree | ZipTree | None = None
-
-    @classmethod
-    def from_zip(cls, path: Path) -> "ImageTreeSource":
-        return cls(path, is_zip=True)
-
-    def _open(self) -> DirectoryTree | ZipTree:
-        # a zip is opened only when its members are needed: a cache hit needs its checksum only
-        if self._tree is None:
-            self._tree = (ZipTree(self.location, tuple(CIFAR10_COUNTS), ZIP_LAYOUT, MAX_MEMBER_BYTES) if self.is_zip
-                          else DirectoryTree(self.location, FOLDER_LAYOUT, MAX_MEMBER_BYTES))
-        return self._tree
-
-    def checksum(self) -> str:
-        if self.is_zip:  # the archive's own sha256 (as published next to it)
-            return "sha256:" + file_sha256(self.location)
-        tree = self._open()
-        assert isinstance(tree, DirectoryTree)
-        return tree.listing_checksum({split: self._listing(split) for split in CIFAR10_COUNTS})
-
-    def _listing(self, split: str):
-        tree = self._open()
-        if not tree.has_split(split):
-            raise DataError(self.location, f"has no {split}/ images",
-                            f"expected {ZIP_LAYOUT if self.is_zip else FOLDER_LAYOUT}")
-        return tree.list_split(split)
-
-    def decode(self, counts: dict[str, int]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays: dict[str, np.ndarray] = {}
-        classes: list[str] = []
-        jpeg = png = 0
-        try:
-            for split in CIFAR10_COUNTS:
-                listing = self._listing(split)
-                if classes and list(listing) != classes:
-                    raise DataError(self.location, f"{split}/ has class folders {list(listing)}, train/ has {classes}",
-                                    "expected the same 10 class folders in train/ and test/")
-                classes = list(listing)
-                _check_class_folders(self.location, split, listing, counts[split])
-                entries = [e for label in classes for e in listing[label]]
-                n_jpeg = sum(e.is_jpeg for e in entries)
-                jpeg, png = jpeg + n_jpeg, png + len(entries) - n_jpeg
-                arrays[f"x_{split}"] = decode_entries(self._open(), entries, IMAGE_SHAPE, exact=True)
-                arrays[f"y_{split}"] = np.repeat(np.arange(len(classes), dtype=np.int64),
-                                                 [len(listing[c]) for c in classes])
-        finally:
-            self.close()
-        check_arrays(self.location, arrays, classes, counts)
-        kind = "JPEG re-encoding" if jpeg and not png else "PNG images" if png and not jpeg else "JPEG/PNG images"
-        return arrays, {"classes": classes, "source": f"CIFAR-10, {kind} ({self.location.name})"}
-
-    def close(self) -> None:
-        if self._tree is not None:
-            self._tree.close()
-            self._tree = None
-
-
-def _check_class_folders(location: Path, split: str, listing, expected_count: int) -> None:
-    if len(listing) != len(CIFAR10_CLASSES):
-        raise DataError(f"{location}/{split}", f"has {len(listing)} class folders ({', '.join(listing) or 'none'})",
-                        f"expected 10 ({', '.join(CIFAR10_CLASSES)})")
-    empty = [c for c, entries in listing.items() if not entries]
-    if empty:
-        raise DataError(f"{location}/{split}/{empty[0]}", "class folder holds no .png/.jpg/.jpeg images",
-                        f"expected {FOLDER_LAYOUT}")
-    total = sum(len(v) for v in listing.values())
-    if total != expected_count:
-        raise DataError(f"{location}/{split}", f"holds {total:,} images", f"expected {expected_count:,} for CIFAR-10")
-
-
 def check_arrays(location: Path, arrays: dict[str, np.ndarray], classes: list[str], counts: dict[str, int]) -> None:
     """The integrity check every source passes: counts, 10 classes, 32x32x3 uint8, labels in range."""
-    if len(classes) != len(CIFAR10_CLASSES):
-        raise DataError(location, f"has {len(classes)} classes ({', '.join(map(str, classes))})",
-                        f"expected 10 ({', '.join(CIFAR10_CLASSES)})")
-    for split, expected in counts.items():
-        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        if x.shape[1:] != (*IMAGE_SHAPE, 3) or x.dtype != np.uint8:
-            raise DataError(location, f"{split} images are {x.dtype}{tuple(x.shape[1:])}", "expected uint8 32x32x3")
-        if x.shape[0] != expected or y.shape[0] != expected:
-            raise DataError(location, f"{split} split holds {x.shape[0]:,} images / {y.shape[0]:,} labels",
-                            f"expected {expected:,} for CIFAR-10")
-        if y.size and (y.min() < 0 or y.max() >= len(classes)):
-            raise DataError(location, f"{split} labels span {y.min()}..{y.max()}", "expected 0..9")
+    check_image_arrays(location, TREE_SPEC, arrays, classes, counts)

@@ -1,10 +1,11 @@
-"""The one exception type of the data readers: bad data on disk, said in one line."""
+"""The exception types of the data readers: bad data on disk said in one line, and "another data set is here"."""
 
 from __future__ import annotations
 
 import os
 
 from ..tasks.base import DataError as TaskDataError
+from ..tasks.base import DataUnavailable
 
 
 def one_line(text: object) -> str:
@@ -31,3 +32,9 @@ class DataError(TaskDataError):
 
     def __reduce__(self):  # picklable across processes despite the 3-argument constructor
         return (type(self), (self.where, self.problem, self.fix))
+
+
+class OtherDataset(DataUnavailable):
+    """The location holds a different known data set (e.g. CIFAR-10's class folders where MNIST
+    was looked for): not this reader's data, so the search goes on (and ends in a skip, not an
+    error). The message says what was found there."""

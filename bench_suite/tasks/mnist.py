@@ -1,0 +1,102 @@
+"""mnist: MNIST digits with their true labels, 28x28 grayscale flattened (d = 784): generalization."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Task, TaskData, register_task
+from .cifar10 import (
+    GENERALIZATION_RATIONALE,
+    GENERALIZATION_TRAIN_DEFAULTS,
+    GENERALIZATION_WIDTHS,
+    METHODS_ALL,
+    check_subset_size,
+)
+
+MNIST_TRAIN, MNIST_TEST = 60_000, 10_000  # the published split
+
+
+@register_task
+class Mnist(Task):
+    """MNIST with its true labels: test accuracy against width, per method.
+
+    Read from the raw IDX files (torchvision's ``MNIST/raw/``, gzipped or not), an image folder
+    ``{train,test}/<digit>/*.png`` or a zip of one (``$BENCH_SUITE_MNIST``; docs/data.md).
+    Pixels scaled to [0, 1], standardized with the mean/std of the training images used (one
+    channel), flattened to d = 784. ``n_train`` / ``n_test`` take seeded subsets (``data_seed``)
+    kept in data-set order. 2n/d = 153 for the full training set.
+    """
+
+    name = "mnist"
+    description = "MNIST (d=784) with its true labels: test accuracy vs width per method (generalization)"
+    options: dict[str, Any] = {
+        "n_train": None,  # None = all 60,000
+        "n_test": None,  # None = all 10,000
+    }
+    train_defaults: dict[str, Any] = dict(GENERALIZATION_TRAIN_DEFAULTS)
+    grid: dict[str, list] = {
+        "methods": METHODS_ALL,
+        "widths": GENERALIZATION_WIDTHS,
+        "activations": ["relu"],
+    }
+    profiles: dict[str, dict[str, Any]] = {
+        "smoke": {
+            "description": "1,000 / 1,000 images, 3 epochs, the four methods at widths 16 and 64 (CPU, seconds); "
+                           "skipped without MNIST",
+            "device": "cpu",
+            "seeds": 1,
+            "methods": METHODS_ALL,
+            "widths": [16, 64],
+            "activations": ["relu"],
+            "options": {"n_train": 1000, "n_test": 1000},
+            "train": {"epochs": 3, "eval_every": 3},
+        },
+        "ci": {
+            "description": "10,000 training images, all 10,000 test images, 10 epochs, the four methods at "
+                           "widths 16, 64, 256, 3 seeds (CPU); skipped without MNIST",
+            "device": "cpu",
+            "seeds": 3,
+            "methods": METHODS_ALL,
+            "widths": [16, 64, 256],
+            "activations": ["relu"],
+            "options": {"n_train": 10000},
+            "train": {"epochs": 10, "eval_every": 5},
+        },
+        "paper": {
+            "description": "all 60,000 / 10,000 images, widths 16-4096, relu, 100 epochs, the four methods, "
+                           "3 seeds (our choice: the paper publishes no such grid)",
+            "device": "cuda",
+            "seeds": 3,
+            "methods": METHODS_ALL,
+            "widths": GENERALIZATION_WIDTHS,
+            "activations": ["relu"],
+        },
+    }
+    defaults_rationale = GENERALIZATION_RATIONALE
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        out = dict(options)
+        out["n_train"] = check_subset_size("n_train", options.get("n_train"), MNIST_TRAIN)
+        out["n_test"] = check_subset_size("n_test", options.get("n_test"), MNIST_TEST)
+        return out
+
+    @classmethod
+    def shape(cls, options: dict[str, Any]) -> dict[str, Any]:
+        return {"n": options.get("n_train") or MNIST_TRAIN, "d": 784, "k": 10,
+                "n_test": options.get("n_test") or MNIST_TEST}
+
+    def load(self, options, *, data_seed, data_root=None, cache_dir=None) -> TaskData:
+        # imported here: listing the tasks must not need torch or numpy
+        from ..data.features import labeled_image_data
+        from ..data.mnist import load_mnist
+
+        options = self.check_options(options)
+        images = load_mnist(data_root, cache_dir)
+        return labeled_image_data(
+            images.x_train, images.y_train, images.x_test, images.y_test, classes=images.classes,
+            n_train=check_subset_size("n_train", options["n_train"], len(images.y_train)),
+            n_test=check_subset_size("n_test", options["n_test"], len(images.y_test)),
+            data_seed=data_seed, source=images.source, checksum=images.checksum,
+            info={"location": images.location, "from_cache": images.from_cache},
+        )
