@@ -213,18 +213,21 @@ def test_no_data_is_unavailable(no_data_env, tmp_path, name):  # noqa: F811
 @pytest.mark.parametrize("name", ["mnist", "cifar100"])
 def test_run_skips_cleanly_without_data_and_with_another_data_set(no_data_env, tmp_path, capsys, name):  # noqa: F811
     store = tmp_path / "store"
-    args = ["run", "--task", name, "--profile", "smoke", "--quiet", "--out", str(store)]
+    args = ["run", "--task", name, "--profile", "smoke", "--quiet", "--store", str(store)]
+    assert main(args + ["--data-root", str(tmp_path / "nothing")]) == 2  # a path that does not exist: a typo
+    assert "--data-root" in capsys.readouterr().err
+    (tmp_path / "nothing").mkdir()
     assert main(args + ["--data-root", str(tmp_path / "nothing")]) == 3
     err = capsys.readouterr().err
     assert "SKIPPED" in err and "Traceback" not in err
     records = ResultStore(store).records()
-    assert len(records) == 8 and {r["status"] for r in records} == {"skipped"}
-    assert all("does not exist" in r["reason"] and "--data-root" in r["reason"] for r in records)
+    assert len(records) == 8 and {r.status for r in records} == {"skipped"}
+    assert all("not found" in r.reason and "--data-root" in r.reason for r in records)
     # the CI's case: the CIFAR-10 zip is the data root of every task
     cifar = write_cifar_zip(tmp_path / "cifar10-jpeg.zip")
     assert main(args + ["--data-root", str(cifar)]) == 3
     assert "Traceback" not in capsys.readouterr().err
-    reasons = {r["reason"] for r in ResultStore(store).records()}
+    reasons = {r.reason for r in ResultStore(store).records()}
     assert len(reasons) == 1 and "an image tree of CIFAR-10" in reasons.pop()
 
 
@@ -232,15 +235,15 @@ def test_run_mnist_on_a_fixture_end_to_end(tmp_path, small_counts, capsys):
     write_mnist_idx(tmp_path / "data")
     store = tmp_path / "store"
     args = ["run", "--task", "mnist", "--profile", "smoke", "--option", "n_train=40", "--option", "n_test=20",
-            "--quiet", "--out", str(store), "--data-root", str(tmp_path / "data"), "--cache-dir", str(tmp_path / "c")]
+            "--quiet", "--store", str(store), "--data-root", str(tmp_path / "data"), "--cache-dir", str(tmp_path / "c")]
     assert main(args) == 0, capsys.readouterr().err
     records = ResultStore(store).records()
-    assert len(records) == 8 and {r["status"] for r in records} == {"done"}
+    assert len(records) == 8 and {r.status for r in records} == {"done"}
     for r in records:
-        assert r["provenance"]["data_source"].startswith("MNIST, IDX files (gzipped; MNIST/raw)")
-        assert r["provenance"]["data_checksum"].startswith("sha256:")
-        assert r["shape"]["d"] == 784 and r["shape"]["n"] == 40 and r["final"]["test_acc"] is not None
-    assert len({r["label_digest"] for r in records}) == 1  # paired: every method saw the same data
+        assert r.provenance["data_source"].startswith("MNIST, IDX files (gzipped; MNIST/raw)")
+        assert r.provenance["data_checksum"].startswith("sha256:")
+        assert r.shape["d"] == 784 and r.shape["n"] == 40 and r.final["test_acc"] is not None
+    assert len({r.label_digest for r in records}) == 1  # paired: every method saw the same data
 
 
 def test_bad_data_is_an_error_in_one_line(tmp_path, small_counts, capsys):
@@ -248,10 +251,10 @@ def test_bad_data_is_an_error_in_one_line(tmp_path, small_counts, capsys):
     (folder / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b broken")
     store = tmp_path / "store"
     args = ["run", "--task", "mnist", "--profile", "smoke", "--option", "n_train=40", "--option", "n_test=20",
-            "--quiet", "--out", str(store), "--data-root", str(tmp_path / "data"), "--cache-dir", str(tmp_path / "c")]
+            "--quiet", "--store", str(store), "--data-root", str(tmp_path / "data"), "--cache-dir", str(tmp_path / "c")]
     assert main(args) == 1
     assert "Traceback" not in capsys.readouterr().err
-    (reason,) = {r["reason"] for r in ResultStore(store).records()}
+    (reason,) = {r.reason for r in ResultStore(store).records()}
     assert "train-images-idx3-ubyte.gz" in reason and "\n" not in reason
 
 

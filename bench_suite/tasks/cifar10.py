@@ -205,6 +205,7 @@ class Cifar10(Task):
     """
 
     name = "cifar10"
+    classification = True
     description = "CIFAR-10 (d=3072) with its true labels: test accuracy vs width per method (generalization)"
     options: dict[str, Any] = {
         "n_train": None,  # None = all 50,000

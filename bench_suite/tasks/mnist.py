@@ -28,6 +28,7 @@ class Mnist(Task):
     """
 
     name = "mnist"
+    classification = True
     description = "MNIST (d=784) with its true labels: test accuracy vs width per method (generalization)"
     options: dict[str, Any] = {
         "n_train": None,  # None = all 60,000
