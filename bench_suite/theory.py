@@ -12,7 +12,8 @@ point has loss O(eps^2). This module measures both:
 - :func:`kkt_stats`: the KKT residual of the constrained problem at the end of training;
 - :func:`loglog_slope`: the fitted exponent of final loss against eps, with its interval;
 - :func:`linearized_loss_floor`: the loss of the net's linearization at init (the tight-eps limit
-  the width threshold comes from);
+  the width threshold comes from); :func:`tight_eps_learning_rates`: the step sizes projected GD
+  can use there (the width_threshold task's defaults);
 - :func:`rank_table`, :func:`threshold_table`, :func:`eps_table`: the tables of the "Theory"
   report section, from results.
 
@@ -169,7 +170,8 @@ def jacobian_stats(
     - with ``init``: ``jacobian_rank_predicted`` (:func:`predicted_rank`) and
       ``jacobian_rank_deficit`` = predicted - measured (0 when the law holds);
     - for relu, ``relu_dead_samples`` and ``relu_rank_bound`` (:func:`relu_dead_samples`,
-      :func:`relu_rank_bound`): where the rank law fails for relu, these say why.
+      :func:`relu_rank_bound`, capped by the predicted rank when ``init`` is given): where the rank
+      law fails for relu, these say why.
     """
     import torch
 
@@ -204,7 +206,8 @@ def jacobian_stats(
         out["jacobian_rank_deficit"] = out["jacobian_rank_predicted"] - rank
     if activation == "relu":
         out["relu_dead_samples"] = relu_dead_samples(x, w)
-        out["relu_rank_bound"] = relu_rank_bound(x, w, k)
+        bound = relu_rank_bound(x, w, k)
+        out["relu_rank_bound"] = min(bound, out["jacobian_rank_predicted"]) if init is not None else bound
     return out
 
 
@@ -414,6 +417,44 @@ def linearized_loss_floor(
         total += float(resid.square().sum())
         ranks.append(rank)
     return {"floor": total / n, "rank": ranks[0] if len(ranks) == 1 else ranks, "n": n}
+
+
+def tight_eps_learning_rates(
+    x: "torch.Tensor", y: "torch.Tensor", w0: "torch.Tensor", *, activation: str, eps: float,
+) -> dict[str, Any]:
+    """The step-size scales of projected GD on an MLI net with a paired output under a tight
+    radius ``eps`` (absolute), from the data and W0 alone (K = 1, mse; our derivation,
+    docs/theory.md). ``w0``: the (m, d) MLI hidden weights (only the first m/2 rows are used).
+
+    To first order f = Phi u with Phi = [sigma'(w_j . x_i) x_i]_{j < m/2} (n x md/2) and
+    u_j = v_j (delta_j - delta_{j+m/2}). Fitting needs |u| ~ ||Phi^+ y||; with ||delta|| <= eps the
+    output weights must grow to |v| ~ ||Phi^+ y|| / (sqrt(2) eps), and the curvature of the loss in
+    W grows as |v|^2, to (2/n) ||Phi^+ y||^2 sigma_max(Phi)^2 / eps^2. Full-batch GD is stable
+    there only below ``lr_w_max`` = eps^2 n / (||Phi^+ y||^2 sigma_max(Phi)^2); above it V stops
+    growing at the edge of stability and the fit stalls. The V curvature is O(eps^2) because the
+    paired features are differences: ``v_curvature`` = (2/n) E[sigma'^2] (4 eps^2 / m)
+    (sqrt(n) + sqrt(m/2))^2 for the movement spread evenly over the m/2 pairs (lr_v well below
+    2 / v_curvature is stable). ``kappa`` = cond(Phi): the slowest linear mode contracts by
+    ~2 s / kappa^2 per step at lr_w = s * lr_w_max. Returns those three and ``phi_pinv_y_norm``,
+    ``phi_sigma_max``."""
+    import torch
+
+    x64, w64 = x.detach().to(torch.float64), w0.detach().to(torch.float64)
+    n, m = x64.shape[0], w64.shape[0]
+    half = m // 2
+    targets = y.detach().to(torch.float64).reshape(n, -1)[:, :1]
+    phi = hidden_jacobian(x64, w64[:half], torch.ones(half, 1, dtype=torch.float64), activation)
+    sv = torch.linalg.svdvals(phi)
+    u = torch.linalg.lstsq(phi, targets, driver="gelsd").solution
+    pinv_norm = float(torch.linalg.vector_norm(u))
+    slope2 = float(activation_derivative(activation, x64 @ w64[:half].T).square().mean())
+    return {
+        "lr_w_max": eps**2 * n / (pinv_norm**2 * float(sv[0]) ** 2),
+        "v_curvature": 2.0 / n * slope2 * (4.0 * eps**2 / m) * (math.sqrt(n) + math.sqrt(half)) ** 2,
+        "kappa": float(sv[0] / sv[-1]) if float(sv[-1]) > 0 else math.inf,
+        "phi_pinv_y_norm": pinv_norm,
+        "phi_sigma_max": float(sv[0]),
+    }
 
 
 # ------------------------------------------------------------------------------------------
