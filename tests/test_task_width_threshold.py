@@ -118,6 +118,27 @@ def test_the_default_learning_rates_follow_their_derivation():
     assert TASK.profiles["paper"]["train"]["lr_w"] <= 0.55 * min(soft)
 
 
+def test_the_ablations_profile_lr_v_is_stable_for_lecun_init_at_init():
+    """LeCun init's features are O(1): lr_v times V's curvature (2/n) sigma_max(F)^2 at init must
+    stay below 1 for every ablation cell (0.25 diverged no_mirroring at m = 80)."""
+    from bench_suite.methods import METHODS
+    from bench_suite.model import hidden_features
+
+    prof = TASK.profiles["ablations"]
+    lr_v = prof["train"]["lr_v"]
+    for rep in range(prof["seeds"]):
+        seeds = seeds_for(TASK.name, rep)
+        x = _data(rep).x_train.double()
+        for name in prof["methods"]:
+            method = METHODS.get(name)
+            if method.init != "lecun":
+                continue
+            for width in prof["widths"]:
+                w = init_weights(width, 20, 1, "lecun", method.output, torch.Generator().manual_seed(seeds["init"])).w
+                feats = hidden_features(x @ w.double().T, "tanh", method.output)
+                assert lr_v * 2 / 200 * float(torch.linalg.matrix_norm(feats, 2)) ** 2 < 1.0, (name, width)
+
+
 def test_plan_prices_the_ci_profile(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-m", "bench_suite", "plan", "--task", "width_threshold", "--profile", "ci",

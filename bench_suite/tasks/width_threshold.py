@@ -30,7 +30,7 @@ class WidthThreshold(Task):
     - ``lr_v = 100``: under MLI the paired features sigma(w_j x) - sigma(w_{j+m/2} x) are O(eps),
       so V's curvature is O(eps^2): (2/n) sigma_max(F)^2 ~ 0.001-0.009 at eps = 0.1 over the
       grid, lr_v times that <= ~0.9 (stable). (LeCun-init methods have O(1) features and would
-      diverge at this lr_v: see the ``ablations`` profile.)
+      diverge at this lr_v: see the ``ablations`` profile, at lr_v = 0.1.)
     - ``lr_w = 3e-5``: V grows until J's curvature (2/n) sigma_max(J)^2, which scales as |V|^2,
       reaches 2 / lr_w (edge of stability); the fit needs |V| ~ ||Phi^+ y|| / eps, so projected
       GD can reach it only if lr_w <= eps^2 n / (||Phi^+ y||^2 sigma_max(Phi)^2) (Phi: the
@@ -95,15 +95,16 @@ class WidthThreshold(Task):
             "train": {"lr_w": 2e-6, "epochs": 200000, "eval_every": 20000},
         },
         "ablations": {
-            "description": ("all four methods at one lr_v = 0.25 (stable for LeCun init's O(1) features at every "
-                            "width), tanh, 10000 GD steps, two repetitions: the mirrored method's lr_v = 100 "
-                            "diverges the others"),
+            "description": ("all four methods at one lr_v = 0.1 (LeCun init's O(1) features: (2/n) "
+                            "sigma_max(features)^2 is 1.2-9.6 at init, so 0.25 diverged no_mirroring at m = 80), "
+                            "tanh, 10000 GD steps, two repetitions: the mirrored method's lr_v = 100 diverges "
+                            "the others"),
             "device": "cpu",
             "methods": ["mli_paired_pgd", "sgd", "constraint_only", "no_mirroring"],
             "widths": [6, 10, 14, 20, 30, 40, 80],
             "activations": ["tanh"],
             "seeds": 2,
-            "train": {"lr_v": 0.25},
+            "train": {"lr_v": 0.1},
         },
     }
     defaults_rationale = (
