@@ -46,23 +46,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from .records import SCORED_METRICS
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-KINDS = ("value", "threshold", "comparison")
+KINDS = ("value", "threshold", "comparison", "slope")
 DIRECTIONS: dict[str, tuple[str, ...]] = {
     "value": ("within",),
     "threshold": ("at_least", "at_most"),
     "comparison": ("lower", "higher", "at_least", "at_most"),
+    "slope": ("at_least", "at_most", "within"),
 }
-# the per-cell final metrics of the store's DataFrame that a reference row may score
-METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "dist_w0", "proj_active_frac")
+# the per-cell metrics of the results table a reference row may score (final metrics, and the
+# theory section's measurements: bench_suite/records.py)
+METRICS = SCORED_METRICS
+# how a row's repetitions are combined: "mean" (a t-interval over repetitions) or "every" (each
+# repetition must satisfy the row: a law that must hold in every sampled cell)
+STATISTICS = ("mean", "every")
+# the columns `only` and a slope's `x` may name (numeric columns of the results table)
+FILTER_COLUMNS = SCORED_METRICS + ("eps", "lr_w", "lr_v", "momentum", "width_ratio", "epochs", "width", "radius")
 
 ROW_FIELDS = (
     "id", "kind", "task", "profile", "method", "versus", "width", "activation", "metric", "direction",
-    "value", "bound", "tolerance", "source", "claim", "known_deviation",
+    "value", "bound", "tolerance", "source", "claim", "known_deviation", "statistic", "only", "x",
 )
 FILE_FIELDS = ("protocol", "title", "description", "group", "reference")
 
@@ -98,11 +107,15 @@ class Reference:
     # reported as FAIL, but an expected FAIL does not fail `check`; an unexpected PASS does (the
     # write-up is then stale). Never set this to make a row pass: only with a study that shows it.
     known_deviation: str = ""
+    statistic: str = "mean"  # see STATISTICS
+    # records scored only where these columns meet these bounds: ((column, "at_most"|"at_least", value), ...)
+    only: tuple = ()
+    x: str | None = None  # kind "slope": the column of the x axis (log-log fit of metric against x)
 
     @property
     def target(self) -> float:
         """The number the measurement is scored against (value, or bound)."""
-        return float(self.value if self.kind == "value" else self.bound)  # type: ignore[arg-type]
+        return float(self.value if self.value is not None else self.bound)  # type: ignore[arg-type]
 
     def acceptance(self) -> tuple[float, float, bool, bool]:
         """The interval a measurement must lie in to pass: (low, high, low_closed, high_closed)."""
@@ -123,6 +136,10 @@ class Reference:
         """A one-line human statement of the row, e.g. ``train_acc within 0.9931 ± 0.01``."""
         if self.kind == "value":
             return f"{self.metric} within {self.target:g} ± {self.tolerance:g}"
+        if self.kind == "slope":
+            op = {"at_least": ">=", "at_most": "<=", "within": "within"}[self.direction]
+            tail = f" ± {self.tolerance:g}" if self.direction == "within" else ""
+            return f"slope of log {self.metric} against log {self.x} {op} {self.target:g}{tail}"
         lhs = self.metric
         if self.kind == "comparison":
             lhs = f"{self.metric}[{self.method}] - {self.metric}[{self.versus}]"
@@ -223,6 +240,18 @@ def _make_reference(row: dict[str, Any], *, protocol: int, where: str, file: str
     if metric not in METRICS:
         raise BaselineError(f"{where}: metric must be one of {list(METRICS)}, got {metric!r}")
     direction = row.get("direction", "within" if kind == "value" else None)
+    statistic = row.get("statistic", "mean")
+    if statistic not in STATISTICS:
+        raise BaselineError(f"{where}: statistic must be one of {list(STATISTICS)}, got {statistic!r}")
+    if statistic == "every" and kind not in ("value", "threshold"):
+        raise BaselineError(f"{where}: statistic 'every' applies to value and threshold rows")
+    x = row.get("x")
+    if kind == "slope":
+        if x not in FILTER_COLUMNS:
+            raise BaselineError(f"{where}: a slope row needs `x`, one of {list(FILTER_COLUMNS)}, got {x!r}")
+    elif x is not None:
+        raise BaselineError(f"{where}: `x` only belongs to slope rows")
+    only = _only(row.get("only"), where)
     if direction not in DIRECTIONS[kind]:
         raise BaselineError(f"{where}: a {kind} row needs direction in {list(DIRECTIONS[kind])}, got {direction!r}")
     versus = row.get("versus")
@@ -242,11 +271,14 @@ def _make_reference(row: dict[str, Any], *, protocol: int, where: str, file: str
             raise BaselineError(f"{where}: a value row takes `value`, not `bound`")
         if "tolerance" not in row:
             raise BaselineError(f"{where}: a value row needs an explicit `tolerance`")
+    elif kind == "slope" and direction == "within":
+        if value is None or bound is not None:
+            raise BaselineError(f"{where}: a slope row with direction within takes `value` (and `tolerance`)")
     else:
         if value is not None:
             raise BaselineError(f"{where}: a {kind} row takes `bound`, not `value`")
-        if kind == "threshold" and bound is None:
-            raise BaselineError(f"{where}: a threshold row needs `bound`")
+        if kind in ("threshold", "slope") and bound is None:
+            raise BaselineError(f"{where}: a {kind} row needs `bound`")
         if bound is None:
             bound = 0.0
     tolerance = _number(row, "tolerance", where)
@@ -267,8 +299,27 @@ def _make_reference(row: dict[str, Any], *, protocol: int, where: str, file: str
         id=ref_id, kind=kind, task=row["task"], profile=row["profile"], method=row["method"], metric=metric,
         direction=direction, protocol=protocol, versus=versus, widths=widths, activations=activations,
         value=value, bound=bound, tolerance=tolerance, source=row.get("source", ""), claim=row.get("claim", ""),
-        file=file, known_deviation=row.get("known_deviation", ""),
+        file=file, known_deviation=row.get("known_deviation", ""), statistic=statistic, only=only, x=x,
     )
+
+
+def _only(value: Any, where: str) -> tuple:
+    """``only = { column = { at_most = v } , ... }`` as ((column, op, v), ...)."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise BaselineError(f"{where}: `only` must be a table {{ column = {{ at_most = v }} }}")
+    out = []
+    for column, cond in sorted(value.items()):
+        if column not in FILTER_COLUMNS:
+            raise BaselineError(f"{where}: `only` names {column!r}, not one of {list(FILTER_COLUMNS)}")
+        if not isinstance(cond, dict) or not cond or set(cond) - {"at_most", "at_least"}:
+            raise BaselineError(f"{where}: `only.{column}` must be {{ at_most = v }} and/or {{ at_least = v }}")
+        for op, bound in sorted(cond.items()):
+            if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not math.isfinite(bound):
+                raise BaselineError(f"{where}: `only.{column}.{op}` must be a finite number, got {bound!r}")
+            out.append((column, op, float(bound)))
+    return tuple(out)
 
 
 def _number(row: dict[str, Any], key: str, where: str) -> float | None:

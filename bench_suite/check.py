@@ -42,8 +42,8 @@ EXIT_UNDECIDED = 3  # no FAIL, but something INCONCLUSIVE or SKIPPED (or nothing
 USABLE = tuple(s.value for s in USABLE_STATUSES)  # done: a measurement; diverged: a measured failure
 
 VERDICT_COLUMNS = [
-    "id", "kind", "source", "task", "profile", "protocol", "method", "versus", "width", "activation", "metric",
-    "direction", "reference", "ours", "ci_low", "ci_high", "n", "difference", "tolerance", "method_mean",
+    "id", "kind", "source", "task", "profile", "protocol", "method", "versus", "width", "activation", "setting",
+    "metric", "direction", "reference", "ours", "ci_low", "ci_high", "n", "difference", "tolerance", "method_mean",
     "versus_mean", "verdict", "note", "known_deviation", "cells", "code_digests", "data_checksums",
 ]
 # what `check` and `report` list for records they did not score
@@ -208,7 +208,8 @@ def _prepare(df: pd.DataFrame) -> pd.DataFrame:
     if "scoring_profile" not in df.columns:  # a frame not from select(): score rows by their own profile
         df["scoring_profile"] = df["profile"]
     df["scoring_profile"] = df["scoring_profile"].map(_norm_profile).astype(object)
-    for col in ("task", "method", "activation", "status", "reason", "cell_id", "code_digest", "data_checksum"):
+    for col in ("task", "method", "activation", "status", "reason", "cell_id", "code_digest", "data_checksum",
+                *(c for c in ("task_options", "loss", "eps_mode", "precision") if c in df.columns)):
         df[col] = df[col].map(lambda v: None if _missing(v) else str(v)).astype(object)
     for col in ("width", "repetition", "protocol"):
         df[col] = df[col].map(lambda v: None if _missing(v) else int(v)).astype(object)
@@ -364,16 +365,114 @@ def _provenance_fields(*frames: pd.DataFrame) -> dict:
     return {"cells": sorted(cells), "code_digests": sorted(codes), "data_checksums": sorted(data)}
 
 
+def _decide_every(ref: Reference, per_rep: dict[int, tuple[str, float]]) -> dict:
+    """statistic "every": each repetition (each cell) must satisfy the row; no interval."""
+    values = {r: v for r, (s, v) in per_rep.items() if s == "done" and not math.isnan(v)}
+    failing = sorted(r for r, v in values.items() if not _inside(v, ref))
+    mean = math.fsum(values.values()) / len(values)
+    out = {"ours": mean, "n": len(values), "difference": mean - ref.target, "method_mean": mean,
+           "ci_low": min(values.values()), "ci_high": max(values.values())}
+    if failing:
+        shown = ", ".join(f"{r}: {values[r]:.4g}" for r in failing[:5]) + (", ..." if len(failing) > 5 else "")
+        return {**out, "verdict": FAIL,
+                "note": f"every repetition must satisfy it: {len(failing)} of {len(values)} do not ({shown}); "
+                        f"ci_low/ci_high are the min/max"}
+    return {**out, "verdict": PASS, "note": f"every repetition satisfies it ({len(values)} of {len(values)}); "
+                                           f"ci_low/ci_high are the min/max"}
+
+
+# the columns that make two records of one (method, width, activation) different configurations
+SETTING_COLUMNS = ("task_options", "epochs", "batch_size", "lr_w", "lr_v", "momentum", "loss", "eps", "eps_mode",
+                   "eval_every", "precision")
+
+
+def _setting_groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The frame split by configuration (``SETTING_COLUMNS``): [("", frame)] when all records share
+    one, else one (label, records) per configuration, the label naming what differs, e.g.
+    ``"eps=0.3, lr_w=0.0003"``."""
+    present = [c for c in SETTING_COLUMNS if c in frame.columns]
+    if not present or frame.empty:
+        return [("", frame)]
+    keys = [tuple(None if _missing(v) else v for v in row) for row in frame[present].itertuples(index=False)]
+    distinct = list(dict.fromkeys(keys))
+    if len(distinct) == 1:
+        return [("", frame)]
+    varying = [i for i, _ in enumerate(present) if len({k[i] for k in distinct}) > 1]
+    out = []
+    for key in sorted(distinct, key=lambda k: tuple(_sortable(k[i]) for i in varying)):
+        mask = [k == key for k in keys]
+        label = ", ".join(f"{present[i]}={_fmt_setting(key[i])}" for i in varying)
+        out.append((label, frame[mask]))
+    return out
+
+
+def _sortable(v) -> tuple:
+    return (0, float(v), "") if isinstance(v, (int, float)) and not isinstance(v, bool) else (1, 0.0, str(v))
+
+
+def _fmt_setting(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _only(frame: pd.DataFrame, ref: Reference) -> pd.DataFrame:
+    """The records a row's ``only`` conditions admit (a missing value is not admitted)."""
+    for column, op, bound in ref.only:
+        if column not in frame.columns:
+            return frame.iloc[0:0]
+        values = pd.to_numeric(frame[column], errors="coerce")
+        keep = (values <= bound) if op == "at_most" else (values >= bound)
+        frame = frame[keep.fillna(False).astype(bool)]
+    return frame
+
+
+def _score_slope(ref: Reference, cells: pd.DataFrame, width, activation, confidence: float) -> dict:
+    """kind "slope": the least-squares slope of log(metric) against log(x) over the cells (each
+    repetition a point; theory.loglog_slope), its t-interval decided against the row like a mean."""
+    from .theory import loglog_slope
+
+    prov = _provenance_fields(cells)
+    mixed = _mixed_data(cells)
+    if mixed:
+        return _row(ref, width, activation, note=mixed, **prov)
+    done = cells[cells["status"] == "done"]
+    xs = pd.to_numeric(done[ref.x], errors="coerce").tolist()
+    ys = pd.to_numeric(done[ref.metric], errors="coerce").tolist()
+    fit = loglog_slope(xs, ys, confidence=confidence)
+    where = f" (only: {', '.join(f'{c} {op} {b:g}' for c, op, b in ref.only)})" if ref.only else ""
+    if fit["slope"] is None or fit["ci_low"] is None:
+        return _row(ref, width, activation, n=fit["n"], note=(
+            f"{fit['n']} usable point(s){where} with {len({x for x in xs if x == x})} distinct {ref.x}: a slope "
+            f"with an interval needs >= 3 points at >= 2 values of {ref.x} with a positive {ref.metric}"), **prov)
+    slope, lo, hi = fit["slope"], fit["ci_low"], fit["ci_high"]
+    out = {"ours": slope, "ci_low": lo, "ci_high": hi, "n": fit["n"], "difference": slope - ref.target,
+           "method_mean": slope}
+    pct = int(round(confidence * 100))
+    if _inside(lo, ref) and _inside(hi, ref):
+        verdict, note = PASS, f"{pct}% CI of the slope inside the acceptance interval"
+    elif _below(hi, ref) or _above(lo, ref):
+        verdict, note = FAIL, f"{pct}% CI of the slope outside the acceptance interval"
+    else:
+        verdict, note = INCONCLUSIVE, f"{pct}% CI of the slope [{lo:.3g}, {hi:.3g}] straddles an edge"
+    note += f"; log-log fit over {fit['n']} cells{where}, r = {fit['rvalue']:.3g}"
+    if fit.get("dropped"):
+        note += f"; {fit['dropped']} point(s) not positive/finite, left out"
+    return _row(ref, width, activation, verdict=verdict, note=note, **out, **prov)
+
+
 def _row(ref: Reference, width, activation, **fields) -> dict:
     row = {
         "id": ref.id, "kind": ref.kind, "source": ref.source, "task": ref.task, "profile": ref.profile,
         "protocol": ref.protocol, "method": ref.method, "versus": ref.versus, "width": width,
-        "activation": activation, "metric": ref.metric, "direction": ref.direction, "reference": ref.target,
+        "activation": activation, "setting": "", "metric": ref.metric, "direction": ref.direction,
+        "reference": ref.target,
         "ours": math.nan, "ci_low": math.nan, "ci_high": math.nan, "n": 0, "difference": math.nan,
         "tolerance": ref.tolerance, "method_mean": math.nan, "versus_mean": math.nan, "verdict": SKIPPED, "note": "",
         "known_deviation": ref.known_deviation, "cells": [], "code_digests": [], "data_checksums": [],
     }
+    extra_notes = fields.pop("note_extra", None)
     row.update(fields)
+    if extra_notes:
+        row["note"] = "; ".join([row["note"], *extra_notes])
     if ref.known_deviation and row["verdict"] in (FAIL, PASS):
         expected = "expected" if row["verdict"] == FAIL else "UNEXPECTED PASS: the write-up is stale"
         row["note"] = f"{row['note']}; known deviation ({expected}): {ref.known_deviation}".lstrip("; ")
@@ -409,6 +508,8 @@ def _score_single(ref: Reference, cells: pd.DataFrame, width, activation, confid
                     method_mean=mean, verdict=FAIL, note="; ".join([note] + notes), **prov)
     if not values:
         return _row(ref, width, activation, note=f"metric {ref.metric} not recorded in the matching results", **prov)
+    if ref.statistic == "every":
+        return _row(ref, width, activation, **_decide_every(ref, per_rep), note_extra=notes, **prov)
     out = _decide(ref, values, confidence)
     out["method_mean"] = out["ours"]
     out["note"] = "; ".join([out["note"]] + notes)
@@ -476,6 +577,7 @@ def run_checks(df: pd.DataFrame, references: Iterable[Reference], *, confidence:
             (df["task"] == ref.task) & (df["scoring_profile"] == ref.profile) & (df["protocol"] == ref.protocol)
             & df["method"].isin(methods) & df["status"].isin(USABLE)
         ]
+        eligible = _only(eligible, ref)
         if ref.widths is None and ref.activations is None and eligible.empty:
             rows.append(_row(ref, None, None, note=_skip_reason(ref, df, methods, None, None)))
             continue
@@ -499,17 +601,28 @@ def run_checks(df: pd.DataFrame, references: Iterable[Reference], *, confidence:
             if activation is not None:
                 cell = cell[cell["activation"] == activation]
             a = cell[cell["method"] == ref.method]
-            if ref.kind == "comparison":
-                b = cell[cell["method"] == ref.versus]
-                if a.empty or b.empty:
-                    rows.append(_row(ref, width, activation, note=_skip_reason(ref, df, methods, width, activation)))
-                    continue
-                rows.append(_score_comparison(ref, a, b, width, activation, confidence))
-            else:
+            if ref.kind == "slope":  # the points differ in x (and what is tied to it): pooled
                 if a.empty:
                     rows.append(_row(ref, width, activation, note=_skip_reason(ref, df, methods, width, activation)))
                     continue
-                rows.append(_score_single(ref, a, width, activation, confidence))
+                rows.append(_score_slope(ref, a, width, activation, confidence))
+                continue
+            if a.empty or (ref.kind == "comparison" and cell[cell["method"] == ref.versus].empty):
+                rows.append(_row(ref, width, activation, note=_skip_reason(ref, df, methods, width, activation)))
+                continue
+            # records of different configurations are never pooled as repetitions: one verdict each
+            for setting, sub in _setting_groups(cell):
+                a = sub[sub["method"] == ref.method]
+                if ref.kind == "comparison":
+                    b = sub[sub["method"] == ref.versus]
+                    if a.empty or b.empty:
+                        who = ref.method if a.empty else ref.versus
+                        rows.append(_row(ref, width, activation, setting=setting,
+                                         note=f"no results for {who} at this setting ({setting})"))
+                        continue
+                    rows.append({**_score_comparison(ref, a, b, width, activation, confidence), "setting": setting})
+                elif not a.empty:
+                    rows.append({**_score_single(ref, a, width, activation, confidence), "setting": setting})
     out = pd.DataFrame(rows, columns=VERDICT_COLUMNS)
     out["width"] = out["width"].astype(object)
     out["n"] = out["n"].astype(int)

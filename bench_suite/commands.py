@@ -323,6 +323,11 @@ def _axes_text(cells: list[Cell]) -> str:
         for key, value in cell.options.items():
             values.setdefault(key, set()).add(json.dumps(value, default=str))
     parts = [f"{len(v)} {k}" for k, v in values.items() if len(v) > 1]
+    product = 1
+    for v in values.values():
+        product *= len(v)
+    if product != len(cells):  # a union of cases, not one product: say what varies
+        return "distinct values: " + ", ".join(parts)
     return " x ".join(parts) or "1 cell"
 
 

@@ -60,6 +60,10 @@ USABLE = FINISHED
 
 # the per-cell final metrics (``record.final``) a reference row may score
 METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "dist_w0", "proj_active_frac")
+# the per-cell measurements of the record's ``theory`` section (bench_suite/theory.py) a row may score
+THEORY_METRICS = ("jacobian_rank", "jacobian_rank_predicted", "jacobian_rank_deficit", "jacobian_rank_excess",
+                  "jacobian_sigma_min", "jacobian_sigma_max", "kkt_residual", "kkt_residual_w", "loss_floor")
+SCORED_METRICS = METRICS + THEORY_METRICS
 _NUMERIC_SECTIONS = ("final", "curves", "timing", "theory")
 _NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
@@ -274,6 +278,22 @@ def _train(key: str) -> Callable[[Record], Any]:
     return lambda r: (r.config.get("train") or {}).get(key)
 
 
+def _theory(part: str, key: str) -> Callable[[Record], Any]:
+    def get(r: Record) -> Any:
+        section = ((r.theory or {}).get(part) or {})
+        return section.get(key) if section.get("status") == "done" else None
+
+    return get
+
+
+def _rank_excess(r: Record) -> Any:
+    """rank - the rank the relu activation patterns allow (0: they explain every missing rank)."""
+    jac = (r.theory or {}).get("jacobian") or {}
+    if jac.get("status") != "done" or jac.get("relu_rank_bound") is None:
+        return None
+    return jac["jacobian_rank"] - jac["relu_rank_bound"]
+
+
 COLUMNS: tuple[Column, ...] = (
     Column("cell_id", "string", lambda r: r.cell_id, "content id of the cell"),
     Column("name", "string", lambda r: r.name, "canonical name: task[method=...,width=...,...]"),
@@ -300,6 +320,22 @@ COLUMNS: tuple[Column, ...] = (
            "the task's options, as JSON"),
     *(Column(m, "float64", _section("final", m), f"final {m}") for m in METRICS),
     Column("radius", "float64", _section("final", "radius"), "the ball's radius (null: unconstrained)"),
+    Column("jacobian_status", "string", lambda r: ((r.theory or {}).get("jacobian") or {}).get("status"),
+           "the theory section's Jacobian: done, skipped (too large) or null (not computed)"),
+    Column("jacobian_rank", "Int64", _theory("jacobian", "jacobian_rank"), "rank of J = df(X)/dW at init"),
+    Column("jacobian_rank_predicted", "Int64", _theory("jacobian", "jacobian_rank_predicted"),
+           "the rank law: min(nK, md/2) under MLI, min(nK, md) under LeCun init"),
+    Column("jacobian_rank_deficit", "Int64", _theory("jacobian", "jacobian_rank_deficit"),
+           "predicted - measured rank (0: the law holds)"),
+    Column("jacobian_rank_excess", "Int64", _rank_excess, "relu: rank - the activation patterns' bound"),
+    Column("jacobian_sigma_min", "float64", _theory("jacobian", "jacobian_sigma_min"),
+           "smallest nonzero singular value of J at init"),
+    Column("jacobian_sigma_max", "float64", _theory("jacobian", "jacobian_sigma_max"), "largest singular value of J"),
+    Column("kkt_residual", "float64", _theory("kkt", "kkt_residual"),
+           "KKT residual at the end / gradient norm at init ((W, V) blocks)"),
+    Column("kkt_residual_w", "float64", _theory("kkt", "kkt_residual_w"), "the W block alone (V held fixed)"),
+    Column("kkt_active", "boolean", _theory("kkt", "kkt_active"), "the constraint is active at the end"),
+    Column("loss_floor", "float64", _theory("floor", "floor"), "mse of the linearization's best fit at init"),
     Column("epochs_run", "Int64", _section("timing", "epochs"), "epochs trained (fewer if it diverged)"),
     Column("train_time_s", "float64", _section("timing", "train_time_s"), "device time of the group, s"),
     Column("wall_time_s", "float64", _section("timing", "wall_time_s"), "wall time of the group, s"),
@@ -341,5 +377,6 @@ def to_frame(records: list[Record]):
 
 __all__ = [
     "COLUMNS", "COLUMN_NAMES", "FAILED", "FINISHED", "KNOWN_PROTOCOLS", "KNOWN_SCHEMAS", "METRICS", "PROTOCOL_VERSION",
+    "SCORED_METRICS", "THEORY_METRICS",
     "Record", "RecordError", "SCHEMA_VERSION", "STATUSES", "Status", "USABLE", "compute_cell_id", "to_frame",
 ]

@@ -19,6 +19,7 @@ import pandas as pd
 from .baselines import METRICS
 from .check import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, EXIT_UNDECIDED, FAIL, VERDICTS, exit_code
 from .records import COLUMN_NAMES, USABLE, Record, Status
+from .theory_report import theory_section
 
 PAPER_PROFILE = "paper"  # the only profile whose value rows are the paper's numbers (Table 3 mirror)
 ABLATION_TASK = "synthetic_ablation"
@@ -622,6 +623,7 @@ def write_report(
     lines += _paper_values_section(verd)
     lines += _ablation_section(frame, verd)
     lines += _generalization_section(frame, verd, out_dir)
+    lines += theory_section(frame, verd, out_dir, table=_table, color=_color, slug=_slug)
     lines += _verdicts_section(verd)
     lines += _left_out_section(left_out)
     lines += _cells_section(frame)

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import torch
 
-from . import provenance
+from . import provenance, theory
 from .config import check_device_text
 from .grid import Cell, code_digest
 from .grouping import PlanItem, describe, group_cells, is_settled, plan, unique  # noqa: F401 - re-exported
@@ -298,7 +298,10 @@ class Runner:
         seeds = group[0].seeds()
         try:
             specs = [CellSpec(METHODS.get(c.method), c.width, c.activation, c.train, seeds["init"]) for c in group]
-            results = train_group(data, specs, order_seed=seeds["order"], device=self.device, on_epoch=self.on_epoch)
+            # the initial and final weights travel back only for cells small enough for the theory section
+            keep = any(theory.wants_section(data.n, c.width, data.dim, data.num_outputs) for c in group)
+            results = train_group(data, specs, order_seed=seeds["order"], device=self.device, on_epoch=self.on_epoch,
+                                  keep_weights=keep)
         except KeyboardInterrupt:
             for cell in group:
                 self._emit(summary, self._record(cell, "interrupted", reason="interrupted (Ctrl-C); re-run to resume",
@@ -318,7 +321,14 @@ class Runner:
             if result.status == "diverged":
                 reason = (f"{reason}; lower the learning rates (--lr-w/--lr-v) or use a constrained method "
                           f"(learning rates were lr_w={cell.train.lr_w:g}, lr_v={cell.train.lr_v:g})")
-            self._emit(summary, self._record(cell, result.status, reason=reason, result=result, data=data))
+            record = self._record(cell, result.status, reason=reason, result=result, data=data)
+            method = METHODS.get(cell.method)
+            record.theory = theory.record_section(
+                data.x_train, data.y_train, width=cell.width, outputs=data.num_outputs, init=method.init,
+                output=method.output, activation=cell.activation, loss=cell.train.loss,
+                extra=result.extra if keep else None, radius=result.final.get("radius"),
+                finished=result.status == "done")
+            self._emit(summary, record)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -594,3 +594,52 @@ def eps_table(frame: "pd.DataFrame", *, confidence: float = 0.95) -> tuple["pd.D
                        f"{int(confidence * 100)}% interval": interval, "points": fit["n"],
                        "dropped": fit["dropped"], "O(eps^2) slope": 2})
     return pd.DataFrame(rows), pd.DataFrame(slopes)
+
+
+# ------------------------------------------------------------------------------------------
+# The record's "theory" section (written by the runner for every cell small enough)
+# ------------------------------------------------------------------------------------------
+def wants_section(n: int, m: int, d: int, k: int = 1, *, max_entries: int = MAX_JACOBIAN_ENTRIES) -> bool:
+    """Whether a cell of this shape gets a computed ``theory`` section (else one saying it was
+    skipped and why): J's n*K x m*d entries within ``max_entries``. The KKT residual and the
+    loss floor need passes of the same size, so one bound gates all three."""
+    return jacobian_entries(n, m, d, k) <= max_entries
+
+
+def record_section(x: "torch.Tensor", y: "torch.Tensor", *, width: int, outputs: int, init: str, output: str,
+                   activation: str, loss: str, extra: dict[str, Any] | None, radius: float | None, finished: bool,
+                   max_entries: int = MAX_JACOBIAN_ENTRIES) -> dict[str, Any]:
+    """The record's ``theory`` section of one cell: ``jacobian`` (:func:`jacobian_stats` at
+    init), ``kkt`` (:func:`kkt_stats` at the end, for a finished cell), ``floor``
+    (:func:`linearized_loss_floor`, mse only). ``extra`` is ``train_group(...,
+    keep_weights=True)``'s ``result.extra`` (w0, v0, w, v on the CPU); ``x``, ``y`` the training
+    data. Above ``max_entries`` every part is ``{"status": "skipped", "reason": ...}`` with the
+    size and the bound (never a memory error)."""
+    from .model import effective_output_weights
+
+    n, d = (int(s) for s in x.shape)
+    m, k = int(width), int(outputs)
+    if not wants_section(n, m, d, k, max_entries=max_entries):
+        why = (f"J is {n * k} x {m * d} = {n * k * m * d} entries, above the exact-SVD bound of {max_entries} "
+               f"(bench_suite.theory.MAX_JACOBIAN_ENTRIES)")
+        skipped = {"status": "skipped", "reason": why}
+        return {"jacobian": {**skipped, "jacobian_entries": n * k * m * d, "max_entries": max_entries},
+                "kkt": skipped}
+    if extra is None or "w0" not in extra:
+        return {"jacobian": {"status": "skipped", "reason": "the initial weights were not kept"}}
+    v0_eff = effective_output_weights(extra["v0"], output)
+    x64 = x.detach().cpu().double()
+    section: dict[str, Any] = {
+        "jacobian": jacobian_stats(x64, extra["w0"].double(), v0_eff.double(), activation, init=init,
+                                   max_entries=max_entries)}
+    if finished and "w" in extra:
+        targets = y.detach().cpu()
+        section["kkt"] = {"status": "done", **kkt_stats(
+            x64, targets, w=extra["w"], v=extra["v"], w0=extra["w0"], v0=extra["v0"], activation=activation,
+            output=output, loss=loss, radius=radius)}
+    else:
+        section["kkt"] = {"status": "skipped", "reason": "the cell did not finish"}
+    if loss == "mse" and y.is_floating_point():  # regression targets (labels would need their one-hot)
+        section["floor"] = {"status": "done", **linearized_loss_floor(
+            x64, y.detach().cpu(), extra["w0"], extra["v0"], activation=activation, output=output)}
+    return section

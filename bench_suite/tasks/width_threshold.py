@@ -11,6 +11,17 @@ from .base import Task, TaskData, register_task
 # (MLI and the paired output need m/2 pairs)
 WIDTHS = [6, 10, 14, 18, 20, 22, 26, 30, 40, 60, 80]
 
+# The eps sweep (Theorem 2, docs/theory.md): two decades of eps at m d/(2n) = 1 and 2, with the
+# tight-limit scaling of the step sizes, lr_w = 3e-5 (eps / 0.1)^2 and lr_v = 100 / (eps / 0.1)^2
+# (V must grow like 1/eps, W's curvature grows like |V|^2): at fixed learning rates the small
+# end is frozen and the large end unstable. Our choice, derived there, not tuned on outcomes.
+EPS_SWEEP = [0.01, 0.03, 0.1, 0.3, 1.0]
+EPS_SWEEP_CASES = [
+    {"methods": ["mli_paired_pgd"], "widths": [20, 40], "activations": ["tanh"],
+     "train": {"eps": eps, "lr_w": 3e-5 * (eps / 0.1) ** 2, "lr_v": 100.0 / (eps / 0.1) ** 2}}
+    for eps in EPS_SWEEP
+]
+
 
 @register_task
 class WidthThreshold(Task):
@@ -76,13 +87,26 @@ class WidthThreshold(Task):
             "train": {"epochs": 1000, "eval_every": 250},
         },
         "ci": {
-            "description": ("mli_paired_pgd, tanh and relu, m d/(2n) = 0.3..4 (11 widths), 10000 GD steps, "
-                            "three repetitions"),
+            "description": ("mli_paired_pgd, tanh and relu, m d/(2n) = 0.3..4 (11 widths), 10000 GD steps, three "
+                            "repetitions; the rank of J at init of LeCun-init cells (constraint_only, one step); "
+                            "the eps sweep at m d/(2n) = 1 and 2 (eps 0.01..1, lr_w ~ eps^2, lr_v ~ 1/eps^2)"),
             "device": "cpu",
-            "methods": ["mli_paired_pgd"],
-            "widths": list(WIDTHS),
-            "activations": ["tanh", "relu"],
-            "seeds": 3,
+            "repetitions": 3,
+            "cases": [
+                {"methods": ["mli_paired_pgd"], "widths": list(WIDTHS), "activations": ["tanh", "relu"]},
+                # the rank law under LeCun init: J at init does not depend on training (one step,
+                # at an lr LeCun-init features take: docs/theory.md)
+                {"methods": ["constraint_only"], "widths": list(WIDTHS), "activations": ["tanh", "relu"],
+                 "train": {"epochs": 1, "eval_every": 1, "lr_v": 0.1}},
+                # Theorem 2: the tight-limit scaling keeps the dynamics the same at every radius
+                *EPS_SWEEP_CASES,
+            ],
+        },
+        "eps_sweep": {
+            "description": "Theorem 2 alone: mli_paired_pgd, tanh, m d/(2n) = 1 and 2, eps 0.01..1 (scaled lrs)",
+            "device": "cpu",
+            "repetitions": 3,
+            "cases": list(EPS_SWEEP_CASES),
         },
         "paper": {
             "description": ("mli_paired_pgd, tanh, softplus and relu, m d/(2n) = 0.3..4, lr_w = 2e-6 (half the "
