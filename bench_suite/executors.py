@@ -826,6 +826,11 @@ class TrackedJob:
         return JobPaths(self.folder, job_id=self.job_id, task_id=0)
 
 
+def _log_of(job: TrackedJob) -> str:
+    path = job.paths().stderr
+    return str(path) if path.exists() else "none (the job never started)"
+
+
 def _jobs_file(store_root: str | os.PathLike, run_id: str) -> Path:
     return Path(store_root) / "runs" / run_id / "jobs.json"
 
@@ -1127,7 +1132,7 @@ class SlurmBackend(Backend):
     def failures(self) -> list[str]:
         out = []
         for job in self.jobs.values():
-            logs = job.paths().stderr
+            logs = _log_of(job)
             if job.outcome == "lost":
                 hint = SLURM_STATE_HINTS.get(job.state.state, "")
                 out.append(f"slurm job {job.job_id} ended {job.state.state} without a result"
@@ -1151,7 +1156,7 @@ class SlurmBackend(Backend):
         prov["slurm_job_id"] = job.state.raw_id or job.job_id
         if task:
             prov.update(slurm_array_job_id=array, slurm_array_task_id=task)
-        return f"SLURM job {job.job_id} {what} before recording this cell; logs: {job.paths().stderr}", prov
+        return f"SLURM job {job.job_id} {what} before recording this cell; logs: {_log_of(job)}", prov
 
     def stop(self) -> None:
         for job_id in self.own:

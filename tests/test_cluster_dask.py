@@ -81,9 +81,24 @@ def dask_processes(tmp_path):
     cluster.close()
 
 
+_RUNS: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_run_outlives_its_test():
+    yield
+    while _RUNS:
+        proc = _RUNS.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
 def run_cli(args: list[str], **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "bench_suite", "run", *args], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "bench_suite", "run", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, **kw)
+    _RUNS.append(proc)
+    return proc
 
 
 def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None):
