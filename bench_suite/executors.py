@@ -938,7 +938,7 @@ class SlurmBackend(Backend):
     # -- submitting --------------------------------------------------------------------------
 
     def _preflight(self) -> None:
-        if not self.real:
+        if not self.real or shutil.which("scontrol") is None:  # no scontrol: sbatch will say it
             return
         ok, text = controller_answers()
         if not ok:
