@@ -129,7 +129,9 @@ class WorkerOptions:
 class WorkerRunner(Runner):
     """A Runner on a cluster worker: a ``--data-root`` that the submitting machine sees but
     this worker does not is this worker's fault, an ``error`` naming the path and the worker,
-    not the ``skipped`` ("no data anywhere") a local run records."""
+    not the ``skipped`` ("no data anywhere") a local run records. (A task's own fallback
+    location, e.g. ``$BENCH_SUITE_CIFAR10`` on the worker, is still looked at first, as in a
+    local run; the record's data checksum says what was read.)"""
 
     def __init__(self, store: ResultStore, *, data_root_seen: bool = False, **kwargs: Any) -> None:
         super().__init__(store, **kwargs)
@@ -874,7 +876,10 @@ def in_flight(store_root: str | os.PathLike, cell_ids: list[str] | None = None, 
     wanted = None if cell_ids is None else set(cell_ids)
     jobs = [j for j in submitted_jobs(store_root)
             if not j.state.ended and (wanted is None or wanted.intersection(j.cells))]
-    jobs = [j for j in jobs if not j.paths().result_pickle.exists()]
+    try:
+        jobs = [j for j in jobs if not j.paths().result_pickle.exists()]
+    except ImportError:  # a store copied to a machine without submitit: its jobs are not ours to follow
+        return {}
     if live and jobs and shutil.which("squeue"):
         try:
             states = squeue_states([j.job_id for j in jobs])

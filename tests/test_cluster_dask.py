@@ -34,7 +34,10 @@ class DaskProcesses:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self.file = folder / "scheduler.json"
-        self.env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+        # workers find data only where the run says (a CIFAR-10 location in the environment
+        # would be the task's fallback when --data-root is missing)
+        self.env = {k: v for k, v in os.environ.items() if k not in ("BENCH_SUITE_CIFAR10", "BENCH_SUITE_DATA_ROOT")}
+        self.env.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
         self.scheduler = self._spawn("scheduler", [sys.executable, "-m", "distributed.cli.dask_scheduler",
                                                    "--scheduler-file", str(self.file), "--host", "127.0.0.1",
                                                    "--port", "0", "--no-dashboard"])

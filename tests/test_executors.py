@@ -379,7 +379,10 @@ def test_plan_shows_cells_an_earlier_no_wait_run_submitted(store_dir, tmp_path, 
     assert in_flight(store_dir) == {}
 
 
-def test_a_worker_that_does_not_see_the_submitters_data_root_records_an_error_naming_it(store_dir, tmp_path):
+def test_a_worker_that_does_not_see_the_submitters_data_root_records_an_error_naming_it(store_dir, tmp_path,
+                                                                                         monkeypatch):
+    for var in ("BENCH_SUITE_CIFAR10", "BENCH_SUITE_DATA_ROOT"):  # no fallback location on this "worker"
+        monkeypatch.delenv(var, raising=False)
     (cell,) = expand("cifar10_random", profile="smoke", methods=["sgd"], widths=[64], activations=["relu"])
     missing = str(tmp_path / "only-on-the-submitter" / "cifar10.zip")
     options = WorkerOptions(store=str(store_dir), run_id="r-data", devices=["cpu"], data_root=missing,
