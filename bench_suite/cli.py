@@ -309,24 +309,35 @@ def _add_scale_out_args(p: argparse.ArgumentParser) -> None:
                    help="Dask scheduler address, e.g. tcp://10.0.0.1:8786 (--executor dask)")
     s.add_argument("--partition", default=None, help="SLURM partition (--executor slurm)")
     s.add_argument("--gpus-per-job", type=_nonneg_int, default=None, metavar="G",
-                   help="GPUs per SLURM job (default 1; more: one worker per GPU inside the job; 0: CPU jobs)")
+                   help="GPUs per SLURM job (default: 1 when the cells' profile runs on cuda, else 0; more than 1: "
+                        "one worker per GPU inside the job)")
     s.add_argument("--cpus-per-job", type=_positive_int, default=None, metavar="C", help="CPUs per SLURM job")
     s.add_argument("--mem-gb", type=_float, default=None, metavar="GB", help="memory per SLURM job")
     s.add_argument("--time-limit", type=_positive_int, default=None, metavar="MIN",
                    help="SLURM time limit per job in minutes (default 240)")
     s.add_argument("--max-jobs", type=_positive_int, default=None, metavar="N",
                    help="at most N SLURM jobs at once (slurm_array_parallelism; default 16)")
+    s.add_argument("--requeues", type=_nonneg_int, default=None, metavar="N",
+                   help="requeue a SLURM job that reaches its time limit at most N times (default 3); then its "
+                        "unfinished cells are recorded as errors naming the limit")
+    s.add_argument("--poll-interval", type=_positive_float, default=None, metavar="S",
+                   help="ask squeue for the SLURM jobs' states every S seconds (default 10)")
+    s.add_argument("--cluster-timeout", type=_positive_float, default=None, metavar="S",
+                   help="give up after S seconds without an answer from the SLURM controller (default 300; a lost "
+                        "Dask scheduler ends the run at once): exit code 75, finished records kept, re-run later "
+                        "to collect")
     s.add_argument("--slurm-arg", type=_key_value, action="append", default=None, metavar="KEY=VALUE",
                    help="extra sbatch setting, e.g. account=myproj or qos=high (repeatable)")
     s.add_argument("--submitit-cluster", choices=("slurm", "local", "debug"), default=None,
                    help="submitit backend (default: slurm when available); local: run the jobs as processes "
                         "here, a dry run of the SLURM path")
     s.add_argument("--no-wait", action="store_true",
-                   help="submit the SLURM jobs and return (exit 0); `plan` shows progress, re-run collects")
+                   help="submit the SLURM jobs and return (exit 0); `plan` shows them queued/running, the same "
+                        "command again collects (it does not submit cells already queued or running)")
 
 
 _SLURM_ONLY = ("partition", "gpus_per_job", "cpus_per_job", "mem_gb", "time_limit", "max_jobs", "slurm_arg",
-               "submitit_cluster")
+               "submitit_cluster", "requeues", "poll_interval")
 
 
 def check_scale_out(args: argparse.Namespace) -> None:
@@ -348,16 +359,21 @@ def check_scale_out(args: argparse.Namespace) -> None:
                          "`dask scheduler`)")
     if args.executor != "local" and (args.devices or args.device):
         raise UsageError(f"--device/--devices are for the local executor; {args.executor} workers use their own GPU")
+    if args.executor == "local" and args.cluster_timeout is not None:
+        raise UsageError("--cluster-timeout: only with --executor dask or slurm")
     if args.executor != "slurm":
         given = [f"--{k.replace('_', '-')}" for k in _SLURM_ONLY if getattr(args, k) not in (None, [])]
         if args.no_wait:
             given.append("--no-wait")
         if given:
             raise UsageError(f"{', '.join(given)}: only with --executor slurm")
-    else:
-        for key, default in (("gpus_per_job", 1), ("time_limit", 240), ("max_jobs", 16), ("slurm_arg", [])):
+    else:  # --gpus-per-job stays None: the cells' device decides (executors.default_gpus)
+        for key, default in (("time_limit", 240), ("max_jobs", 16), ("slurm_arg", []), ("requeues", 3),
+                             ("poll_interval", 10.0)):
             if getattr(args, key) is None:
                 setattr(args, key, default)
+    if args.cluster_timeout is None:
+        args.cluster_timeout = 300.0
 
 
 def train_overrides(args: argparse.Namespace) -> dict[str, Any]:

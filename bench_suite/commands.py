@@ -143,7 +143,7 @@ def _check_data_root(data_root: str | None) -> None:
 def cmd_run(args: argparse.Namespace, cells: list[Cell]) -> int:
     import torch
 
-    from .executors import WorkerOptions, drive, parse_devices
+    from .executors import EXIT_CLUSTER_LOST, ClusterLost, WorkerOptions, drive, parse_devices
     from .runner import Runner, new_run_id
 
     store = ResultStore(writable_dir(args.store, "--store"))
@@ -170,18 +170,28 @@ def cmd_run(args: argparse.Namespace, cells: list[Cell]) -> int:
         else:
             backend = _backend(args, devices)
             # paths as absolute ones: workers may start elsewhere (None: each worker's environment)
+            data_root = _absolute(args.data_root)
             options = WorkerOptions(
-                store=str(store.root.resolve()), run_id=run_id, devices=["auto"], data_root=_absolute(args.data_root),
+                store=str(store.root.resolve()), run_id=run_id, devices=["auto"], data_root=data_root,
+                data_root_seen=data_root is not None and os.path.exists(data_root),
                 cache_dir=_absolute(args.cache_dir), force=args.force, fuse=not args.no_fuse, max_group=args.max_group,
                 threads=_worker_threads(args.threads, devices), plugins=list(args.plugin), executor=backend.name,
             )
             wait = not args.no_wait
-            summary = drive(cells, options, backend, on_record=progress.record, on_plan=progress.plan, wait=wait)
+            try:
+                summary = drive(cells, options, backend, on_record=progress.record, on_plan=progress.plan, wait=wait)
+            except ClusterLost as exc:
+                progress.close()
+                print(f"python -m bench_suite: {exc} (exit code {EXIT_CLUSTER_LOST})", file=sys.stderr)
+                return EXIT_CLUSTER_LOST
             if not wait:
                 progress.close()
-                ids = ", ".join(backend.job_ids()) or "none"
-                print(f"submitted the cells not yet finished as SLURM job(s) {ids} (run {run_id}); "
-                      f"`plan` with the same arguments shows which are done; logs in {store.runs_dir / run_id}")
+                ids, adopted = backend.job_ids(), backend.adopted_ids()
+                submitted = f"submitted the cells not yet finished as SLURM job(s) {', '.join(ids)}" if ids else (
+                    "submitted nothing")
+                held = f"; already queued or running: job(s) {', '.join(adopted)}" if adopted else ""
+                print(f"{submitted} (run {run_id}){held}; `plan` with the same arguments shows which are queued, "
+                      f"running or done, the same command collects; logs in {store.runs_dir}")
                 return 0
     finally:
         progress.close()
@@ -189,7 +199,7 @@ def cmd_run(args: argparse.Namespace, cells: list[Cell]) -> int:
         rows = _drop_empty_columns(_final_rows(summary.records))
         print(tabulate(rows, headers="keys", floatfmt=".4g", missingval="-"))
     print(f"\n{summary.count('done')} done, "
-          f"{summary.count('diverged')} diverged, {summary.count('error')} error, "
+          f"{summary.count('diverged')} diverged, {summary.count('error')} error, {summary.count('lost')} lost, "
           f"{summary.count('skipped')} skipped ({summary.cached} of these found finished in the store, "
           f"{summary.by_others} finished by another runner meanwhile, "
           f"{summary.claimed_elsewhere} held by another runner); "
@@ -220,8 +230,9 @@ def _backend(args: argparse.Namespace, devices: list[str] | None):
     if args.executor == "slurm":
         return SlurmBackend(SlurmParams(
             partition=args.partition, gpus_per_job=args.gpus_per_job, cpus_per_job=args.cpus_per_job,
-            mem_gb=args.mem_gb, time_limit_min=args.time_limit, max_jobs=args.max_jobs,
-            extra=dict(args.slurm_arg), cluster=args.submitit_cluster,
+            mem_gb=args.mem_gb, time_limit_min=args.time_limit, max_jobs=args.max_jobs, requeues=args.requeues,
+            extra=dict(args.slurm_arg), cluster=args.submitit_cluster, poll_s=args.poll_interval,
+            cluster_timeout_s=args.cluster_timeout,
         ))
     return LocalDevices(devices or ["auto"])
 
@@ -233,6 +244,15 @@ def _worker_threads(threads: int | None, devices: list[str] | None) -> int | Non
         return threads
     cpu_workers = sum(1 for d in devices if d == "cpu")
     return max(1, (os.cpu_count() or 1) // cpu_workers) if cpu_workers else None
+
+
+def _will_run(item: dict[str, Any]) -> str:
+    """yes / no, or the SLURM job that will run it (`run` collects such cells, it does not resubmit them)."""
+    job = item.get("job")
+    if item["will_run"] and job:
+        state = job["state"] + (f" ({job['reason']})" if job["state"] == "PENDING" and job.get("reason") else "")
+        return f"{'running' if job['state'] == 'RUNNING' else 'queued'}: job {job['id']} {state}"
+    return "yes" if item["will_run"] else "no"
 
 
 def cmd_plan(args: argparse.Namespace, cells: list[Cell]) -> int:
@@ -259,14 +279,21 @@ def cmd_plan(args: argparse.Namespace, cells: list[Cell]) -> int:
         for cell in group:
             flops = costs.flops(cell)
             seconds[cell.cell_id] = flops / rate[0] if flops is not None and rate is not None else None
+    # cells earlier `run --executor slurm` invocations submitted that are still queued or running
+    from .executors import in_flight
+
+    jobs = in_flight(store.root, [p.cell.cell_id for p in items if p.will_run])
     rows_json = []
     for item in items:
         cell = item.cell
         shape = costs.shape(cell)
+        job = jobs.get(cell.cell_id)
         rows_json.append({
             "name": cell.name, "cell_id": cell.cell_id, "profile": cell.profile,
             "in_store": item.record.status.value if item.record else None,
             "will_run": item.will_run, "flops": costs.flops(cell), "seconds": seconds.get(cell.cell_id),
+            "job": None if job is None else {"executor": "slurm", "id": job.job_id, "state": job.state.state,
+                                             "reason": job.state.reason, "run_id": job.run_id},
             "shape": None if shape is None else {"n": shape.n, "d": shape.d, "k": shape.k, "n_test": shape.n_test,
                                                  "source": shape.source, "exact": shape.exact},
         })
@@ -286,11 +313,14 @@ def cmd_plan(args: argparse.Namespace, cells: list[Cell]) -> int:
         return 0
     _note_ad_hoc(args, cells)
     rows = [{"cell": i["name"], "id": i["cell_id"], "in store": i["in_store"] or "-",
-             "will run": "yes" if i["will_run"] else "no", "cost": format_flops(i["flops"]),
+             "will run": _will_run(i), "cost": format_flops(i["flops"]),
              "est. time": format_seconds(i["seconds"]) if i["will_run"] else "-"} for i in rows_json]
     print(tabulate(rows, headers="keys"))
     print(f"\n{len(rows_json)} cells ({axes}): {len(rows_json) - len(todo)} finished in the store, {len(todo)} to run "
           f"on {device_type} ({device_name})")
+    if jobs:
+        ids = ", ".join(sorted({j.job_id for j in jobs.values()}))
+        print(f"{len(jobs)} of them queued or running as SLURM job(s) {ids}: the same `run` collects them")
     if todo:
         cost = format_flops(total_flops) + (f" + {unknown_flops} cell(s) of unknown size" if unknown_flops else "")
         if unknown_time == len(todo):

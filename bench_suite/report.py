@@ -553,6 +553,8 @@ def _provenance_section(records: list[Record]) -> list[str]:
         tally[(field, value)] = tally.get((field, value), 0) + 1
 
     created = []
+    jobs: set[str] = set()  # the SLURM jobs / Dask workers that wrote the records
+    with_job = 0
     for rec in records:
         p = rec.provenance
         task = rec.task
@@ -573,12 +575,28 @@ def _provenance_section(records: list[Record]) -> list[str]:
         add("data source", f"{task}: {src if src is not None else DASH}"
             + (f" (checksum {checksum})" if checksum else ""))
         add("protocol", str(rec.protocol))
+        add("executor", str(p.get("executor", DASH)))
+        job = p.get("slurm_job") or _slurm_job(p) or p.get("dask_worker")
+        if job:
+            jobs.add(str(job))
+            with_job += 1
         if p.get("created"):
             created.append(str(p["created"]))
     rows = [{"field": f, "value": v, "records": str(n)} for (f, v), n in sorted(tally.items())]
     if created:
         rows.append({"field": "created", "value": f"{min(created)} … {max(created)}", "records": str(len(created))})
+    if jobs:
+        listed = sorted(jobs)
+        value = ", ".join(listed[:12]) + (f" and {len(listed) - 12} more" if len(listed) > 12 else "")
+        rows.append({"field": f"cluster jobs / workers ({len(listed)})", "value": value, "records": str(with_job)})
     return out + [_table(rows, ["field", "value", "records"]), ""]
+
+
+def _slurm_job(p: dict[str, Any]) -> str | None:
+    """The SLURM job a record came from, as squeue names it (51_3 for an array task)."""
+    if p.get("slurm_array_job_id") and p.get("slurm_array_task_id") is not None:
+        return f"{p['slurm_array_job_id']}_{p['slurm_array_task_id']}"
+    return p.get("slurm_job_id")
 
 
 # --------------------------------------------------------------------------------------------

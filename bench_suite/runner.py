@@ -2,7 +2,8 @@
 
 Every cell ends as exactly one record: ``done`` / ``diverged`` (finished: kept, skipped on the
 next run), ``error`` (an exception, with its message; the grid goes on), ``skipped`` (the data
-is not there; the reason says what to do) or ``interrupted`` (Ctrl-C; re-run to resume).
+is not there; the reason says what to do), ``interrupted`` (Ctrl-C; re-run to resume) or, written
+by a parallel executor, ``lost`` (the worker or cluster job died before recording it).
 
 Several runners may share one store (other terminals, ``--devices``, Dask or SLURM workers):
 a runner trains a cell only while holding its claim (``ResultStore.claim``), re-reads the
@@ -76,8 +77,8 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
-        """0 all done; 1 any cell errored, diverged, was interrupted or held elsewhere to the
-        end; 3 nothing failed but some were skipped (no data)."""
+        """0 all done; 1 any cell errored, diverged, was interrupted, was lost or was held
+        elsewhere to the end; 3 nothing failed but some were skipped (no data)."""
         if self.claimed_elsewhere or any(r.status in FAILED for r in self.records):
             return EXIT_FAILED
         if any(r.status == Status.SKIPPED for r in self.records):

@@ -7,7 +7,7 @@ cell, for audits and tests) and ``runs/<run_id>/`` (job files and logs of parall
 - Writes are atomic (write a temporary file in the same folder, fsync, rename), so a run killed
   at any moment leaves either the old record or the new one, never a torn file.
 - A finished record (``done`` or ``diverged``) is never replaced by a non-finished one
-  (``error``, ``skipped``, ``interrupted``) unless the caller forces it: no finished result is
+  (``error``, ``skipped``, ``interrupted``, ``lost``) unless the caller forces it: no finished result is
   lost to a later failure.
 - Concurrent runners coordinate through per-cell lock files (``filelock``): a runner trains a
   cell only while it holds the cell's lock, and re-reads the store after taking it. The OS

@@ -3,9 +3,13 @@ Whatever the executor, the store ends with the same records."""
 
 import collections
 import json
+import os
+import signal
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,13 +17,25 @@ import torch
 from bench_suite.cli import main
 from bench_suite.executors import (
     Backend,
+    CellsJob,
+    ClusterLost,
     CodeMismatch,
+    LocalDevices,
+    SlurmBackend,
+    SlurmParams,
+    TrackedJob,
     WorkerOptions,
+    WorkerRunner,
+    default_gpus,
     drive,
+    explain_sbatch_error,
+    in_flight,
     parse_devices,
+    pin_device,
     rebuild_cells,
     run_cells,
     suggest_max_group,
+    worker_launch,
 )
 from bench_suite.grid import Cell, expand
 from bench_suite.runner import Runner
@@ -98,7 +114,10 @@ def test_several_local_devices_share_the_grid_through_the_store(tmp_path):
     workers = {e["pid"] for e in store.events() if e["event"] == "start"}
     assert 1 <= len(workers) <= 2
     (run_dir,) = store.runs_dir.iterdir()
-    assert len(list(run_dir.glob("worker-*.log"))) == 2
+    logs = sorted(run_dir.glob("worker-*.log"))
+    assert len(logs) == 2
+    for log in logs:  # the environment each worker got: a CPU worker sees no GPU
+        assert "on cpu (CUDA_VISIBLE_DEVICES='')" in log.read_text().splitlines()[0]
     assert main(["run", *FAST, "--seeds", "3", "--store", str(alone)]) == 0
     assert_same_results(alone, shared, executor="devices")
 
@@ -159,7 +178,7 @@ class _DeadWorkers(Backend):
         return ["worker 0 exited with code -9"]
 
 
-def test_cells_of_dead_workers_are_recorded_as_lost_errors_and_rerun_later(store_dir):
+def test_cells_of_dead_workers_are_recorded_lost_and_rerun_later(store_dir):
     cells = tiny_cells()
     store = ResultStore(store_dir)
     Runner(store, device="cpu").run(cells[:1])  # one finished before: not shipped, reported as cached
@@ -167,11 +186,12 @@ def test_cells_of_dead_workers_are_recorded_as_lost_errors_and_rerun_later(store
     with store.claim([cells[3].cell_id]):  # another runner holds this one: not ours to declare lost
         summary = drive(cells, options, _DeadWorkers())
     assert summary.cached == 1 and summary.claimed_elsewhere == 1 and summary.exit_code == 1
-    lost = [r for r in summary.records if r.status == "error"]
+    lost = [r for r in summary.records if r.status == "lost"]
     assert len(lost) == 2 and all("lost: worker 0 exited with code -9" in r.reason for r in lost)
+    assert all(store.get(r.cell_id).status == "lost" for r in lost)
     assert summary.failures == ["worker 0 exited with code -9"]
     assert store.get(cells[3].cell_id) is None
-    again = Runner(store, device="cpu").run(cells)  # an error is not finished: re-run resumes
+    again = Runner(store, device="cpu").run(cells)  # lost is not finished: re-run resumes
     assert again.cached == 1 and again.count("done") == 4
 
 
@@ -215,3 +235,259 @@ def test_slurm_without_slurm_says_so(store_dir, capsys):
         pytest.skip("SLURM is available here")
     assert main(["run", *FAST, "--executor", "slurm", "--store", str(store_dir)]) == 2
     assert "--submitit-cluster local" in capsys.readouterr().err
+
+
+# --- pinning local workers to their device (issue 13, 2.2) ----------------------------------------
+
+
+def test_each_local_gpu_worker_sees_its_gpu_alone_and_runs_on_cuda_0():
+    assert worker_launch("cuda:1", {"PATH": "/bin"}) == ("cuda:0", {"PATH": "/bin", "CUDA_VISIBLE_DEVICES": "1"})
+    # inside a SLURM job (or a taskset of GPUs) cuda:N is the N-th GPU this process was given
+    assert worker_launch("cuda:1", {"CUDA_VISIBLE_DEVICES": "2,3"})[1]["CUDA_VISIBLE_DEVICES"] == "3"
+    assert worker_launch("cuda:0", {"CUDA_VISIBLE_DEVICES": "GPU-aa, GPU-bb"})[1]["CUDA_VISIBLE_DEVICES"] == "GPU-aa"
+    with pytest.raises(ValueError, match="sees 1 GPU"):
+        worker_launch("cuda:1", {"CUDA_VISIBLE_DEVICES": "5"})
+    assert worker_launch("cpu", {"CUDA_VISIBLE_DEVICES": "0"}) == ("cpu", {"CUDA_VISIBLE_DEVICES": ""})
+    assert worker_launch("cuda", {}) == ("cuda", {})  # one unnamed GPU: whatever is visible
+
+
+def test_local_devices_start_each_worker_with_its_own_device_and_environment(tmp_path):
+    backend = LocalDevices(["cuda:0", "cuda:1", "cpu"])  # built, not started: no GPU needed
+    launches = backend.launches(tmp_path / "job.json", {"CUDA_VISIBLE_DEVICES": "4,6", "HOME": "/h"})
+    assert [argv[argv.index("--device") + 1] for argv, _, _ in launches] == ["cuda:0", "cuda:0", "cpu"]
+    assert [env["CUDA_VISIBLE_DEVICES"] for _, env, _ in launches] == ["4", "6", ""]
+    assert [label for _, _, label in launches] == ["cuda:0#0", "cuda:1#1", "cpu#2"]
+    assert all(env["HOME"] == "/h" for _, env, _ in launches)
+
+
+def test_a_worker_makes_its_cuda_device_current(monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch.cuda, "set_device", lambda dev: calls.append(str(dev)))
+    for device in ("cpu", "auto", "cuda", "cuda:0", "cuda:3"):
+        pin_device(device)
+    assert calls == ["cuda:0", "cuda:3"]
+
+
+# --- SLURM pieces that need no cluster ------------------------------------------------------------
+
+
+def test_the_default_gpus_per_job_follow_the_cells_device():
+    assert default_gpus(tiny_cells()) == 0  # no profile
+    assert default_gpus(expand("synthetic_ablation", profile="smoke")) == 0  # device cpu
+    assert default_gpus(expand("synthetic_ablation", profile="paper")) == 0  # device any
+    assert default_gpus(expand("cifar10_random", profile="paper")[:1]) == 1  # device cuda
+
+
+@pytest.mark.parametrize("message,needle", [
+    ("Invalid generic resource (gres) specification", "--gpus-per-job 0"),
+    ("invalid partition specified: gpu", "sinfo -s"),
+    ("Batch job submission failed: Unable to contact slurm controller (connect failure)", "scontrol ping"),
+    ("Batch job submission failed: Invalid account or account/partition combination specified", "account=NAME"),
+    ("Batch job submission failed: Requested time limit is invalid (missing or exceeds some limit)", "--time-limit"),
+    ("something new", "against `sinfo`"),
+])
+def test_an_sbatch_refusal_gets_its_reason_and_a_hint_in_one_line(message, needle):
+    text = explain_sbatch_error(message, SlurmParams(partition="gpu", gpus_per_job=1))
+    assert "\n" not in text and message in text and needle in text and text.endswith("nothing was submitted")
+
+
+def _fake_slurm(tmp_path, monkeypatch, *, squeue: str = "", squeue_rc: int = 0, sacct: str | None = None):
+    """squeue / sacct / scontrol stand-ins on PATH (the real cluster tests are test_cluster_slurm.py)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    scripts = {
+        "squeue": f"cat <<'EOF'\n{squeue}\nEOF\nexit {squeue_rc}" if squeue_rc == 0
+        else f"echo '{squeue}' >&2\nexit {squeue_rc}",
+        "sacct": "echo 'Slurm accounting storage is disabled' >&2\nexit 1" if sacct is None
+        else f"cat <<'EOF'\n{sacct}\nEOF",
+        "scontrol": "echo 'Slurmctld(primary) at fake is UP'",
+    }
+    for name, body in scripts.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+
+
+class _FakeSubmitted(SlurmBackend):
+    """A SLURM backend whose jobs are "submitted" without sbatch: job 51_<i> per batch."""
+
+    def start(self, batches, cells, options):
+        self.run_id, self.store = options.run_id, options.store
+        folder = str(Path(options.store) / "runs" / options.run_id / "submitit" / "%j")
+        for i, batch in enumerate(batches):
+            job = TrackedJob(f"51_{i}", [c["cell_id"] for c in batch], folder, options.run_id)
+            self.jobs[job.job_id], _ = job, self.own.append(job.job_id)
+        self._save()
+
+
+@pytest.mark.parametrize("squeue,sacct,state,hint", [
+    ("51_0|52|TIMEOUT|TimeLimit|localhost", None, "TIMEOUT", "raise --time-limit"),
+    ("51_0|52|OUT_OF_MEMORY|OutOfMemory|localhost", None, "OUT_OF_MEMORY", "raise --mem-gb"),
+    ("51_0|52|NODE_FAIL|NodeDown|localhost", None, "NODE_FAIL", "its node failed"),
+    ("51_0|52|CANCELLED|None|localhost", None, "CANCELLED", "scancel"),
+    ("", None, "GONE", "sacct does not answer"),  # forgotten by the controller, no accounting
+    ("", "51_0|NODE_FAIL", "NODE_FAIL", "its node failed"),  # forgotten by the controller, sacct knows
+])
+def test_a_job_that_died_has_its_state_named_in_its_cells_lost_records(store_dir, tmp_path, monkeypatch, squeue,
+                                                                       sacct, state, hint):
+    pytest.importorskip("submitit")
+    _fake_slurm(tmp_path, monkeypatch, squeue=squeue, sacct=sacct)
+    messages = []
+    backend = _FakeSubmitted(SlurmParams(cluster="slurm", poll_s=0, grace_s=0), on_message=messages.append)
+    options = WorkerOptions(store=str(store_dir), run_id="r-died", executor="slurm", poll_s=0.05)
+    summary = drive(tiny_cells(), options, backend)
+    assert summary.exit_code == 1 and summary.count("lost") == 4
+    for record in summary.records:
+        assert record["reason"].startswith(f"lost: SLURM job 51_0 ended {state} (") and hint in record["reason"]
+        assert record["provenance"]["slurm_job"] == "51_0" and record["provenance"]["slurm_state"] == state
+        assert record["provenance"]["slurm_array_job_id"] == "51"
+    assert f"slurm job 51_0: {state}" in messages
+    assert summary.failures == [next(f for f in summary.failures if f.startswith(f"slurm job 51_0 ended {state}"))]
+    (jobs,) = [json.loads(p.read_text()) for p in store_dir.glob("runs/*/jobs.json")]
+    assert jobs["jobs"]["51_0"]["state"]["state"] == state and jobs["jobs"]["51_0"]["outcome"] == "lost"
+
+
+def test_a_controller_that_does_not_answer_ends_the_wait_after_the_timeout(store_dir, tmp_path, monkeypatch):
+    pytest.importorskip("submitit")
+    _fake_slurm(tmp_path, monkeypatch, squeue="slurm_load_jobs error: Unable to contact slurm controller",
+                squeue_rc=1)
+    messages = []
+    backend = _FakeSubmitted(SlurmParams(cluster="slurm", poll_s=0, cluster_timeout_s=0.3), on_message=messages.append)
+    options = WorkerOptions(store=str(store_dir), run_id="r-ctl", executor="slurm", poll_s=0.05)
+    with pytest.raises(ClusterLost, match="has not answered for .* jobs 51_0 may still run"):
+        drive(tiny_cells(), options, backend)
+    assert any("the controller does not answer (slurm_load_jobs error" in m for m in messages)
+    assert ResultStore(store_dir).records() == []  # nothing recorded for cells whose job may still run
+
+
+def test_plan_shows_cells_an_earlier_no_wait_run_submitted(store_dir, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("submitit")
+    cells = tiny_cells()
+    _fake_slurm(tmp_path, monkeypatch, squeue="51_0|52|PENDING|Priority|")
+    backend = _FakeSubmitted(SlurmParams(cluster="slurm"), on_message=lambda line: None)
+    drive(cells, WorkerOptions(store=str(store_dir), run_id="r-nowait", executor="slurm"), backend, wait=False)
+    assert set(in_flight(store_dir)) == {c.cell_id for c in cells}
+    assert main(["plan", *FAST, "--store", str(store_dir)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("queued: job 51_0 PENDING (Priority)") == 4 and "4 of them queued or running" in out
+    _fake_slurm(tmp_path, monkeypatch, squeue="51_0|52|RUNNING|None|node7")
+    assert {j.state.describe() for j in in_flight(store_dir).values()} == {"RUNNING on node7"}
+    # a job that wrote its result has ended, whatever the last recorded state says
+    result = next(iter(in_flight(store_dir).values())).paths().result_pickle
+    result.parent.mkdir(parents=True)
+    result.write_bytes(b"")
+    assert in_flight(store_dir) == {}
+
+
+def test_a_worker_that_does_not_see_the_submitters_data_root_records_an_error_naming_it(store_dir, tmp_path,
+                                                                                         monkeypatch):
+    for var in ("BENCH_SUITE_CIFAR10", "BENCH_SUITE_DATA_ROOT"):  # no fallback location on this "worker"
+        monkeypatch.delenv(var, raising=False)
+    (cell,) = expand("cifar10_random", profile="smoke", methods=["sgd"], widths=[64], activations=["relu"])
+    missing = str(tmp_path / "only-on-the-submitter" / "cifar10.zip")
+    options = WorkerOptions(store=str(store_dir), run_id="r-data", devices=["cpu"], data_root=missing,
+                            data_root_seen=True, executor="dask")
+    assert run_cells([cell.to_dict()], options.to_dict()) == [{"cell_id": cell.cell_id, "status": "error"}]
+    reason = ResultStore(store_dir).get(cell.cell_id)["reason"]
+    assert reason.startswith(f"DataError: --data-root {missing} exists on the submitting machine but not on worker ")
+    # absent everywhere (the submitter did not see it either): skipped, as in a local run
+    options = WorkerOptions(store=str(store_dir), run_id="r-data2", devices=["cpu"], data_root=missing)
+    assert run_cells([cell.to_dict()], options.to_dict())[0]["status"] == "skipped"
+
+
+# --- the time limit inside a SLURM job (CellsJob), with submitit's handler stood in for -------------
+
+LONG = dict(options={"n": 40, "d": 8}, widths=[4], methods=["sgd", "mli_paired_pgd"],
+            train={"epochs": 400000, "eval_every": 100000, "lr_w": 0.3, "lr_v": 0.3})
+
+
+def _signal_when_training(store_dir, *, after_s: float = 0.5) -> threading.Thread:
+    """Send this process USR2 (SLURM's time-limit warning) once a group has started training."""
+
+    def send():
+        store = ResultStore(store_dir)
+        deadline = time.monotonic() + 120
+        while not any(e["event"] == "start" for e in store.events()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(after_s)
+        os.kill(os.getpid(), signal.SIGUSR2)
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.fixture
+def submitit_handler():
+    """Stands in for submitit's USR2 handler (``SignalHandler.checkpoint_and_try_requeue``):
+    calls the job's checkpoint(), then does what the test says (requeue = SystemExit, or refuse)."""
+    calls = []
+
+    def install(job, cells, options, outcome):
+        def handler(signum, frame):
+            calls.append(job.checkpoint(cells, options))
+            raise outcome
+
+        return signal.signal(signal.SIGUSR2, handler)
+
+    yield install, calls
+    signal.signal(signal.SIGUSR2, signal.SIG_DFL)
+
+
+def test_a_time_limit_stops_the_fused_group_and_its_cells_get_the_limit_named(store_dir, submitit_handler):
+    install, calls = submitit_handler
+    cells = [c.to_dict() for c in expand("synthetic_ablation", **LONG)]
+    options = WorkerOptions(store=str(store_dir), run_id="r-limit", devices=["cpu"], threads=1,
+                            executor="slurm").to_dict()
+    job = CellsJob(time_limit_min=7, requeues=2)
+    install(job, cells, options, RuntimeError("Job not requeued because: timed-out too many times."))
+    _signal_when_training(store_dir)
+    out = job(cells, options)  # submitit refused to requeue: the job ends normally, cells recorded
+    assert [o["status"] for o in out] == ["error", "error"]
+    store = ResultStore(store_dir)
+    for cell in cells:
+        record = store.get(cell["cell_id"])
+        assert record["reason"].startswith("time limit: SLURM job pid ") and "(--time-limit 7 min) 1 time(s)" in \
+            record["reason"]
+        assert "--requeues 2; submitit: Job not requeued" in record["reason"]
+    starts = collections.Counter(e["cell_id"] for e in store.events() if e["event"] == "start")
+    assert set(starts.values()) == {1}  # not retrained cell by cell
+    finishes = [e["status"] for e in store.events() if e["event"] == "finish"]
+    assert finishes == ["interrupted", "interrupted", "error", "error"]
+    (delayed,) = calls  # submitit would pickle this and run it in the requeued job
+    assert delayed.function is job and delayed.args == (cells, options) and job.stops == 1
+
+
+def test_a_requeued_job_leaves_its_group_interrupted_for_the_requeued_run(store_dir, submitit_handler):
+    install, calls = submitit_handler
+    cells = [c.to_dict() for c in expand("synthetic_ablation", **LONG)]
+    options = WorkerOptions(store=str(store_dir), run_id="r-requeue", devices=["cpu"], threads=1,
+                            executor="slurm").to_dict()
+    job = CellsJob(time_limit_min=7, requeues=2)
+    install(job, cells, options, SystemExit(-1))  # submitit: `scontrol requeue`, then sys.exit(-1)
+    _signal_when_training(store_dir)
+    with pytest.raises(SystemExit):
+        job(cells, options)
+    for cell in cells:
+        record = ResultStore(store_dir).get(cell["cell_id"])
+        assert record["status"] == "interrupted" and "the job is requeued and the cell resumes" in record["reason"]
+    assert len(calls) == 1
+
+
+def test_the_graceful_stop_hook_is_called_instead_of_stopping_training(store_dir, submitit_handler, monkeypatch):
+    """Until the Runner has ``request_stop`` (issue 13) the job stops training at once; once
+    it has, the handler calls it and lets the Runner return by itself. Here a stand-in hook
+    that does not stop: training runs to the end, nothing is raised, nothing requeued."""
+    install, calls = submitit_handler
+    requested = []
+    monkeypatch.setattr(WorkerRunner, "request_stop", lambda self: requested.append(True), raising=False)
+    short = {**LONG, "train": {**LONG["train"], "epochs": 3000, "eval_every": 1000}}
+    cells = [c.to_dict() for c in expand("synthetic_ablation", **short)]
+    options = WorkerOptions(store=str(store_dir), run_id="r-hook", devices=["cpu"], threads=1,
+                            executor="slurm").to_dict()
+    job = CellsJob(time_limit_min=7, requeues=2)
+    install(job, cells, options, AssertionError("nothing left to requeue: submitit's handler is not called"))
+    _signal_when_training(store_dir, after_s=0.0)
+    out = job(cells, options)
+    assert requested == [True] and calls == []
+    assert [o["status"] for o in out] == ["done", "done"]
