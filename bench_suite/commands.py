@@ -469,6 +469,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .records import to_frame
     from .report import write_report
 
+    if getattr(args, "section", None) == "ablation":  # only the ablation study's tables
+        from .ablation_tables import write_study
+
+        path = write_study(existing_store(args.store).records(), writable_dir(args.reports_dir, "--reports-dir")
+                           / (args.name or "ablation"), profiles=[args.profile] if args.profile else None,
+                           **({"title": args.title} if args.title else {}))
+        print(f"report written to {path}")
+        return 0
     scoring = _scoring(args)
     reports_dir = writable_dir(args.reports_dir, "--reports-dir")
     records = scoring.records

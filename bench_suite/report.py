@@ -16,6 +16,7 @@ from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
+from .ablation_tables import study_section
 from .baselines import METRICS
 from .check import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, EXIT_UNDECIDED, FAIL, VERDICTS, exit_code
 from .records import USABLE, Record, Status
@@ -543,6 +544,7 @@ def write_report(
     lines += _summary_section(verd)
     lines += _paper_values_section(verd)
     lines += _ablation_section(frame, verd)
+    lines += study_section(recs)  # the synthetic ablation study's tables (bench_suite/ablation_tables.py)
     lines += _verdicts_section(verd)
     lines += _left_out_section(left_out)
     lines += _cells_section(frame)
