@@ -29,8 +29,8 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff over the package, tests, benchmarks and scripts."""
-    session.run(PYTHON, "-m", "ruff", "check", "bench_suite", "tests", "benchmarks", "scripts", "noxfile.py",
+    """ruff over the package, tests, benchmarks and the noxfile."""
+    session.run(PYTHON, "-m", "ruff", "check", "bench_suite", "tests", "benchmarks", "noxfile.py",
                 *session.posargs)
 
 

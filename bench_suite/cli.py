@@ -232,6 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
                            help="where reports go (default ./reports)")
             p.add_argument("--name", default=None, help="report folder name (default: the profile, or 'all')")
             p.add_argument("--title", default=None, help="report title")
+            p.add_argument("--section", choices=("ablation",), default=None,
+                           help="write only this section: 'ablation', the synthetic ablation study's tables "
+                                "(docs/ablation.md; every ablation_* profile in the store, or --profile's), "
+                                "into REPORTS_DIR/ablation/report.md (or --name)")
     p_export = sub.add_parser("export", help="write the store's results and curves as CSV and parquet",
                               description="write the store's results (one row per record) and curves (long form) "
                                           "as DIR/results.{csv,parquet} and DIR/curves.{csv,parquet}")

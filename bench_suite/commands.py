@@ -512,15 +512,22 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .records import to_frame
     from .report import write_report
 
+    if getattr(args, "section", None) == "ablation":  # only the ablation study's tables
+        from .ablation_tables import write_study
+
+        path = write_study(existing_store(args.store).records(), writable_dir(args.reports_dir, "--reports-dir")
+                           / (args.name or "ablation"), profiles=[args.profile] if args.profile else None,
+                           **({"title": args.title} if args.title else {}))
+        print(f"report written to {path}")
+        return 0
     scoring = _scoring(args)
     reports_dir = writable_dir(args.reports_dir, "--reports-dir")
     records = scoring.records
-    if args.profile or args.task:  # the report shows the cells of the selection
-        wanted = {(r.task, r.profile) for r in scoring.references}
-        records = [r for r in records if (not args.task or r.task in args.task)
-                   and (not args.profile or r.profile == args.profile
-                        or r.cell_id in set(scoring.scored["cell_id"])
-                        or (r.task, args.profile) in wanted and r.profile is None)]
+    if args.task:
+        records = [r for r in records if r.task in args.task]
+    if args.profile:  # the cells the profile declares (whatever profile first ran them), and those run as it
+        records = [r for r in records if r.profile == args.profile
+                   or profile_declares(r.task, args.profile, r.config) is None]
     df = to_frame(records)
     notes = []
     devices = sorted({str(d) for d in df["device"].dropna()})

@@ -16,6 +16,7 @@ from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
+from .ablation_tables import study_section
 from .baselines import METRICS
 from .check import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, EXIT_UNDECIDED, FAIL, VERDICTS, exit_code
 from .records import COLUMN_NAMES, USABLE, Record, Status
@@ -218,8 +219,10 @@ def _ablation_section(df: pd.DataFrame, verdicts: pd.DataFrame) -> list[str]:
     claim_text = "; ".join(f"`{c}`" for c in claims) if claims else "(no comparison references for this task)"
     out += [f"Ordering the paper claims (final `{ABLATION_METRIC}`): {claim_text}.", ""]
     abl = df[(df["task"] == ABLATION_TASK) & df["status"].isin([s.value for s in USABLE])]
+    # the ablation_* sweeps vary settings within a profile: they have their own tables (study_section)
+    abl = abl[~abl["_profile"].astype(str).str.startswith("ablation_")]
     if abl.empty:
-        return out + ["_No results for this task._", ""]
+        return out + ["_No results for this task (outside the ablation_* sweeps)._", ""]
     keys = sorted({(p, _sort_key(w), w, str(a)) for p, w, a in zip(abl["_profile"], abl["width"], abl["activation"])})
     comp = verdicts[(verdicts["kind"] == "comparison") & (verdicts["task"] == ABLATION_TASK)] if len(verdicts) else None
     for profile, _, width, activation in keys:
@@ -642,6 +645,7 @@ def write_report(
     lines += _ablation_section(frame, verd)
     lines += _generalization_section(frame, verd, out_dir)
     lines += theory_section(frame, verd, out_dir, table=_table, color=_color, slug=_slug)
+    lines += study_section(recs)  # the synthetic ablation study's tables (bench_suite/ablation_tables.py)
     lines += _verdicts_section(verd)
     lines += _left_out_section(left_out)
     lines += _cells_section(frame)
