@@ -134,8 +134,8 @@ def score(store: str | os.PathLike, *, profile: str | None = None, tasks: list[s
           confidence: float = 0.95) -> Scoring:
     """Select and score: the rules of docs/checks.md ("Which results count")."""
     from .baselines import load_references
-    from .check import run_checks, select
     from .grid import code_digest, profile_declares
+    from .scoring import run_checks, select
     from .tasks import TASKS
 
     st = _store(store)
@@ -156,7 +156,7 @@ def check(store: str | os.PathLike, *, profile: str | None = None, tasks: list[s
           baselines: str | os.PathLike | None = None, include_old_code: bool = False,
           confidence: float = 0.95) -> "pd.DataFrame":
     """The verdict table of ``store`` against the reference rows (``baselines/``), as ``check``:
-    one row per reference row and (width, activation) group, columns ``check.VERDICT_COLUMNS``
+    one row per reference row and (width, activation) group, columns ``scoring.VERDICT_COLUMNS``
     (verdict PASS / FAIL / INCONCLUSIVE / SKIPPED, the statistic and its CI, the cells, code
     versions and data checksums used). ``.attrs["left_out"]`` holds the records not scored and why."""
     result = score(store, profile=profile, tasks=tasks, baselines=baselines, include_old_code=include_old_code,

@@ -1,6 +1,6 @@
 """Reference rows (the paper's numbers and claims) read from ``baselines/*.toml``.
 
-This is the one reader of the reference files; ``check.py`` scores results against what it
+This is the one reader of the reference files; ``scoring.py`` scores results against what it
 returns. The file format is described in ``docs/checks.md``. In short::
 
     protocol = 1                      # the record protocol these rows apply to

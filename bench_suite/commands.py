@@ -468,7 +468,7 @@ def _code_line(verdicts) -> str:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .check import describe_left_out, exit_code, save_verdicts, summary
+    from .scoring import describe_left_out, exit_code, save_verdicts, summary
 
     scoring = _scoring(args)
     if not scoring.references:
@@ -508,9 +508,9 @@ def _context(args: argparse.Namespace, scoring) -> dict[str, Any]:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from .api import curves_frame, write_tables
-    from .check import describe_left_out, save_verdicts
     from .records import to_frame
     from .report import write_report
+    from .scoring import describe_left_out, save_verdicts
 
     if getattr(args, "section", None) == "ablation":  # only the ablation study's tables
         from .ablation_tables import write_study

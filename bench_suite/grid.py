@@ -127,16 +127,31 @@ def code_digest(task: str) -> str:
     return h.hexdigest()[:16]
 
 
+# a task class's declarations that do not change what a cell computes: its profiles and grid
+# (which cells exist), defaults (already resolved into the cell's config) and prose
+_DECLARATIONS = {"description", "profiles", "grid", "defaults_rationale", "train_defaults", "options",
+                 "classification"}
+
+
 def _code_only(source: str) -> str:
-    """The source's syntax tree with docstrings removed, as text."""
+    """The source's syntax tree as text, without docstrings and without the task declarations
+    (``_DECLARATIONS``) of its classes: editing a profile or a comment keeps every cell id."""
     tree = ast.parse(source)
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             body = node.body
             if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
                     and isinstance(body[0].value.value, str):
-                node.body = body[1:] or [ast.Pass()]
+                body = body[1:]
+            if isinstance(node, ast.ClassDef):
+                body = [stmt for stmt in body if not _is_declaration(stmt)]
+            node.body = body or [ast.Pass()]
     return ast.dump(tree, include_attributes=False)
+
+
+def _is_declaration(stmt: ast.stmt) -> bool:
+    targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target] if isinstance(stmt, ast.AnnAssign) else []
+    return bool(targets) and all(isinstance(t, ast.Name) and t.id in _DECLARATIONS for t in targets)
 
 
 # the largest grid `run` and `plan` build (a typo such as --seeds 1000000000 must not exhaust memory)

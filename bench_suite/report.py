@@ -18,8 +18,8 @@ import pandas as pd
 
 from .ablation_tables import study_section
 from .baselines import METRICS
-from .check import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, EXIT_UNDECIDED, FAIL, VERDICTS, exit_code
 from .records import COLUMN_NAMES, USABLE, Record, Status
+from .scoring import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, EXIT_UNDECIDED, FAIL, VERDICTS, exit_code
 from .theory_report import theory_section
 
 PAPER_PROFILE = "paper"  # the only profile whose value rows are the paper's numbers (Table 3 mirror)
@@ -618,7 +618,7 @@ def write_report(
     """Write ``out_dir/report.md`` (and ``out_dir/plots/*.png``); return the markdown's path.
 
     ``df`` is ``ResultStore.to_dataframe()``, ``records`` ``ResultStore.records()``, ``verdicts``
-    :func:`bench_suite.check.run_checks`'s output. ``note_lines`` go right under the title
+    :func:`bench_suite.scoring.run_checks`'s output. ``note_lines`` go right under the title
     (e.g. "CPU-scale results are not comparable with Table 3"). Deterministic: same inputs,
     same bytes.
     """

@@ -30,12 +30,12 @@ from data_fixtures import (
 )
 
 from bench_suite.baselines import load_references
-from bench_suite.check import FAIL, INCONCLUSIVE, PASS, run_checks
 from bench_suite.cli import main
 from bench_suite.data.classnames import CIFAR100_COARSE_OF_FINE
 from bench_suite.grid import expand
 from bench_suite.methods import METHODS
 from bench_suite.report import write_report
+from bench_suite.scoring import FAIL, INCONCLUSIVE, PASS, run_checks
 from bench_suite.store import ResultStore
 from bench_suite.tasks import TASKS
 from bench_suite.tasks.base import DataUnavailable

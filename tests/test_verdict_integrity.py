@@ -20,9 +20,9 @@ from data_fixtures import SMALL_COUNTS, write_cifar_image_folder
 
 from bench_suite import api
 from bench_suite.baselines import loads_references
-from bench_suite.check import FAIL, INCONCLUSIVE, PASS, SKIPPED, run_checks
 from bench_suite.cli import main
 from bench_suite.records import Record, compute_cell_id
+from bench_suite.scoring import FAIL, INCONCLUSIVE, PASS, SKIPPED, run_checks
 from bench_suite.store import ResultStore
 from bench_suite.tasks import Task, TaskData, register_task
 
@@ -223,7 +223,7 @@ def test_an_internal_error_exits_2_in_one_line_not_with_a_verdict_code(tmp_path,
     def broken(*args, **kwargs):
         raise TypeError("'<' not supported between instances of 'float' and 'str'")
 
-    monkeypatch.setattr("bench_suite.check.run_checks", broken)
+    monkeypatch.setattr("bench_suite.scoring.run_checks", broken)
     assert check(store, baselines) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("python -m bench_suite: internal error: TypeError")
@@ -257,3 +257,24 @@ def test_check_and_report_of_a_store_that_does_not_exist_are_errors(tmp_path):
         assert proc.returncode == 2, (cmd, proc.stdout, proc.stderr)
         assert "no such result store" in proc.stderr and "Traceback" not in proc.stderr
         assert "report written" not in proc.stdout
+
+
+def test_the_code_digest_ignores_docstrings_comments_and_task_declarations_but_not_code():
+    from bench_suite.grid import _code_only
+
+    source = '''
+class T(Task):
+    """A task."""
+    name = "t"
+    profiles = {"ci": {"repetitions": 1}}  # which cells exist
+    defaults_rationale = "why"
+
+    def load(self, options, *, data_seed, data_root=None, cache_dir=None):
+        """Load it."""
+        return data_seed + 1
+'''
+    same = (source.replace('"repetitions": 1', '"repetitions": 3').replace('"why"', '"because"')
+            .replace('"""Load it."""', '"""Load the data."""').replace("# which cells exist", "# edited"))
+    assert _code_only(source) == _code_only(same)
+    assert _code_only(source) != _code_only(source.replace("data_seed + 1", "data_seed + 2"))
+    assert _code_only(source) != _code_only(source.replace('name = "t"', 'name = "u"'))

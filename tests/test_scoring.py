@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench_suite.baselines import loads_references
-from bench_suite.check import (
+from bench_suite.scoring import (
     EXIT_FAIL,
     EXIT_PASS,
     EXIT_UNDECIDED,
@@ -426,7 +426,7 @@ def test_repository_baselines_on_a_cpu_scale_store_never_touch_paper_rows():
 def test_known_deviation_rows_keep_their_fail_but_do_not_fail_the_exit_code():
     import pandas as pd
 
-    from bench_suite.check import FAIL, INCONCLUSIVE, PASS, exit_code
+    from bench_suite.scoring import FAIL, INCONCLUSIVE, PASS, exit_code
 
     def frame(*rows):
         return pd.DataFrame([{"verdict": v, "known_deviation": k} for v, k in rows])
@@ -439,7 +439,7 @@ def test_known_deviation_rows_keep_their_fail_but_do_not_fail_the_exit_code():
 
 def test_known_deviation_is_read_and_noted():
     from bench_suite.baselines import loads_references
-    from bench_suite.check import FAIL, run_checks
+    from bench_suite.scoring import FAIL, run_checks
 
     refs = loads_references(
         'protocol = 1\n[[reference]]\nid = "r"\nkind = "threshold"\ntask = "t"\nprofile = "ci"\nmethod = "m"\n'
