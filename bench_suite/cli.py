@@ -328,7 +328,7 @@ def _add_scale_out_args(p: argparse.ArgumentParser) -> None:
                    help="ask squeue for the SLURM jobs' states every S seconds (default 10)")
     s.add_argument("--cluster-timeout", type=_positive_float, default=None, metavar="S",
                    help="give up after S seconds without an answer from the SLURM controller (default 300; a lost "
-                        "Dask scheduler ends the run at once): exit code 75, finished records kept, re-run later "
+                        "Dask scheduler ends the run at once): exit code 69, finished records kept, re-run later "
                         "to collect")
     s.add_argument("--slurm-arg", type=_key_value, action="append", default=None, metavar="KEY=VALUE",
                    help="extra sbatch setting, e.g. account=myproj or qos=high (repeatable)")

@@ -62,9 +62,9 @@ from .runner import Runner, RunSummary, describe, group_cells, is_settled, make_
 from .store import ResultStore
 from .tasks import DataError, DataUnavailable
 
-# exit code of `run` when the cluster stops answering (sysexits' EX_TEMPFAIL: try again later);
+# exit code of `run` when the cluster stops answering (sysexits' EX_UNAVAILABLE: a service is down);
 # finished records are kept, the jobs may still run, the same command later collects them
-EXIT_CLUSTER_LOST = 75
+EXIT_CLUSTER_LOST = 69
 
 
 class MissingExtra(ModuleNotFoundError):
@@ -91,7 +91,7 @@ class SubmitError(ValueError):
 
 
 class ClusterLost(RuntimeError):
-    """The scheduler / controller stopped answering while the run waited (exit code 75)."""
+    """The scheduler / controller stopped answering while the run waited (exit code 69)."""
 
 
 class TimeLimitReached(BaseException):

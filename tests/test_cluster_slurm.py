@@ -284,7 +284,7 @@ def test_no_wait_then_the_same_command_collects_and_plan_shows_the_queued_cells(
     assert {e["job"] for e in events(store, "submit")} == {job}
 
 
-def test_a_controller_that_stops_while_the_run_waits_ends_it_in_bounded_time_with_exit_75(slurm, store):
+def test_a_controller_that_stops_while_the_run_waits_ends_it_in_bounded_time_with_exit_69(slurm, store):
     proc = run_cli([*FAST, *slurm.args(store), "--slurm-arg", "begin=now+600", "--cluster-timeout", "5"])
     (job,) = wait_for(lambda: submitted(store), 120, "the job is submitted", proc)
     time.sleep(2)  # the run is waiting for the pending job
@@ -295,11 +295,11 @@ def test_a_controller_that_stops_while_the_run_waits_ends_it_in_bounded_time_wit
         elapsed = time.monotonic() - stopped
     finally:
         slurm.start()
-    assert proc.returncode == 75, err
+    assert proc.returncode == 69, err
     assert elapsed < 90, f"{elapsed:.0f} s"
     lines = [line for line in err.splitlines() if line.strip()]
     assert any("slurm: the controller does not answer" in line and "waiting up to 5 s" in line for line in lines)
-    assert "has not answered for" in lines[-1] and job in lines[-1] and "exit code 75" in lines[-1]
+    assert "has not answered for" in lines[-1] and job in lines[-1] and "exit code 69" in lines[-1]
     assert "Traceback" not in err
     assert squeue(job) == ("PENDING", "BeginTime")  # the job is still there, for a later run to collect
 

@@ -338,9 +338,9 @@ def test_a_job_that_died_has_its_state_named_in_its_cells_lost_records(store_dir
     summary = drive(tiny_cells(), options, backend)
     assert summary.exit_code == 1 and summary.count("lost") == 4
     for record in summary.records:
-        assert record["reason"].startswith(f"lost: SLURM job 51_0 ended {state} (") and hint in record["reason"]
-        assert record["provenance"]["slurm_job"] == "51_0" and record["provenance"]["slurm_state"] == state
-        assert record["provenance"]["slurm_array_job_id"] == "51"
+        assert record.reason.startswith(f"lost: SLURM job 51_0 ended {state} (") and hint in record.reason
+        assert record.provenance["slurm_job"] == "51_0" and record.provenance["slurm_state"] == state
+        assert record.provenance["slurm_array_job_id"] == "51"
     assert f"slurm job 51_0: {state}" in messages
     assert summary.failures == [next(f for f in summary.failures if f.startswith(f"slurm job 51_0 ended {state}"))]
     (jobs,) = [json.loads(p.read_text()) for p in store_dir.glob("runs/*/jobs.json")]
@@ -388,7 +388,7 @@ def test_a_worker_that_does_not_see_the_submitters_data_root_records_an_error_na
     options = WorkerOptions(store=str(store_dir), run_id="r-data", devices=["cpu"], data_root=missing,
                             data_root_seen=True, executor="dask")
     assert run_cells([cell.to_dict()], options.to_dict()) == [{"cell_id": cell.cell_id, "status": "error"}]
-    reason = ResultStore(store_dir).get(cell.cell_id)["reason"]
+    reason = ResultStore(store_dir).get(cell.cell_id).reason
     assert reason.startswith(f"DataError: --data-root {missing} exists on the submitting machine but not on worker ")
     # absent everywhere (the submitter did not see it either): skipped, as in a local run
     options = WorkerOptions(store=str(store_dir), run_id="r-data2", devices=["cpu"], data_root=missing)
@@ -447,9 +447,9 @@ def test_a_time_limit_stops_the_fused_group_and_its_cells_get_the_limit_named(st
     store = ResultStore(store_dir)
     for cell in cells:
         record = store.get(cell["cell_id"])
-        assert record["reason"].startswith("time limit: SLURM job pid ") and "(--time-limit 7 min) 1 time(s)" in \
-            record["reason"]
-        assert "--requeues 2; submitit: Job not requeued" in record["reason"]
+        assert record.reason.startswith("time limit: SLURM job pid ") and "(--time-limit 7 min) 1 time(s)" in \
+            record.reason
+        assert "--requeues 2; submitit: Job not requeued" in record.reason
     starts = collections.Counter(e["cell_id"] for e in store.events() if e["event"] == "start")
     assert set(starts.values()) == {1}  # not retrained cell by cell
     finishes = [e["status"] for e in store.events() if e["event"] == "finish"]
@@ -470,7 +470,7 @@ def test_a_requeued_job_leaves_its_group_interrupted_for_the_requeued_run(store_
         job(cells, options)
     for cell in cells:
         record = ResultStore(store_dir).get(cell["cell_id"])
-        assert record["status"] == "interrupted" and "the job is requeued and the cell resumes" in record["reason"]
+        assert record.status == "interrupted" and "the job is requeued and the cell resumes" in record.reason
     assert len(calls) == 1
 
 

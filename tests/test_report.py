@@ -224,6 +224,6 @@ def test_empty_store(tmp_path):
                         tmp_path / "empty")
     text = path.read_text()
     assert text.startswith("# bench_suite report\n")
-    assert "_No results for this task._" in text and "_No records._" in text
+    assert "_No results for this task" in text and "_No records._" in text
     assert "exit code 3" in text
     assert not (tmp_path / "empty" / "plots").exists() or not list((tmp_path / "empty" / "plots").iterdir())

@@ -60,7 +60,14 @@ def test_the_widths_span_both_sides_of_the_threshold():
 def test_every_profile_expands_to_valid_cells(profile):
     cells = expand(TASK.name, profile=profile)
     prof = TASK.profiles[profile]
-    assert len(cells) == len(prof["methods"]) * len(prof["widths"]) * len(prof["activations"]) * prof["seeds"]
+    reps = prof.get("repetitions", prof.get("seeds", 1))
+    expected = set()
+    for case in prof.get("cases") or [prof]:
+        eps = (case.get("train") or {}).get("eps", TASK.train_defaults["eps"])
+        expected |= {(m, w, a, eps, r) for m in case["methods"] for w in case["widths"] for a in case["activations"]
+                     for r in range(reps)}
+    assert {(c.method, c.width, c.activation, c.train.eps, c.repetition) for c in cells} == expected
+    assert len(cells) == len(expected) and all(c.profile == profile for c in cells)
     for cell in cells:
         assert cell.train.batch_size is None and cell.train.loss == "mse" and cell.train.eps_mode == "absolute"
 
@@ -68,8 +75,13 @@ def test_every_profile_expands_to_valid_cells(profile):
 def test_profiles_are_the_documented_ones():
     assert {"smoke", "ci", "paper"} <= set(TASK.profiles)
     ci = TASK.profiles["ci"]
-    assert ci["device"] == "cpu" and ci["seeds"] >= 3 and 20 in ci["widths"]
-    assert set(ci["activations"]) == {"tanh", "relu"}
+    threshold = ci["cases"][0]
+    assert ci["device"] == "cpu" and ci["repetitions"] >= 3 and 20 in threshold["widths"]
+    assert set(threshold["activations"]) == {"tanh", "relu"} and threshold["methods"] == ["mli_paired_pgd"]
+    lecun = ci["cases"][1]
+    assert lecun["methods"] == ["constraint_only"] and lecun["train"]["epochs"] == 1  # J at init only
+    eps = sorted(c["train"]["eps"] for c in ci["cases"][2:])
+    assert eps[0] <= 0.01 and eps[-1] >= 1.0  # two decades
     paper = TASK.profiles["paper"]
     assert set(paper["activations"]) == {"tanh", "softplus", "relu"} and paper["seeds"] >= 5
     assert set(TASK.profiles["ablations"]["methods"]) == {"mli_paired_pgd", "sgd", "constraint_only", "no_mirroring"}
@@ -142,10 +154,11 @@ def test_the_ablations_profile_lr_v_is_stable_for_lecun_init_at_init():
 def test_plan_prices_the_ci_profile(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-m", "bench_suite", "plan", "--task", "width_threshold", "--profile", "ci",
-                          "--out", str(tmp_path / "store"), "--json"], capture_output=True, text=True, env=env)
+                          "--store", str(tmp_path / "store"), "--json"], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
     plan = json.loads(out.stdout)
-    assert len(plan["cells"]) == 66
+    # 66 threshold cells, 66 one-step LeCun cells for the rank law, 30 eps-sweep cells (6 shared)
+    assert len(plan["cells"]) == 66 + 66 + 30 - 6
 
 
 def test_smoke_profile_runs_through_the_cli(tmp_path):
@@ -154,7 +167,7 @@ def test_smoke_profile_runs_through_the_cli(tmp_path):
     store = tmp_path / "store"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-m", "bench_suite", "run", "--task", "width_threshold", "--profile", "smoke",
-                          "--out", str(store), "--quiet", "--threads", "1"], capture_output=True, text=True, env=env)
+                          "--store", str(store), "--quiet", "--threads", "1"], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stdout + out.stderr
     records = [json.loads(p.read_text()) for p in (store / "records").glob("*.json")]
     assert sorted(r["config"]["width"] for r in records) == [10, 20, 40]
