@@ -24,7 +24,8 @@ from .tasks import TASKS, Task
 PROTOCOL_VERSION = 1
 
 # the modules whose source decides the numbers a cell computes (plus the task's own module)
-_COMPUTE_MODULES = ("config.py", "model.py", "training.py", "methods.py", "seeds.py", "tasks/base.py")
+_COMPUTE_MODULES = ("config.py", "model.py", "training.py", "engine/__init__.py", "engine/layout.py", "engine/step.py",
+                    "engine/epochs.py", "methods.py", "seeds.py", "tasks/base.py")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,404 @@
+"""The state and maths of one fused group: W = W0 + s·U per cell, one SGD step, folds,
+evaluation, freezing a diverged cell (the package docstring describes the design)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import os
+
+import torch
+import torch.nn.functional as F
+
+from ..model import init_weights
+from ..tasks.base import TaskData
+from .layout import CellSpec, _act_backward, _act_forward, _Layout
+
+# Folds (U <- s·U, s <- 1) of a constrained group inside an epoch. Each projection multiplies s by
+# radius/||W - W0|| (< 1 when active), so with a radius far below the step size s falls by orders
+# of magnitude per step and U = (W - W0)/s leaves float32's range (seen at eps = 0.1 on the
+# synthetic ablation when folds came only every 64 steps). So s is checked every
+# FOLD_CHECK_STEPS steps (every step on the CPU, where reading it costs nothing; a fixed fold
+# cadence inside a captured CUDA graph, which cannot read it) and folded when below FOLD_BELOW.
+FOLD_STEPS = 16
+FOLD_CHECK_STEPS = {"cpu": 1}  # device type -> steps between checks; others: FOLD_STEPS
+FOLD_BELOW = 1e-4
+
+
+# ------------------------------------------------------------------------------------------
+# Engine switches (environment variables, so that runs through the Runner/CLI can set them)
+# ------------------------------------------------------------------------------------------
+CUDA_GRAPHS_ENV = "BENCH_SUITE_CUDA_GRAPHS"  # "1": capture one epoch as a CUDA graph (CUDA only)
+NORM_TRACKING_ENV = "BENCH_SUITE_NORM_TRACKING"  # "auto" (default), "lowrank" or "exact"
+P0_TABLE_ENV = "BENCH_SUITE_P0_TABLE_MB"  # memory budget of the X·W0ᵀ table, MiB
+NORM_TRACKINGS = ("auto", "lowrank", "exact")
+_P0_TABLE_MB_DEFAULT = {"cpu": 512, "cuda": 8192}
+
+
+def _env_flag(name: str) -> bool | None:
+    value = os.environ.get(name, "").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    return None
+
+
+
+# ------------------------------------------------------------------------------------------
+# The fused engine
+# ------------------------------------------------------------------------------------------
+class _FusedEngine:
+    """State and maths of one fused group. Hidden weights are kept as W = W0 + s·U (one scale s
+    per cell): the projection onto ||W - W0||_F <= eps only rescales s, so it touches no
+    (m x d) matrix, and pre-activations are X·W0ᵀ (a table, computed once) + s·(x·Uᵀ).
+    ||U||² per cell is updated from B x m quantities (``lowrank``: <U_r, G_r> = Σ_b dpre·q and
+    ||G_r||² = dpreᵀ(x xᵀ)dpre, G = dpreᵀx is the weight gradient) or recomputed (``exact``);
+    ``fold`` writes s into U (U <- s·U, s <- 1) and re-measures ||U|| exactly at the end of
+    epochs and before every evaluation, so the iterate is projected exactly there."""
+
+    def __init__(self, data: TaskData, cells: list[CellSpec], *, batch: int, device: torch.device,
+                 norm_tracking: str) -> None:
+        cfg = cells[0].config
+        self.cells = cells
+        self.device = device
+        self.data = data
+        self.x, self.y = data.x_train, data.y_train
+        self.n, self.dim = self.x.shape
+        self.k = data.num_outputs
+        self.dtype = self.x.dtype
+        self.batch = batch
+        self.classification = data.classification
+        L = self.L = _Layout(cells)
+        C, M = L.C, L.M
+        dev, dt = device, self.dtype
+        self.tdt = torch.float32 if device.type == "mps" else torch.float64  # dtype of per-cell sums
+        self.autocast = (
+            torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False)
+            if cfg.precision == "bf16" else contextlib.nullcontext()
+        )
+
+        # --- initial weights, drawn on the CPU per cell, placed in the fused layout ---
+        self.w_parts, self.v_parts, self.digests = [], [], []
+        w0 = torch.zeros(M, self.dim, dtype=dt)
+        v = torch.zeros(C, self.k, L.R, dtype=dt)  # output weights, transposed: (C, K, R)
+        for i, cell in enumerate(cells):
+            weights = init_weights(cell.width, self.dim, self.k, cell.method.init, cell.method.output,
+                                   torch.Generator().manual_seed(cell.init_seed))
+            self.w_parts.append(weights.w)
+            self.v_parts.append(weights.v)
+            self.digests.append(hashlib.sha256(weights.w.numpy().tobytes()).hexdigest()[:16])
+            w0[torch.tensor(L.cell_rows[i])] = weights.w.to(dt)
+            v[i, :, : weights.v.shape[0]] = weights.v.T.to(dt)
+        self.W0 = w0.to(dev)
+        self.U = torch.zeros_like(self.W0)
+        self.V = v.to(dev)
+        self.cell_rows = [torch.tensor(r, device=dev) for r in L.cell_rows]
+        self.row_cell = torch.tensor(L.row_cell, device=dev)
+        self.row_pos = torch.tensor(L.row_pos, device=dev)
+        self.gather = None if L.gather is None else torch.tensor(L.gather, device=dev)
+        self.scatter = None if L.scatter is None else torch.tensor(L.scatter, device=dev)
+
+        # --- per-cell hyperparameters as tensors (a diverged cell's are zeroed in place) ---
+        self.radius = []
+        for cell, w_part in zip(cells, self.w_parts):
+            if not cell.method.constrained:
+                self.radius.append(math.inf)
+            elif cell.config.eps_mode == "relative":
+                self.radius.append(cell.config.eps * float(torch.linalg.vector_norm(w_part)))
+            else:
+                self.radius.append(cell.config.eps)
+        self.radius_t = torch.tensor(self.radius, dtype=self.tdt, device=dev)
+        self.constrained = any(c.method.constrained for c in cells)
+        row_cell_cpu = torch.tensor(L.row_cell)
+        per_cell = lambda f: torch.tensor([float(f(c)) for c in cells], dtype=dt)  # noqa: E731
+        # the step size per hidden row, with the sign of the row's output weight: a paired cell's
+        # second half enters its features with a minus, which is folded in here rather than
+        # negating those rows of the gradient every step
+        sign = torch.ones(M, 1, dtype=dt)
+        for g in L.groups:
+            sign[g.p2 : g.p2 + g.hp] = -1
+        self.lr_rows = (per_cell(lambda c: c.config.lr_w)[row_cell_cpu].unsqueeze(1) * sign).to(dev)
+        self.lr_v = per_cell(lambda c: c.config.lr_v).view(C, 1, 1).to(dev)
+        self.momentum = any(c.config.momentum > 0 for c in cells)
+        if self.momentum:
+            self.mom_rows = per_cell(lambda c: c.config.momentum)[row_cell_cpu].unsqueeze(1).to(dev)
+            self.mom_v = per_cell(lambda c: c.config.momentum).view(C, 1, 1).to(dev)
+            self.w_buf = torch.zeros_like(self.U)
+            self.v_buf = torch.zeros_like(self.V)
+        self.is_ce = torch.tensor([c.config.loss == "ce" for c in cells], device=dev)
+        self.losses = {c.config.loss for c in cells}
+        self.onehot = F.one_hot(self.y, self.k).to(dt) if self.classification else None
+
+        # --- projection state: W = W0 + s·U per cell, nrm2 = ||U||² per cell ---
+        self.s = torch.ones(C, dtype=self.tdt, device=dev)
+        self.nrm2 = torch.zeros(C, dtype=self.tdt, device=dev)
+        self.s_rows = torch.ones(M, 1, dtype=dt, device=dev)
+        self.a_rows = self.lr_rows.clone()  # ±lr_w / s: the step on U that is lr_w on W
+        self.seg_buf = torch.zeros(C * L.Wmax, dtype=self.tdt, device=dev)
+        if not self.constrained:
+            self.tracking = "none"
+        elif self.momentum:
+            self.tracking = "exact"  # a momentum buffer is not rank-B: re-measure ||U|| each step
+        elif norm_tracking != "auto":
+            self.tracking = norm_tracking
+        else:  # the Gram path costs 2B²(d + m) flops; the exact one a pass over U (m x d)
+            self.tracking = "lowrank" if 8 * batch <= self.dim and 2 * batch <= M else "exact"
+
+        # --- per-epoch accumulators (static tensors: a CUDA graph writes into them) ---
+        self.loss_acc = torch.zeros(C, dtype=dt, device=dev)  # sum of the per-sample losses
+        self.correct_acc = torch.zeros(C, dtype=torch.long, device=dev)
+        self._step_bufs: dict[int, dict[str, torch.Tensor]] = {}  # per batch size, reused every step
+        self.proj_acc = torch.zeros(C, dtype=torch.float32, device=dev)
+
+        # --- X·W0ᵀ, the constant part of every pre-activation, when it fits the budget ---
+        budget = os.environ.get(P0_TABLE_ENV)
+        budget_mb = float(budget) if budget else _P0_TABLE_MB_DEFAULT.get(device.type, 512)
+        self.P0 = None
+        if self.n * M * self.x.element_size() <= budget_mb * 2**20:
+            with self.autocast:
+                self.P0 = torch.mm(self.x, self.W0.T).to(dt)  # (n, M)
+
+    # ----- helpers -----
+    def segsum(self, per_row: torch.Tensor) -> torch.Tensor:
+        """Per-cell sums of a per-row vector, deterministic and without mixing cells (a NaN
+        row of one cell cannot reach another's sum)."""
+        self.seg_buf.index_copy_(0, self.row_pos, per_row.to(self.tdt))
+        return self.seg_buf.view(self.L.C, self.L.Wmax).sum(1)
+
+    def _set_scale_rows(self) -> None:
+        self.s_rows.copy_(self.s.index_select(0, self.row_cell).unsqueeze(1))
+        torch.div(self.lr_rows, self.s_rows, out=self.a_rows)
+
+    # ----- forward / backward -----
+    def _buffers(self, b: int, dtype: torch.dtype) -> dict[str, torch.Tensor | None]:
+        """Work buffers for a batch of ``b`` columns; the padded gather reads a zero row past the
+        last feature, which is written once here."""
+        L = self.L
+        pad = 0 if L.identity else 1
+        act = torch.empty(L.M + (0 if L.any_paired else pad), b, dtype=dtype, device=self.device)
+        feat = torch.empty(L.F + pad, b, dtype=dtype, device=self.device) if L.any_paired else act
+        if pad:
+            feat[L.F].zero_()
+        return {"act": act, "feat": feat}
+
+    def step_buffers(self, b: int) -> dict[str, torch.Tensor | None]:
+        bufs = self._step_bufs.get(b)
+        if bufs is None:
+            bufs = self._step_bufs[b] = self._buffers(b, self.dtype)
+            bufs["pre"] = torch.empty(self.L.M, b, dtype=self.dtype, device=self.device)
+            bufs["dpre"] = torch.empty(self.L.M, b, dtype=self.dtype, device=self.device)
+        return bufs
+
+    def features(self, preT: torch.Tensor, bufs: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(actT (M, B), featpad (C, R, B)) from pre-activations preT (M, B)."""
+        L = self.L
+        b = preT.shape[1]
+        bufs = bufs or self._buffers(b, preT.dtype)
+        act, feat = bufs["act"][: L.M], bufs["feat"]
+        for g in L.groups:
+            _act_forward(g.activation, preT[g.lo : g.hi], act[g.lo : g.hi])
+        if L.any_paired:
+            for g in L.groups:
+                if g.hp:
+                    torch.sub(act[g.p1 : g.p1 + g.hp], act[g.p2 : g.p2 + g.hp], out=feat[g.fp : g.fp + g.hp])
+                if g.nf:
+                    feat[g.ff : g.ff + g.nf].copy_(act[g.fr : g.fr + g.nf])
+        featpad = feat if self.gather is None else feat.index_select(0, self.gather)
+        return act, featpad.view(L.C, L.R, b)
+
+    def loss_and_grad(self, out: torch.Tensor, labels: torch.Tensor | None, target: torch.Tensor,
+                      grad: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """From outputs ``out`` (C, K, B) and targets (K, B): per-cell sum of the per-sample
+        losses (C,), the gradient of the sum of the cells' mean losses w.r.t. ``out`` and
+        per-cell correct counts (int64)."""
+        b = out.shape[2]
+        loss = dout = None
+        if "ce" in self.losses:
+            logp = torch.log_softmax(out, dim=1)
+            loss = logp.gather(1, labels.view(1, 1, b).expand(self.L.C, 1, b)).sum((1, 2)).neg_()
+            dout = logp.exp_().sub_(target) if grad else None  # softmax - onehot
+        if "mse" in self.losses:
+            diff = out - target
+            mse = diff.square().sum((1, 2))
+            dmse = diff.mul_(2.0) if grad else None
+            if loss is None:
+                loss, dout = mse, dmse
+            else:
+                loss = torch.where(self.is_ce, loss, mse)
+                dout = torch.where(self.is_ce.view(-1, 1, 1), dout, dmse) if grad else None
+        if dout is not None:
+            dout.div_(b)
+        correct = (out.argmax(1) == labels).sum(-1) if labels is not None else None
+        return loss, dout, correct
+
+    def step(self, idx: torch.Tensor | None) -> None:
+        """One SGD step (+ projection) of every cell on the rows ``idx`` (None: all). Nothing
+        here reads a value back to the host, so an epoch of steps can be a CUDA graph."""
+        L = self.L
+        xb = self.x if idx is None else self.x.index_select(0, idx)
+        b = xb.shape[0]
+        with self.autocast:
+            qT = torch.mm(self.U, xb.T)
+            p0 = None if self.P0 is not None else torch.mm(self.W0, xb.T)
+        qT = qT.to(self.dtype)
+        if self.P0 is not None:
+            p0 = (self.P0 if idx is None else self.P0.index_select(0, idx)).T
+        bufs = self.step_buffers(b)
+        preT = bufs["pre"]
+        torch.addcmul(p0.to(self.dtype), self.s_rows, qT, out=preT)
+        act, featpad = self.features(preT, bufs)
+        out = torch.bmm(self.V, featpad)  # (C, K, B): every cell's output layer in one product
+        if self.classification:
+            labels = self.y if idx is None else self.y.index_select(0, idx)
+            target = (self.onehot if idx is None else self.onehot.index_select(0, idx)).T
+        else:
+            labels, target = None, (self.y if idx is None else self.y.index_select(0, idx)).T
+        loss, dout, correct = self.loss_and_grad(out, labels, target, grad=True)
+        self.loss_acc.add_(loss)
+        if correct is not None:
+            self.correct_acc.add_(correct)
+
+        # --- backward: output layers (batched), features, activations ---
+        dfeatpad = torch.bmm(self.V.transpose(1, 2), dout)  # (C, R, B)
+        gv = torch.bmm(dout, featpad.transpose(1, 2))  # (C, K, R)
+        dfeat = dfeatpad.view(L.C * L.R, b)
+        if self.scatter is not None:
+            dfeat = dfeat.index_select(0, self.scatter)
+        dpre = bufs["dpre"]  # rows of paired second halves: without their minus (it is in lr_rows)
+        for g in L.groups:
+            if g.hp:
+                d = dfeat[g.fp : g.fp + g.hp]
+                for r0 in (g.p1, g.p2):
+                    sl = slice(r0, r0 + g.hp)
+                    _act_backward(g.activation, d, preT[sl], act[sl], dpre[sl])
+            if g.nf:
+                sl = slice(g.fr, g.fr + g.nf)
+                _act_backward(g.activation, dfeat[g.ff : g.ff + g.nf], preT[sl], act[sl], dpre[sl])
+
+        # --- hidden weights: W <- W - lr·G, i.e. U <- U - (lr/s)·G, with G = dpreᵀ x ---
+        if self.momentum:
+            with self.autocast:
+                gw = torch.mm(dpre, xb)
+            self.w_buf.mul_(self.mom_rows).add_(gw)
+            self.U.addcmul_(self.w_buf, self.a_rows, value=-1)
+        else:
+            step_rows = dpre.mul_(self.a_rows)  # A = (lr/s)·dL/dpre, so U <- U - A x
+            if self.tracking == "lowrank":
+                # ||U_r - A_r x||² - ||U_r||² = Σ_b A[r,b]·((A xxᵀ)[r,b] - 2 q[r,b]): B x m work only
+                with self.autocast:
+                    gram = torch.mm(xb, xb.T)
+                    y = torch.addmm(qT, step_rows, gram, beta=-2)
+                # in the tracking dtype: with a small radius s shrinks fast and U = (W - W0)/s grows,
+                # so these products can leave float32's range between two folds
+                self.nrm2.add_(self.segsum(torch.linalg.vecdot(step_rows.to(self.tdt), y.to(self.tdt), dim=1)))
+            if isinstance(self.autocast, contextlib.nullcontext):
+                self.U.addmm_(step_rows, xb, alpha=-1)
+            else:
+                with self.autocast:
+                    self.U.sub_(torch.mm(step_rows, xb))
+        if self.tracking == "exact":
+            self.nrm2.copy_(self.segsum(torch.linalg.vector_norm(self.U, dim=1).to(self.tdt).square()))
+
+        # --- output weights ---
+        if self.momentum:
+            self.v_buf.mul_(self.mom_v).add_(gv)
+            gv = self.v_buf
+        self.V.addcmul_(gv, self.lr_v, value=-1)
+
+        # --- projection: s <- s·min(1, radius / (s·||U||)) per cell ---
+        if self.constrained:
+            shrink = torch.div(self.radius_t, self.s * self.nrm2.clamp_min(0).sqrt()).clamp_(max=1)
+            self.proj_acc.add_(shrink < 1)
+            self.s.mul_(shrink)
+            self._set_scale_rows()
+
+    def run_epoch(self, perm: torch.Tensor | None) -> None:
+        """All steps of one epoch (``perm``: the sample order on the device, None: full batch)."""
+        self.loss_acc.zero_()
+        self.correct_acc.zero_()
+        capturing = self.x.is_cuda and torch.cuda.is_current_stream_capturing()
+        for i, s0 in enumerate(range(0, self.n, self.batch)):
+            self.step(None if perm is None else perm[s0 : s0 + self.batch])
+            if self.constrained and s0 + self.batch < self.n:  # the epoch's end: train_group's call
+                if capturing:  # a graph cannot read s: a fixed cadence
+                    if (i + 1) % FOLD_STEPS == 0:
+                        self.fold()
+                else:
+                    self.fold_if_small(i + 1)
+
+    def fold_if_small(self, steps: int) -> None:
+        """Fold when some cell's s has fallen below FOLD_BELOW (read every FOLD_CHECK_STEPS)."""
+        if steps % FOLD_CHECK_STEPS.get(self.x.device.type, FOLD_STEPS) == 0:
+            small = self.s < FOLD_BELOW
+            if bool(small.any()):
+                self.fold(only=small)  # the other cells of the group stay untouched
+
+    @torch.no_grad()
+    def fold(self, only: torch.Tensor | None = None) -> None:
+        """U <- s·U, s <- 1, ||U||² measured exactly; an iterate outside its ball (drift of the
+        tracked norm) is projected exactly here. ``only`` (a bool per cell) folds just those
+        cells: the others' U, s and tracked norm stay bit for bit (U rows times exactly 1)."""
+        exact = self.segsum(torch.linalg.vector_norm(self.U, dim=1).to(self.tdt).square())
+        if not self.constrained:
+            self.nrm2.copy_(exact)
+            return
+        dist = self.s * exact.sqrt()
+        over = dist > self.radius_t
+        factor = self.s * torch.where(over, self.radius_t / dist, torch.ones_like(dist))
+        if only is not None:
+            factor = torch.where(only, factor, torch.ones_like(factor))
+        self.U.mul_(factor.index_select(0, self.row_cell).unsqueeze(1).to(self.dtype))
+        if only is None:
+            self.nrm2.copy_(exact * factor.square())
+            self.s.fill_(1.0)
+        else:
+            self.nrm2.copy_(torch.where(only, exact * factor.square(), self.nrm2))
+            self.s.copy_(torch.where(only, torch.ones_like(self.s), self.s))
+        self._set_scale_rows()
+
+    def hidden_weights(self) -> torch.Tensor:
+        return torch.addcmul(self.W0, self.s_rows, self.U)
+
+    @torch.no_grad()
+    def evaluate(self, xs: torch.Tensor, ys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact mean loss and accuracy per cell over a whole split (chunked forward)."""
+        w = self.hidden_weights()
+        chunk = max(256, min(8192, (1 << 26) // max(self.L.M, 1)))
+        loss_sum = torch.zeros(self.L.C, device=self.device, dtype=xs.dtype)
+        correct = torch.zeros(self.L.C, device=self.device, dtype=xs.dtype)
+        for s0 in range(0, xs.shape[0], chunk):
+            xb, yb = xs[s0 : s0 + chunk], ys[s0 : s0 + chunk]
+            with self.autocast:
+                preT = torch.mm(w, xb.T)
+            _, featpad = self.features(preT.to(xs.dtype))
+            out = torch.bmm(self.V, featpad)
+            if self.classification:
+                labels, target = yb, F.one_hot(yb, self.k).to(xs.dtype).T
+            else:
+                labels, target = None, yb.T
+            loss, _, corr = self.loss_and_grad(out, labels, target, grad=False)
+            loss_sum += loss
+            if corr is not None:
+                correct += corr
+        return loss_sum / xs.shape[0], correct / xs.shape[0]
+
+    @torch.no_grad()
+    def freeze(self, i: int) -> None:
+        """Stop a diverged cell without touching the others: zero its weights, learning rates
+        and momentum, so its NaNs cannot spread (its rows then produce zeros)."""
+        rows = self.cell_rows[i]
+        for t in (self.U, self.W0, self.lr_rows, self.a_rows) + ((self.w_buf,) if self.momentum else ()):
+            t.index_fill_(0, rows, 0)
+        if self.P0 is not None:
+            self.P0.index_fill_(1, rows, 0)
+        for t in (self.V, self.lr_v) + ((self.v_buf,) if self.momentum else ()):
+            t[i] = 0
+        self.s[i] = 1
+        self.nrm2[i] = 0
+        self.s_rows.index_fill_(0, rows, 1)
+
+    def cell_weights(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        w = self.hidden_weights().index_select(0, self.cell_rows[i])
+        return w.detach().cpu().clone(), self.V[i, :, : self.L.feat_len[i]].T.detach().cpu().clone()
