@@ -13,6 +13,7 @@ over epochs of epoch / products: the engine's overhead (1.0 would be pure GEMM t
     python benchmarks/cpu_epoch_vs_matmul.py                      # cifar-like: n 5000, d 3072, 4 x m 256
     python benchmarks/cpu_epoch_vs_matmul.py --problem synthetic  # the synthetic ablation's shapes
     python benchmarks/cpu_epoch_vs_matmul.py --engine-file /tmp/old_training.py   # another engine
+    python benchmarks/cpu_epoch_vs_matmul.py --momentum 0.9 --gpu-cadence        # CUDA's fold decisions
 
 ``--engine-file`` loads a ``training.py`` of another commit (``git show REV:bench_suite/training.py``)
 in place of the installed one, for before/after numbers on the same machine.
@@ -64,6 +65,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeat", type=int, default=2, help="runs; medians over all timed epochs are reported")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: a shared 2-core box)")
     p.add_argument("--unfused", action="store_true", help="train each cell alone (the unfused engine)")
+    p.add_argument("--momentum", type=float, help="SGD momentum of every cell (default: the problem's, 0)")
+    p.add_argument("--lr", type=float, help="learning rate of both layers (default: the problem's)")
+    p.add_argument("--eps", type=float, help="projection radius (default: the problem's)")
+    p.add_argument("--eps-mode", choices=["relative", "absolute"], help="radius mode (default: the problem's)")
+    p.add_argument("--gpu-cadence", action="store_true",
+                   help="decide folds on the device, as on CUDA (no host read of s inside an epoch)")
     p.add_argument("--engine-file", help="a training.py to load instead of bench_suite.training")
     p.add_argument("--json", help="also write the result here")
     return p.parse_args(argv)
@@ -83,7 +90,8 @@ def load_engine(path: str | None):
 
 def problem(args: argparse.Namespace) -> dict[str, Any]:
     cfg = dict(PROBLEMS[args.problem])
-    for key in ("n", "d", "activation", "epochs"):
+    cfg.setdefault("momentum", 0.0)
+    for key in ("n", "d", "activation", "epochs", "momentum", "lr", "eps", "eps_mode"):
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
     if args.widths:
@@ -153,7 +161,8 @@ def measure(engine, data, cfg: dict[str, Any], unfused: bool) -> tuple[list[floa
     from bench_suite.methods import METHODS
 
     tc = engine.TrainConfig(epochs=cfg["epochs"], batch_size=cfg["batch"], lr_w=cfg["lr"], lr_v=cfg["lr"],
-                            loss=cfg["loss"], eps=cfg["eps"], eps_mode=cfg["eps_mode"], eval_every=cfg["epochs"])
+                            loss=cfg["loss"], eps=cfg["eps"], eps_mode=cfg["eps_mode"], eval_every=cfg["epochs"],
+                            momentum=cfg["momentum"])
     pairs = [(m, w) for m in cfg["methods"] for w in cfg["widths"]]
     groups = [[p] for p in pairs] if unfused else [pairs]
     epochs = [0.0] * (cfg["epochs"] - 2)
@@ -183,6 +192,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from bench_suite.methods import METHODS
 
     engine = load_engine(args.engine_file)
+    if args.gpu_cadence:  # the module that holds the fold switches: an old single-file engine, or engine.step
+        import importlib
+
+        holder = engine if hasattr(engine, "FOLD_CHECK_STEPS") else importlib.import_module("bench_suite.engine.step")
+        holder.FOLD_CHECK_STEPS = {}
     data = make_data(cfg)
     epochs, mms = [], []
     for _ in range(args.repeat):
@@ -198,13 +212,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "problem": args.problem, "n": cfg["n"], "d": cfg["d"], "k": cfg["k"], "widths": cfg["widths"],
         "methods": cfg["methods"], "activation": cfg["activation"], "batch": cfg["batch"], "unfused": args.unfused,
         "engine": args.engine_file or "bench_suite.training", "threads": args.threads, "repeat": args.repeat,
+        "momentum": cfg["momentum"], "lr": cfg["lr"], "eps": cfg["eps"], "eps_mode": cfg["eps_mode"],
+        "gpu_cadence": args.gpu_cadence,
         "epochs_timed": len(epochs), "epoch_s": round(epoch_s, 5), "matmul_s": round(mm_s, 5),
         "ratio": round(ratio, 3), "ratio_min": round(min(ratios), 3), "ratio_max": round(max(ratios), 3),
         "epoch_gflops_per_s": round(flops / epoch_s / 1e9, 2), "matmul_gflops_per_s": round(flops / mm_s / 1e9, 2),
         "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
     }
     print(f"{args.problem}: n={cfg['n']} d={cfg['d']} widths={cfg['widths']} x {len(cfg['methods'])} methods, "
-          f"batch={cfg['batch'] or 'full'}, {args.threads} thread(s), {'unfused' if args.unfused else 'fused'}, "
+          f"batch={cfg['batch'] or 'full'}, momentum={cfg['momentum']:g}, eps={cfg['eps']:g} {cfg['eps_mode']}, "
+          f"{'device-side folds, ' if args.gpu_cadence else ''}"
+          f"{args.threads} thread(s), {'unfused' if args.unfused else 'fused'}, "
           f"{len(epochs)} epochs timed (medians)")
     print(f"  epoch        {epoch_s * 1e3:10.2f} ms   ({result['epoch_gflops_per_s']} GFLOP/s of model FLOPs)")
     print(f"  matmuls only {mm_s * 1e3:10.2f} ms   ({result['matmul_gflops_per_s']} GFLOP/s)")

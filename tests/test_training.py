@@ -143,3 +143,77 @@ def test_invalid_training_values_are_refused(bad):
 def test_cross_entropy_on_regression_is_refused():
     with pytest.raises(ValueError, match="classification"):
         train_group(regression_data(), [cell("sgd", loss="ce")], order_seed=0)
+
+
+# ------------------------------------------------------------------------------------------
+# issue 13, section 1: divergence judged on the weights, MLI exactly 0 at init, float64 metrics
+# ------------------------------------------------------------------------------------------
+def test_a_blown_up_constrained_net_is_diverged_not_done():
+    # the issue's repro: saturated tanh keeps the loss finite while the weights are inf/NaN
+    from bench_suite.tasks import TASKS
+
+    data = TASKS.get("synthetic_ablation")().load({"n": 50, "d": 10}, data_seed=1)
+    for tracking in ("exact", "lowrank"):
+        (res,) = train_group(data, [cell("mli_paired_pgd", width=4, epochs=50, lr_w=1e6, lr_v=1e6, eps=1.0,
+                                         eval_every=100)], order_seed=0, norm_tracking=tracking)
+        assert res.status == "diverged", (tracking, res.final)
+        assert "epoch" in res.reason and ("W" in res.reason or "V" in res.reason), res.reason
+
+
+def test_output_weights_beyond_the_limit_are_diverged_with_a_finite_loss():
+    # float64, W held in its ball: an output layer at too large a step size grows without bound
+    # while the (float64) loss stays finite
+    from bench_suite.engine import epochs as epochs_module
+
+    data = regression_data(dtype=torch.float64)
+    (res,) = train_group(data, [cell("constraint_only", epochs=60, lr_w=0.1, lr_v=1e3, eval_every=10)],
+                         order_seed=0)
+    limit = epochs_module.WEIGHT_NORM_LIMIT
+    assert res.status == "diverged" and f"{limit:g}" in res.reason and "||V||" in res.reason, res.reason
+    assert all(math.isfinite(x) for x in res.curves["train_loss"])
+
+
+def test_the_run_command_records_the_issues_repro_as_diverged(tmp_path, capsys):
+    from bench_suite.cli import main
+    from bench_suite.store import ResultStore
+
+    code = main(["run", "--task", "synthetic_ablation", "--method", "mli_paired_pgd", "--width", "4", "--option",
+                 "n=50", "--option", "d=10", "--epochs", "50", "--lr", "1e6", "--no-fuse", "--quiet",
+                 "--out", str(tmp_path)])
+    (record,) = ResultStore(tmp_path).records()
+    assert code == 1 and record["status"] == "diverged", record["reason"]
+
+
+@pytest.mark.parametrize("table", ["512", "0"])
+@pytest.mark.parametrize("width", [6, 10, 20])
+def test_mli_output_is_exactly_zero_at_init_alone_and_fused(monkeypatch, table, width):
+    # mirrored rows w_j = w_{j+m/2} must give bit-identical pre-activations (X·W0ᵀ columns): with
+    # lr 0 the output stays exactly 0, so the running loss is the zero function's and the running
+    # accuracy that of argmax 0, whichever cells share the group
+    monkeypatch.setenv("BENCH_SUITE_P0_TABLE_MB", table)
+    data = classification_data(n=300, d=100, k=5)
+    cfg = dict(epochs=2, batch_size=None, loss="ce", lr_w=0.0, lr_v=0.0, eval_every=2)
+    mli = cell("mli_paired_pgd", width=width, activation="relu", **cfg)
+    alone = train_group(data, [mli], order_seed=0)[0]
+    fused = train_group(data, [cell("sgd", width=7, activation="relu", **cfg), mli,
+                               cell("no_mirroring", width=12, activation="relu", **cfg)], order_seed=0)[1]
+    zero_acc = (data.y_train == 0).double().mean().item()
+    for res in (alone, fused):
+        assert res.curves["train_acc"] == [zero_acc, zero_acc]
+        assert res.curves["train_loss"][0] == pytest.approx(math.log(5), rel=1e-6)
+    assert alone.curves["train_loss"] == fused.curves["train_loss"]
+
+
+def test_accuracies_fractions_and_relative_radius_are_float64():
+    data = classification_data(n=72, d=10, k=4)
+    (res,) = train_group(data, [cell("constraint_only", epochs=3, batch_size=5, loss="ce", eps=0.01,
+                                     eps_mode="relative", eval_every=1)], order_seed=0, keep_weights=True)
+    n_test = data.x_test.shape[0]
+    for key, n in (("train_acc", 72), ("eval_train_acc", 72), ("test_acc", n_test)):
+        for acc in res.curves[key]:
+            assert acc == round(acc * n) / n, (key, acc)  # a count over n in float64, not float32
+    steps = math.ceil(72 / 5)
+    for e, frac in zip(res.curves["eval_epoch"], res.curves["proj_active_frac"]):
+        assert frac == round(frac * steps * e) / (steps * e)
+    w0 = res.extra["w0"]
+    assert res.final["radius"] == 0.01 * torch.linalg.vector_norm(w0.double()).item()

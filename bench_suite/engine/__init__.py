@@ -31,8 +31,9 @@ from .epochs import CellResult, CellSpec, precision_context, train_group  # noqa
 from .step import (  # noqa: F401
     CUDA_GRAPHS_ENV,
     FOLD_BELOW,
+    FOLD_CADENCES,
     FOLD_CHECK_STEPS,
-    FOLD_STEPS,
+    FOLD_DANGER,
     NORM_TRACKING_ENV,
     NORM_TRACKINGS,
     P0_TABLE_ENV,

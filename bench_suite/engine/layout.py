@@ -123,6 +123,16 @@ class _Layout:
                 feat += cells[i].width
             self.groups.append(_ActGroup(act, lo, row, p1, p2, hp, fp, fr, row - fr, ff))
         self.M, self.F = row, feat
+        # mirrored init (MLI): hidden row j + m/2 starts equal to row j, so its pre-activations at
+        # init must be the very same numbers (the engine copies them: a GEMM may round two equal
+        # rows differently by their position, and the output would not be exactly 0)
+        self.mirror_src: list[int] = []
+        self.mirror_dst: list[int] = []
+        for i, c in enumerate(cells):
+            if c.method.init == "mirrored_lecun":
+                h = c.width // 2
+                self.mirror_src += rows[i][:h]
+                self.mirror_dst += rows[i][h:]
         self.R = max(self.feat_len)
         self.Wmax = max(c.width for c in cells)
         self.any_paired = any(g.hp for g in self.groups)
