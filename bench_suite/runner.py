@@ -288,7 +288,10 @@ class Runner:
             raise value
         return value
 
-    def _run_group(self, group: list[Cell], summary: RunSummary) -> None:
+    def _run_group(self, group: list[Cell], summary: RunSummary, fallback: str | None = None) -> None:
+        """Train one fused group and record its cells. If the fused engine fails (an exception,
+        a CUDA out-of-memory included), say so once on stderr and train the cells one by one;
+        their records say it (``timing.engine`` starts with ``alone/``, ``timing.fallback``)."""
         try:
             data = self._load(group[0])
         except DataUnavailable as exc:
@@ -315,14 +318,21 @@ class Runner:
             raise
         except Exception as exc:  # noqa: BLE001 - one failing group must not stop the grid
             if len(group) > 1:  # isolate the failing cell: re-run the group's cells one by one
+                if os.environ.get("BENCH_SUITE_DEBUG"):
+                    traceback.print_exc(file=sys.stderr)
+                message = (f"the fused group of {len(group)} cells ({group[0].task}, rep {group[0].repetition}) "
+                           f"failed: {_one_line(exc)}; its cells were trained one by one")
+                print(f"warning: {message}", file=sys.stderr, flush=True)
                 for cell in group:
-                    self._run_group([cell], summary)
+                    self._run_group([cell], summary, fallback=message)
                 return
             if os.environ.get("BENCH_SUITE_DEBUG"):
                 traceback.print_exc(file=sys.stderr)
             self._emit(summary, self._record(group[0], "error", reason=_one_line(exc), data=data))
             return
         for cell, result in zip(group, results):
+            if fallback is not None:
+                result.timing["fallback"] = fallback
             reason = result.reason
             if result.status == "diverged":
                 reason = (f"{reason}; lower the learning rates (--lr-w/--lr-v) or use a constrained method "

@@ -168,7 +168,7 @@ def test_tracking_paths_agree_in_float32():
 def test_environment_variable_selects_the_tracking(monkeypatch):
     monkeypatch.setenv(NORM_TRACKING_ENV, "lowrank")
     (res,) = train_group(classification(), [spec("mli_paired_pgd")], order_seed=0)
-    assert res.timing["engine"].startswith("fused/lowrank/")
+    assert res.timing["engine"].startswith("alone/lowrank/")
     monkeypatch.setenv(NORM_TRACKING_ENV, "sideways")
     with pytest.raises(ValueError, match="norm tracking"):
         train_group(classification(), [spec("mli_paired_pgd")], order_seed=0)
@@ -177,7 +177,7 @@ def test_environment_variable_selects_the_tracking(monkeypatch):
 def test_unconstrained_groups_track_nothing_and_report_exact_distance():
     data = classification()
     (res,) = train_group(data, [spec("sgd", width=10)], order_seed=0, keep_weights=True)
-    assert res.timing["engine"].startswith("fused/none/")
+    assert res.timing["engine"].startswith("alone/none/")
     dist = torch.linalg.vector_norm(res.extra["w"] - res.extra["w0"]).item()
     assert math.isclose(dist, res.final["dist_w0"], rel_tol=1e-9)
 

@@ -38,20 +38,63 @@ def test_gpu_paper_grid_runs_at_tiny_scale_on_the_cpu(tiny_cifar_zip, tmp_path, 
     written = json.loads(out.read_text())
     assert written["engine"]["cells"] == 4 and written["engine"]["groups"] == 1  # one repetition: one fused group
     eng = written["engine"]
+    assert eng["complete"] and eng["groups_done"] == 1 and eng["fallbacks"] == 0
     assert eng["epochs"] == 2 and eng["n_train"] == 64 and eng["d"] == 3072 and eng["widths"] == [16, 32]
+    assert eng["momentum"] == 0.9  # the task's optimizer
     assert eng["train_time_s"] > 0 and eng["tflops_per_s"] > 0 and eng["epochs_per_s"] > 0 and eng["flops"] > 0
-    assert eng["per_group"][0]["engine"].startswith("fused/") and eng["per_group"][0]["engine"].endswith("/eager")
+    (path,) = eng["per_group"][0]["engine"]
+    assert path.startswith("fused/exact/") and path.endswith("/eager")  # momentum: exact tracking
     assert all(0 <= f["train_acc"] <= 1 for f in eng["final"])
     assert written["device"]["name"] and written["device"]["precision"] == "tf32"
-    peer = written["peer"]
-    assert [(c["activation"], c["width"]) for c in peer["per_cell"]] == [
-        ("relu", 16), ("relu", 32), ("tanh", 16), ("tanh", 32)]
-    assert peer["n_train"] == 64 and peer["dataset"].startswith("ImageFolder")
-    assert all(c["steps_timed"] == 2 and c["epoch_time_s"] > 0 for c in peer["per_cell"])
-    assert written["speedup_vs_peer"] > 0
+    for key, steps in (("peer", 2), ("resident_peer", 2)):
+        peer = written[key]
+        assert [(c["activation"], c["width"]) for c in peer["per_cell"]] == [
+            ("relu", 16), ("relu", 32), ("tanh", 16), ("tanh", 32)]
+        assert peer["n_train"] == 64 and peer["momentum"] == 0.9 and peer["lr"] == [0.01, 0.01]
+        assert peer["precision"] == "tf32"
+        assert all(c["steps_timed"] == steps and c["epoch_time_s"] > 0 for c in peer["per_cell"])
+    assert written["peer"]["dataset"].startswith("ImageFolder")
+    assert written["speedup_vs_peer"] > 0 and written["speedup_vs_resident_peer"] > 0
     assert "cuda_graph_check" not in written  # CPU: no graphs, no check
     assert result["engine"]["train_time_s"] == eng["train_time_s"]
     assert not (tmp_path / "unused").exists()
+
+
+def test_gpu_paper_grid_writes_after_each_group_and_times_a_fallback_by_its_cells(tiny_cifar_zip, tmp_path,
+                                                                                 monkeypatch):
+    # issue 13, 2.1 and 2.6: a fused group that fails (e.g. out of memory) is re-trained cell by
+    # cell: its time is the sum of its cells' and it is flagged; every group's numbers are written
+    import bench_suite.runner as runner_module
+
+    real = runner_module.train_group
+
+    def fails_when_fused(data, specs, **kwargs):
+        if len(specs) > 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return real(data, specs, **kwargs)
+
+    monkeypatch.setattr(runner_module, "train_group", fails_when_fused)
+    writes = []
+    real_replace = gpu_paper_grid.os.replace
+
+    def replace(src, dst):  # os is shared: only the script's own JSON is looked at
+        if str(dst).endswith("grid.json"):
+            writes.append(json.loads(Path(src).read_text()))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(gpu_paper_grid.os, "replace", replace)
+    result = gpu_paper_grid.main([
+        "--data-root", str(tiny_cifar_zip), "--cache-dir", str(tmp_path / "cache"), "--device", "cpu",
+        "--n-train", "64", "--n-test", "20", "--epochs", "2", "--widths", "16,32", "--activations", "relu",
+        "--seeds", "2", "--peer-epochs", "0", "--threads", "1", "--out", str(tmp_path / "grid.json"),
+    ])
+    partial = [w["engine"]["groups_done"] for w in writes if "engine" in w]
+    assert partial[:2] == [1, 2] and writes[-1]["engine"]["complete"]
+    eng = result["engine"]
+    assert eng["groups"] == 2 and eng["fallbacks"] == 2
+    for group in eng["per_group"]:
+        assert "OutOfMemoryError" in group["fallback"] and group["engine"][0].startswith("alone/")
+    assert eng["train_time_s"] == pytest.approx(sum(g["train_time_s"] for g in eng["per_group"]), abs=2e-3)
 
 
 def test_gpu_paper_grid_peer_reads_an_image_folder_and_can_skip_the_engine(tmp_path):
@@ -62,10 +105,11 @@ def test_gpu_paper_grid_peer_reads_an_image_folder_and_can_skip_the_engine(tmp_p
     result = gpu_paper_grid.main([
         "--data-root", str(tmp_path / "tree"), "--device", "cpu", "--skip-engine", "--widths", "8",
         "--activations", "relu", "--n-train", "30", "--epochs", "3", "--peer-epochs", "1", "--peer-workers", "0",
-        "--out", str(tmp_path / "peer.json"),
+        "--peers", "dataloader", "--out", str(tmp_path / "peer.json"),
     ])
     assert "engine" not in result and "speedup_vs_peer" not in result
     assert result["peer"]["dataset"] == "ImageFolder (folder)" and result["peer"]["n_train"] == 30
+    assert "resident_peer" not in result
     assert result["peer"]["grid_time_s_extrapolated"] > 0
 
 

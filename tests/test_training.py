@@ -217,3 +217,59 @@ def test_accuracies_fractions_and_relative_radius_are_float64():
         assert frac == round(frac * steps * e) / (steps * e)
     w0 = res.extra["w0"]
     assert res.final["radius"] == 0.01 * torch.linalg.vector_norm(w0.double()).item()
+
+
+def test_a_failed_fused_group_is_said_once_and_recorded_as_trained_alone(tmp_path, monkeypatch, capsys):
+    # issue 13, 2.1: e.g. a CUDA out-of-memory in the fused group; the cells are re-trained one by
+    # one, and both stderr and the records say so
+    import bench_suite.runner as runner_module
+    from bench_suite.grid import expand
+    from bench_suite.runner import Runner
+    from bench_suite.store import ResultStore
+
+    real = runner_module.train_group
+
+    def fails_when_fused(data, specs, **kwargs):
+        if len(specs) > 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.90 GiB")
+        return real(data, specs, **kwargs)
+
+    monkeypatch.setattr(runner_module, "train_group", fails_when_fused)
+    cells = expand("synthetic_ablation", methods=["sgd", "mli_paired_pgd", "constraint_only"],
+                   options={"n": 40, "d": 8}, train={"epochs": 3, "eval_every": 3})
+    summary = Runner(ResultStore(tmp_path), device="cpu").run(cells)
+    err = capsys.readouterr().err
+    assert err.count("warning: the fused group of 3 cells") == 1 and "OutOfMemoryError" in err
+    assert [r["status"] for r in summary.records] == ["done"] * 3
+    for record in summary.records:
+        timing = record["timing"]
+        assert timing["engine"].startswith("alone/") and timing["group_size"] == 1
+        assert "OutOfMemoryError: CUDA out of memory" in timing["fallback"]
+
+
+def test_flops_count_the_extra_gemm_without_the_x_w0_table(monkeypatch):
+    from bench_suite.flops import step_flops
+
+    data = classification_data(n=80, d=10, k=4)
+    spec = cell("mli_paired_pgd", width=8, epochs=2, batch_size=16, loss="ce", eval_every=2)
+    (with_table,) = train_group(data, [spec], order_seed=0)
+    monkeypatch.setenv("BENCH_SUITE_P0_TABLE_MB", "0")  # no room for the table: x·W0ᵀ every step
+    (without,) = train_group(data, [spec], order_seed=0)
+    assert "/p0/" in with_table.timing["engine"] and "/nop0/" in without.timing["engine"]
+    steps = 2 * 5
+    evals = 2.0 * (80 + 30) * 10 * 8
+    assert with_table.timing["flops"] == step_flops(16, 10, 8, 4, "paired") * steps + evals
+    assert without.timing["flops"] == (step_flops(16, 10, 8, 4, "paired") + 2.0 * 16 * 10 * 8) * steps + evals
+    torch.testing.assert_close(without.curves["train_loss"], with_table.curves["train_loss"], rtol=1e-5, atol=1e-6)
+
+
+def test_the_table_budget_looks_at_the_free_memory_on_cuda(monkeypatch):
+    from bench_suite.engine import step as step_module
+
+    monkeypatch.delenv("BENCH_SUITE_P0_TABLE_MB", raising=False)
+    monkeypatch.setattr(step_module, "free_device_memory", lambda device: 6 * 2**30)
+    assert step_module.p0_table_budget(torch.device("cuda")) == 3 * 2**30  # half the free 6 GiB, not 8 GiB
+    monkeypatch.setattr(step_module, "free_device_memory", lambda device: 64 * 2**30)
+    assert step_module.p0_table_budget(torch.device("cuda")) == 8192 * 2**20
+    monkeypatch.setenv("BENCH_SUITE_P0_TABLE_MB", "100000")
+    assert step_module.p0_table_budget(torch.device("cuda")) == 32 * 2**30

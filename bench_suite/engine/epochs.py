@@ -437,7 +437,8 @@ class _Training:
 
     def _results(self, timing: dict[str, float], keep_weights: bool) -> list[CellResult]:
         eng, data = self.eng, self.data
-        engine_note = f"fused/{eng.tracking}/{'p0' if eng.P0 is not None else 'nop0'}/{self.runner.note}"
+        kind = "fused" if self.C > 1 else "alone"
+        engine_note = f"{kind}/{eng.tracking}/{'p0' if eng.P0 is not None else 'nop0'}/{self.runner.note}"
         losses_host = self.epoch_loss.T.tolist()
         accs_host = self.epoch_acc.T.tolist()
         folds = eng.folds.tolist()
