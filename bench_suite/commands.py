@@ -17,7 +17,7 @@ from .executors import DaskBackend, LocalDevices, SlurmBackend, SlurmParams, Wor
 from .grid import Cell
 from .methods import METHODS
 from .runner import FAILED, Runner, describe, new_run_id
-from .store import ResultStore
+from .store import FINISHED, ResultStore
 from .tasks import TASKS
 
 
@@ -90,7 +90,8 @@ def cmd_run(args: argparse.Namespace, cells: list[Cell]) -> int:
                 store, device=devices[0] if devices else (args.device or "auto"), data_root=args.data_root,
                 cache_dir=args.cache_dir, force=args.force, fuse=not args.no_fuse, max_group=args.max_group,
                 run_id=run_id, on_record=progress.record, on_epoch=progress.epoch,
-                on_group_start=progress.group_start,
+                on_group_start=progress.group_start, checkpoint_every=args.checkpoint_every,
+                time_budget_s=args.time_budget,
             )
             plan = runner.plan(cells)
             progress.plan([p.cell for p in plan if not p.will_run], [p.cell for p in plan if p.will_run])
@@ -132,7 +133,20 @@ def cmd_run(args: argparse.Namespace, cells: list[Cell]) -> int:
     for (status, reason), names in problems.items():
         who = names[0] if len(names) == 1 else f"{len(names)} cells, e.g. {names[0]}"
         print(f"{status.upper()}: {who}: {reason}", file=sys.stderr)
+    if summary.stopped:
+        print(_stopped_line(summary, len({c.cell_id for c in cells})), file=sys.stderr)
     return summary.exit_code
+
+
+def _stopped_line(summary, total: int) -> str:
+    """One line: why the run stopped early, what is left, how to continue."""
+    finished = sum(1 for r in summary.records if r["status"] in FINISHED)
+    saved = [f"{len(g['cells'])} cell(s) at epoch {g['epoch']}/{g['epochs']}" for g in summary.checkpointed]
+    held = sum(len(g["cells"]) for g in summary.checkpointed)
+    left = total - finished - held
+    return (f"STOPPED ({summary.stopped}): {finished} of {total} cells finished"
+            + (f", checkpointed {', '.join(saved)}" if saved else "")
+            + f", {left} not started; run the same command again to continue (exit code {summary.exit_code})")
 
 
 def _absolute(path: str | None) -> str | None:
@@ -173,6 +187,7 @@ def cmd_plan(args: argparse.Namespace, cells: list[Cell]) -> int:
     device_name = args.device_name or provenance.device_name(runner.device)
     costs = CostModel(store.records)
     plan = runner.plan(cells)
+    saved = runner.checkpoints.index()
     seconds: dict[str, float | None] = {}
     notes: set[str] = set()
     for group in runner.groups([p.cell for p in plan if p.will_run]):
@@ -190,6 +205,8 @@ def cmd_plan(args: argparse.Namespace, cells: list[Cell]) -> int:
         items.append({
             "name": cell.name, "cell_id": cell.cell_id, "in_store": item.record["status"] if item.record else None,
             "will_run": item.will_run, "flops": costs.flops(cell), "seconds": seconds.get(cell.cell_id),
+            "checkpoint": ({"epoch": saved[cell.cell_id]["epoch"], "epochs": saved[cell.cell_id]["epochs"]}
+                           if cell.cell_id in saved and item.will_run else None),
             "shape": None if shape is None else {"n": shape.n, "d": shape.d, "k": shape.k, "n_test": shape.n_test,
                                                  "source": shape.source, "exact": shape.exact},
         })
@@ -207,7 +224,9 @@ def cmd_plan(args: argparse.Namespace, cells: list[Cell]) -> int:
         }, indent=1))
         return 0
     rows = [{"cell": i["name"], "id": i["cell_id"], "in store": i["in_store"] or "-",
-             "will run": "yes" if i["will_run"] else "no", "cost": format_flops(i["flops"]),
+             "will run": "yes" if i["will_run"] else "no",
+             "checkpoint": f"epoch {i['checkpoint']['epoch']}/{i['checkpoint']['epochs']}" if i["checkpoint"] else "-",
+             "cost": format_flops(i["flops"]),
              "est. time": format_seconds(i["seconds"]) if i["will_run"] else "-"} for i in items]
     print(tabulate(rows, headers="keys"))
     print(f"\n{len(items)} cells: {len(items) - len(todo)} finished in the store, {len(todo)} to run "
@@ -361,3 +380,4 @@ def cmd_report(args: argparse.Namespace) -> int:
                         title=args.title or f"bench_suite report: {name}", note_lines=notes)
     print(f"report written to {path}")
     return 0
+

@@ -9,6 +9,8 @@ from .engine import (  # noqa: F401 - re-exported
     P0_TABLE_ENV,
     CellResult,
     CellSpec,
+    Checkpointing,
+    TrainingStopped,
     precision_context,
     train_group,
 )

@@ -27,7 +27,15 @@ How a step stays near the cost of its two big GEMMs (docs/performance.md has the
 
 from ..config import EPS_MODES, LOSSES, PRECISIONS, TrainConfig  # noqa: F401 - re-exported
 from ..flops import step_flops  # noqa: F401 - re-exported
-from .epochs import CellResult, CellSpec, precision_context, train_group  # noqa: F401
+from .epochs import (  # noqa: F401
+    WEIGHT_NORM_LIMIT,
+    CellResult,
+    CellSpec,
+    Checkpointing,
+    TrainingStopped,
+    precision_context,
+    train_group,
+)
 from .step import (  # noqa: F401
     CUDA_GRAPHS_ENV,
     FOLD_BELOW,
