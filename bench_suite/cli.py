@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench_suite list | run | plan | check | report`` (``--help`` on each)."""
+"""Command line: ``python -m bench_suite list | run | plan | check | report | doctor`` (``--help`` on each)."""
 
 from __future__ import annotations
 
@@ -135,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--device-name", default=None, metavar="NAME",
                            help="estimate times from earlier runs on this device model (e.g. 'NVIDIA H100 80GB "
                                 "HBM3'; default: the --device here)")
+    p_doc = sub.add_parser("doctor", help="check this device (engine = plain autograd, folds, CUDA graphs, "
+                                          "precisions) and estimate each profile's time here",
+                           description="One line per check, a summary; exit 1 on any mismatch (about a minute).")
+    p_doc.add_argument("--device", default="auto", help="auto (CUDA when present; the default), cpu, cuda or cuda:N")
+    p_doc.add_argument("--rate-seconds", type=_float, default=3.0, metavar="S",
+                       help="seconds spent measuring the step rate (default 3)")
     for name, helptext in (("check", "compare the store's results with the reference rows in baselines/"),
                            ("report", "write a markdown report (tables, verdicts, plots) from the store")):
         p = sub.add_parser(name, help=helptext, description=helptext)
@@ -297,6 +303,10 @@ def main(argv: list[str] | None = None) -> int:
             from .commands import cmd_plan, cmd_run
 
             return cmd_run(args, cells) if args.command == "run" else cmd_plan(args, cells)
+        if args.command == "doctor":
+            from .commands import cmd_doctor
+
+            return cmd_doctor(args)
         if args.command in ("check", "report"):
             from .commands import cmd_check, cmd_report
 

@@ -381,3 +381,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(f"report written to {path}")
     return 0
 
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """``doctor``: the checks live in :mod:`bench_suite.doctor`."""
+    from .doctor import main as doctor_main
+
+    return doctor_main(args.device, rate_seconds=args.rate_seconds)

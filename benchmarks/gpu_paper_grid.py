@@ -84,7 +84,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--peer-workers", type=int, default=None, help="DataLoader workers (default: min(8, cores))")
     p.add_argument("--peers", default="resident,dataloader", help="which peers to run (comma-separated)")
     p.add_argument("--peer-dir", default=None, help="where the peer's ImageFolder is extracted (default: temp)")
-    p.add_argument("--skip-engine", action="store_true", help="run the peer only")
+    p.add_argument("--skip-engine", action="store_true", help="run the peers only")
+    p.add_argument("--engine-store", default=None, metavar="STORE",
+                   help="take the engine's numbers from the paper-profile records in this store (a `run "
+                        "--profile paper` made them) instead of training the grid again")
     p.add_argument("--store", default=None, help="result store of the engine run (default: a temp folder)")
     p.add_argument("--out", default=None, help="JSON output path")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -220,6 +223,38 @@ def run_engine(args: argparse.Namespace, device: torch.device, on_update=None) -
     if bad:
         raise SystemExit(f"engine run failed: {bad[0]['name']}: {bad[0]['status']}: {bad[0].get('reason')}")
     return summary(True)
+
+
+def engine_from_store(store_dir: str) -> dict[str, Any]:
+    """The engine's numbers from finished paper-profile records of the task in a store, one fused
+    group per (repetition, training schedule), as ``run_engine`` reports them."""
+    from bench_suite.store import ResultStore
+
+    recs = [r for r in ResultStore(store_dir).records()
+            if r.get("profile") == "paper" and r["config"]["task"] == TASK and r["status"] == "done"]
+    if not recs:
+        raise SystemExit(f"--engine-store {store_dir}: no finished paper-profile {TASK} records there")
+    by_group: dict[str, list[dict[str, Any]]] = {}
+    for r in recs:
+        key = json.dumps([r["config"]["repetition"], r["config"]["task_options"], r["config"]["train"]],
+                         sort_keys=True)
+        by_group.setdefault(key, []).append(r)
+    groups = [group_summary(g) for g in by_group.values()]
+    total_time = sum(g["train_time_s"] for g in groups)
+    total_flops = sum(g["flops"] for g in groups)
+    return {"task": TASK, "profile": "paper", "from_store": store_dir, "cells": len(recs), "groups": len(groups),
+            "groups_done": len(groups), "complete": True, "seeds": len({r["config"]["repetition"] for r in recs}),
+            "n_train": recs[0]["shape"]["n"], "d": recs[0]["shape"]["d"],
+            "widths": sorted({r["config"]["width"] for r in recs}),
+            "activations": sorted({r["config"]["activation"] for r in recs}),
+            "epochs": max(g["epochs"] for g in groups), "momentum": recs[0]["config"]["train"]["momentum"],
+            "train_time_s": round(total_time, 3), "wall_time_s_incl_data": None,
+            "epochs_per_s": round(sum(g["epochs"] for g in groups) / total_time, 4) if total_time else None,
+            "flops": total_flops, "tflops_per_s": round(total_flops / total_time / 1e12, 4) if total_time else None,
+            "fallbacks": sum(1 for g in groups if g.get("fallback")), "per_group": groups,
+            "device_name": recs[0]["provenance"].get("device_name"),
+            "final": [{"name": r["name"], "status": r["status"], "train_acc": r["final"]["train_acc"],
+                       "train_loss": r["final"]["train_loss"], "test_acc": r["final"]["test_acc"]} for r in recs]}
 
 
 # ------------------------------------------------------------------------------ part 2: peer
@@ -482,7 +517,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     os.environ[CUDA_GRAPHS_ENV] = "1" if use else "0"
     write()
     engine = None
-    if not args.skip_engine:
+    if args.engine_store:
+        engine = result["engine"] = engine_from_store(args.engine_store)
+        args.seeds = engine["seeds"]  # the peers are extrapolated to the repetitions the store holds
+        print(f"engine (from {args.engine_store}): {engine['cells']} cells in {engine['groups']} group(s), "
+              f"{engine['train_time_s']:.1f} s training, {engine['tflops_per_s']} TFLOP/s", flush=True)
+        write()
+    elif not args.skip_engine:
         print("engine: the paper grid", flush=True)
 
         def on_update(partial: dict[str, Any]) -> None:
