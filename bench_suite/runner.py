@@ -390,9 +390,12 @@ class Runner:
             for cell_id in ids:
                 self.store.log_event("checkpoint", cell_id, run_id=self.run_id, epoch=st["epoch"])
 
+        first_segment = [True]
+
         def stop(next_segment_s: float) -> str | None:
-            if not self._group_cost_s:  # set-up and first segment of this group: what starting one costs
-                self._group_cost_s = time.monotonic() - started
+            if first_segment[0]:  # set-up and first segment of this group: what starting a group costs
+                first_segment[0] = False
+                self._group_cost_s = max(self._group_cost_s, time.monotonic() - started)
             return self._stop_check(next_segment_s)
 
         def invalid(message: str) -> None:

@@ -168,7 +168,7 @@ def benchmark_methods(cls, prefix):
     return [name for name in dir(cls) if name.startswith(prefix)]
 
 
-@pytest.mark.parametrize("cls_name", ["TimeEpoch", "TimeGroup", "TimeSynthetic"])
+@pytest.mark.parametrize("cls_name", ["TimeEpoch", "TimeGroup", "TimeGroupMomentum", "TimeSynthetic"])
 def test_asv_time_and_peakmem_benchmarks_run_once(tiny_asv_suite, cls_name):
     cls = getattr(tiny_asv_suite, cls_name)
     params = getattr(cls, "params", None)
@@ -252,3 +252,19 @@ def test_the_gpu_call_script_stops_when_the_doctor_fails(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 1 and "not running the grid" in proc.stdout
     assert not (tmp_path / "ran").exists()
+
+
+@pytest.mark.parametrize("ab", ["gpu-cadence", "engine-file:" + str(ROOT / "bench_suite" / "training.py")])
+def test_cpu_epoch_vs_matmul_times_two_variants_alternately(ab):
+    result = cpu_epoch_vs_matmul.main(["--n", "100", "--d", "16", "--widths", "4", "--methods", "mli_paired_pgd",
+                                       "--epochs", "3", "--repeat", "2", "--eps", "1e-3", "--eps-mode", "absolute",
+                                       "--ab", ab])
+    ab_result = result["ab"]
+    assert len(ab_result["a_epochs"]) == len(ab_result["b_epochs"]) == 2
+    assert ab_result["b_over_a_min"] > 0 and ab_result["b_ratio"] > 0
+
+
+def test_cpu_epoch_vs_matmul_times_the_fold_decisions_pieces():
+    result = cpu_epoch_vs_matmul.main(["--n", "100", "--d", "16", "--widths", "4", "--epochs", "3", "--op-costs"])
+    costs = result["op_costs_s"]
+    assert all(costs[k] > 0 for k in ("step", "masked_fold", "trackers", "snapshot", "norm_fp32", "norm_fp64"))
