@@ -259,7 +259,8 @@ def test_request_stop_from_another_thread_checkpoints_and_the_next_run_resumes(t
     runner.on_epoch = on_epoch
     summary = runner.run(cells)
     assert summary.stopped == "preempted" and summary.exit_code == EXIT_STOPPED
-    (group,) = summary.checkpointed
+    (group,) = summary.checkpointed  # the 4 methods' cells are one fused group: one checkpoint
+    assert len(group["cells"]) == 4 and len(list((tmp_path / "checkpoints").glob("*.pt"))) == 1
     assert 3 <= group["epoch"] < 40 and all(r["status"] == "interrupted" for r in summary.records)
     summary = Runner(ResultStore(tmp_path), device="cpu").run(cells)
     assert summary.exit_code == 0 and summary.stopped is None
