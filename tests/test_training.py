@@ -157,7 +157,10 @@ def test_a_blown_up_constrained_net_is_diverged_not_done():
         (res,) = train_group(data, [cell("mli_paired_pgd", width=4, epochs=50, lr_w=1e6, lr_v=1e6, eps=1.0,
                                          eval_every=100)], order_seed=0, norm_tracking=tracking)
         assert res.status == "diverged", (tracking, res.final)
-        assert "epoch" in res.reason and ("W" in res.reason or "V" in res.reason), res.reason
+        assert "W - W0" in res.reason or "V" in res.reason, res.reason
+        # the epoch it happened, not only the next check (every 64 steps here)
+        first = int(res.reason.split("in epoch ")[1].split()[0])
+        assert first < 50 and res.curves["epoch"][-1] == 50
 
 
 def test_output_weights_beyond_the_limit_are_diverged_with_a_finite_loss():

@@ -360,6 +360,7 @@ class _Training:
             self.steps_done += spe
             self.epoch_loss[e] = eng.loss_acc / n
             self.epoch_acc[e] = eng.correct_acc.to(eng.tdt) / n
+            eng.note_health(e + 1)
             if e < end:
                 if eng.constrained:
                     if eng.host_check is not None:
@@ -383,13 +384,15 @@ class _Training:
         evaluating = epoch % cfg.eval_every == 0 or epoch == cfg.epochs
         dist, vnorm = eng.weight_norms()
         seg_losses = self.epoch_loss[self.seg_start(end) : epoch].T.tolist()
+        bad_epoch = eng.bad_epoch.tolist()
         why: dict[int, str] = {}
         for i in self.live():
             first_bad = next((j for j, v in enumerate(seg_losses[i]) if not math.isfinite(v)), None)
+            when = f"in epoch {bad_epoch[i]}" if bad_epoch[i] else f"by epoch {epoch}"
             if not math.isfinite(dist[i]):
-                why[i] = f"the hidden weights became non-finite (||W - W0||_F = {dist[i]}) by epoch {epoch}"
+                why[i] = f"the hidden weights became non-finite {when} (||W - W0||_F = {dist[i]} at epoch {epoch})"
             elif not math.isfinite(vnorm[i]):
-                why[i] = f"the output weights became non-finite (||V||_F = {vnorm[i]}) by epoch {epoch}"
+                why[i] = f"the output weights became non-finite {when} (||V||_F = {vnorm[i]} at epoch {epoch})"
             elif first_bad is not None:
                 why[i] = f"the training loss became non-finite in epoch {self.seg_start(end) + first_bad + 1}"
             elif dist[i] > WEIGHT_NORM_LIMIT:

@@ -210,6 +210,8 @@ class _FusedEngine:
         self.smin = torch.ones(C, dtype=self.tdt, device=dev)  # smallest s since the last exact fold
         self.rho_min = torch.ones(C, dtype=self.tdt, device=dev)  # smallest per-step shrink since then
         self.folds = torch.zeros(C, dtype=torch.long, device=dev)  # small folds per cell (a statistic)
+        # the first epoch whose end saw a cell's tracked ||U||² or its ||V|| non-finite (0: none yet)
+        self.bad_epoch = torch.zeros(C, dtype=torch.long, device=dev)
 
         # --- per-epoch accumulators (static tensors: a CUDA graph writes into them) ---
         self.loss_acc = torch.zeros(C, dtype=dt, device=dev)  # sum of the per-sample losses
@@ -541,6 +543,17 @@ class _FusedEngine:
         return loss_sum / xs.shape[0], correct.to(self.tdt) / xs.shape[0]
 
     @torch.no_grad()
+    def note_health(self, epoch: int) -> None:
+        """At an epoch end, on the device (no host read): remember the first epoch at which a
+        cell's tracked ||U||² or its ||V|| (float64) was non-finite, so a divergence found at the
+        next segment end can name the epoch it happened. (Unconstrained cells track no norm of
+        U: a non-finite U of theirs shows at the segment end's exact measurement.)"""
+        vnorm = torch.linalg.vector_norm(self.V.reshape(self.L.C, -1).to(self.tdt), dim=1)
+        bad = ~(torch.isfinite(self.nrm2) & torch.isfinite(vnorm))
+        self.bad_epoch.copy_(torch.where((self.bad_epoch == 0) & bad, torch.full_like(self.bad_epoch, epoch),
+                                         self.bad_epoch))
+
+    @torch.no_grad()
     def weight_norms(self) -> tuple[list[float], list[float]]:
         """(||W - W0||_F, ||V||_F) per cell, in float64 (host read). ||W - W0|| is s·sqrt(nrm2),
         exact right after a fold; a non-finite U gives a non-finite norm."""
@@ -575,7 +588,7 @@ class _FusedEngine:
         captured CUDA graph keeps its addresses). Frozen cells' zeroed parameters are not here:
         ``freeze`` is replayed for them."""
         out = {"U": self.U, "V": self.V, "s": self.s, "nrm2": self.nrm2, "proj_acc": self.proj_acc,
-               "folds": self.folds, "smin": self.smin, "rho_min": self.rho_min}
+               "folds": self.folds, "smin": self.smin, "rho_min": self.rho_min, "bad_epoch": self.bad_epoch}
         if self.momentum:
             out.update({"B": self.B, "gam": self.gam, "v_buf": self.v_buf})
         return out
