@@ -30,6 +30,7 @@ from .step import CUDA_GRAPHS_ENV, NORM_TRACKING_ENV, NORM_TRACKINGS, _env_flag,
 # a saturated activation a blown-up net can keep a finite loss while ||V|| reaches 1e86 in float64)
 WEIGHT_NORM_LIMIT = 1e8
 SEGMENT_MIN_STEPS = 64  # steps between exact folds (and host reads) when not evaluating
+HEALTH_MIN_STEPS = 16  # the device notes non-finite weights at epoch ends at least this many steps apart
 STATE_FORMAT = "bench_suite.train_state/1"
 
 
@@ -267,6 +268,7 @@ class _Training:
         self.flops_per_step = [step_flops(self.batch, self.dim, c.width, data.num_outputs, c.method.output)
                                + extra * c.width for c in cells]
         self.segment_epochs = max(1, math.ceil(SEGMENT_MIN_STEPS / self.spe))
+        self.health_epochs = max(1, math.ceil(HEALTH_MIN_STEPS / self.spe))  # a few small ops each time
         # --- the loop's state (all of it goes into a checkpoint) ---
         self.epoch = 0  # epochs done
         self.curves: dict[str, list] = {
@@ -360,7 +362,8 @@ class _Training:
             self.steps_done += spe
             self.epoch_loss[e] = eng.loss_acc / n
             self.epoch_acc[e] = eng.correct_acc.to(eng.tdt) / n
-            eng.note_health(e + 1)
+            if (e + 1) % self.health_epochs == 0:
+                eng.note_health(e + 1)
             if e < end:
                 if eng.constrained:
                     if eng.host_check is not None:
@@ -388,7 +391,9 @@ class _Training:
         why: dict[int, str] = {}
         for i in self.live():
             first_bad = next((j for j, v in enumerate(seg_losses[i]) if not math.isfinite(v)), None)
-            when = f"in epoch {bad_epoch[i]}" if bad_epoch[i] else f"by epoch {epoch}"
+            k = self.health_epochs
+            when = (f"by epoch {epoch}" if not bad_epoch[i] else f"in epoch {bad_epoch[i]}" if k == 1
+                    else f"between epochs {bad_epoch[i] - k + 1} and {bad_epoch[i]}")
             if not math.isfinite(dist[i]):
                 why[i] = f"the hidden weights became non-finite {when} (||W - W0||_F = {dist[i]} at epoch {epoch})"
             elif not math.isfinite(vnorm[i]):

@@ -544,14 +544,12 @@ class _FusedEngine:
 
     @torch.no_grad()
     def note_health(self, epoch: int) -> None:
-        """At an epoch end, on the device (no host read): remember the first epoch at which a
-        cell's tracked ||U||² or its ||V|| (float64) was non-finite, so a divergence found at the
-        next segment end can name the epoch it happened. (Unconstrained cells track no norm of
-        U: a non-finite U of theirs shows at the segment end's exact measurement.)"""
-        vnorm = torch.linalg.vector_norm(self.V.reshape(self.L.C, -1).to(self.tdt), dim=1)
-        bad = ~(torch.isfinite(self.nrm2) & torch.isfinite(vnorm))
-        self.bad_epoch.copy_(torch.where((self.bad_epoch == 0) & bad, torch.full_like(self.bad_epoch, epoch),
-                                         self.bad_epoch))
+        """On the device (no host read): remember the first epoch (of those this is called at)
+        at which a cell's tracked ||U||² or its ||V||² was non-finite, so a divergence found at
+        the next segment end can name when it happened. (Unconstrained cells track no norm of U:
+        a non-finite U of theirs shows at the segment end's exact measurement.)"""
+        health = self.nrm2 + self.V.reshape(self.L.C, -1).to(self.tdt).square().sum(1)
+        self.bad_epoch.masked_fill_(~torch.isfinite(health) & (self.bad_epoch == 0), epoch)
 
     @torch.no_grad()
     def weight_norms(self) -> tuple[list[float], list[float]]:
