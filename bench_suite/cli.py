@@ -31,6 +31,10 @@ STORE_ENV = "BENCH_SUITE_STORE"
 DEBUG_ENV = "BENCH_SUITE_DEBUG"
 EXIT_USAGE = 2
 EXECUTORS = ("local", "dask", "slurm")
+EXIT_STOPPED = 75  # runner.EXIT_STOPPED (not imported: the runner imports torch)
+RUN_EPILOG = (f"exit codes: 0 every cell done; 1 a cell errored, diverged or was interrupted; 2 bad command line; "
+              f"3 cells skipped (no data); {EXIT_STOPPED} stopped early by --time-budget (checkpointed: run the "
+              f"same command again to continue); 130 Ctrl-C")
 
 
 class UsageError(Exception):
@@ -98,6 +102,13 @@ def _positive_float(text: str) -> float:
     value = _float(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text.strip()!r} is not a number > 0")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
     return value
 
 
@@ -200,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, helptext in (("run", "run cells of a task (a profile or axes given here) into the result store"),
                            ("plan", "list the cells a run would do, which are done, and their estimated cost")):
         p = sub.add_parser(name, help=helptext, description=helptext + ". Every training setting and "
-                           "task option takes a comma-separated list: the grid is the product of all axes.")
+                           "task option takes a comma-separated list: the grid is the product of all axes.",
+                           epilog=RUN_EPILOG if name == "run" else None)
         _add_grid_args(p)
         p.add_argument("--force", action="store_true", help="re-run cells that are already finished")
         p.add_argument("--no-fuse", action="store_true",
@@ -210,12 +222,26 @@ def build_parser() -> argparse.ArgumentParser:
                             "whole groups, cut smaller only to give every worker work")
         # plan takes every run argument, so one command line works with either verb
         p.add_argument("--quiet", action="store_true", help="no progress bars: one line per finished cell")
+        p.add_argument("--checkpoint-every", type=_nonneg_int, default=None, metavar="N",
+                       help="checkpoint the group in training every N epochs into <store>/checkpoints (0: only "
+                            "when stopping early); default: every 10 minutes of training. A re-run resumes "
+                            "from the checkpoint with the same numbers as an uninterrupted run")
+        p.add_argument("--time-budget", type=_positive_float, default=None, metavar="SECONDS",
+                       help=f"stop before SECONDS have passed: checkpoint the group in training, say what is "
+                            f"left, exit with code {EXIT_STOPPED}; the same command continues (this process only, "
+                            f"not --devices/--executor)")
         _add_scale_out_args(p)
         if name == "plan":
             p.add_argument("--json", action="store_true", help="print the plan as JSON (cells, costs, totals)")
             p.add_argument("--device-name", default=None, metavar="NAME",
                            help="estimate times from earlier runs on this device model (e.g. 'NVIDIA H100 80GB "
                                 "HBM3'; default: the --device here)")
+    p_doc = sub.add_parser("doctor", help="check this device (engine = plain autograd, folds, CUDA graphs, "
+                                          "precisions) and estimate each profile's time here",
+                           description="One line per check, a summary; exit 1 on any mismatch (about a minute).")
+    p_doc.add_argument("--device", default="auto", help="auto (CUDA when present; the default), cpu, cuda or cuda:N")
+    p_doc.add_argument("--rate-seconds", type=_float, default=3.0, metavar="S",
+                       help="seconds spent measuring the step rate (default 3)")
     for name, helptext in (("check", "compare the store's results with the reference rows in baselines/"),
                            ("report", "write a markdown report (tables, verdicts, plots) and the results as "
                                       "CSV/parquet from the store")):
@@ -361,6 +387,9 @@ def check_scale_out(args: argparse.Namespace) -> None:
     if args.executor == "dask" and not args.scheduler:
         raise UsageError("--executor dask needs --scheduler ADDRESS (e.g. tcp://host:8786, as printed by "
                          "`dask scheduler`)")
+    if getattr(args, "time_budget", None) and (args.executor != "local" or (args.devices and "," in args.devices)):
+        raise UsageError("--time-budget is for a run in this process (one device); with several workers, give "
+                         "each its own limit (e.g. the SLURM time limit)")
     if args.executor != "local" and (args.devices or args.device):
         raise UsageError(f"--device/--devices are for the local executor; {args.executor} workers use their own GPU")
     if args.executor == "local" and args.cluster_timeout is not None:
@@ -471,6 +500,8 @@ def main(argv: list[str] | None = None) -> int:
             check_scale_out(args)
             cells = cells_from_args(args)
             return commands.cmd_run(args, cells) if args.command == "run" else commands.cmd_plan(args, cells)
+        if args.command == "doctor":
+            return commands.cmd_doctor(args)
         if args.command in ("check", "report", "export"):
             for path in getattr(args, "profile_file", []):
                 load_profile_file(path)

@@ -162,7 +162,8 @@ def cmd_run(args: argparse.Namespace, cells: list[Cell]) -> int:
                 store, device=devices[0] if devices else (args.device or "auto"), data_root=args.data_root,
                 cache_dir=args.cache_dir, force=args.force, fuse=not args.no_fuse, max_group=args.max_group,
                 run_id=run_id, on_record=progress.record, on_epoch=progress.epoch,
-                on_group_start=progress.group_start,
+                on_group_start=progress.group_start, checkpoint_every=args.checkpoint_every,
+                time_budget_s=args.time_budget,
             )
             items = runner.plan(cells)
             progress.plan([p.cell for p in items if not p.will_run], [p.cell for p in items if p.will_run])
@@ -214,7 +215,20 @@ def cmd_run(args: argparse.Namespace, cells: list[Cell]) -> int:
     for (status, reason), names in problems.items():
         who = names[0] if len(names) == 1 else f"{len(names)} cells, e.g. {names[0]}"
         print(f"{status.upper()}: {who}: {reason}", file=sys.stderr)
+    if summary.stopped:
+        print(_stopped_line(summary, len({c.cell_id for c in cells})), file=sys.stderr)
     return summary.exit_code
+
+
+def _stopped_line(summary, total: int) -> str:
+    """One line: why the run stopped early, what is left, how to continue."""
+    finished = sum(1 for r in summary.records if r.finished)
+    saved = [f"{len(g['cells'])} cell(s) at epoch {g['epoch']}/{g['epochs']}" for g in summary.checkpointed]
+    held = sum(len(g["cells"]) for g in summary.checkpointed)
+    left = total - finished - held
+    return (f"STOPPED ({summary.stopped}): {finished} of {total} cells finished"
+            + (f", checkpointed {', '.join(saved)}" if saved else "")
+            + f", {left} not started; run the same command again to continue (exit code {summary.exit_code})")
 
 
 def _absolute(path: str | None) -> str | None:
@@ -269,6 +283,9 @@ def cmd_plan(args: argparse.Namespace, cells: list[Cell]) -> int:
     device_name = args.device_name or probed_name
     costs = CostModel(store.records)
     items = plan(store, cells, force=args.force)
+    from .checkpoints import CheckpointStore
+
+    saved = CheckpointStore(store.root).index()
     seconds: dict[str, float | None] = {}
     notes: set[str] = set()
     for group in group_cells([p.cell for p in items if p.will_run], fuse=not args.no_fuse, max_group=args.max_group):
@@ -294,6 +311,8 @@ def cmd_plan(args: argparse.Namespace, cells: list[Cell]) -> int:
             "will_run": item.will_run, "flops": costs.flops(cell), "seconds": seconds.get(cell.cell_id),
             "job": None if job is None else {"executor": "slurm", "id": job.job_id, "state": job.state.state,
                                              "reason": job.state.reason, "run_id": job.run_id},
+            "checkpoint": ({"epoch": saved[cell.cell_id]["epoch"], "epochs": saved[cell.cell_id]["epochs"]}
+                           if cell.cell_id in saved and item.will_run else None),
             "shape": None if shape is None else {"n": shape.n, "d": shape.d, "k": shape.k, "n_test": shape.n_test,
                                                  "source": shape.source, "exact": shape.exact},
         })
@@ -313,7 +332,9 @@ def cmd_plan(args: argparse.Namespace, cells: list[Cell]) -> int:
         return 0
     _note_ad_hoc(args, cells)
     rows = [{"cell": i["name"], "id": i["cell_id"], "in store": i["in_store"] or "-",
-             "will run": _will_run(i), "cost": format_flops(i["flops"]),
+             "will run": _will_run(i),
+             "checkpoint": f"epoch {i['checkpoint']['epoch']}/{i['checkpoint']['epochs']}" if i["checkpoint"] else "-",
+             "cost": format_flops(i["flops"]),
              "est. time": format_seconds(i["seconds"]) if i["will_run"] else "-"} for i in rows_json]
     print(tabulate(rows, headers="keys"))
     print(f"\n{len(rows_json)} cells ({axes}): {len(rows_json) - len(todo)} finished in the store, {len(todo)} to run "
@@ -560,3 +581,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     paths = export(args.store, out)
     print("written: " + ", ".join(str(p) for p in paths))
     return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """``doctor``: the checks live in :mod:`bench_suite.doctor`."""
+    from .doctor import main as doctor_main
+
+    return doctor_main(args.device, rate_seconds=args.rate_seconds)

@@ -25,7 +25,8 @@ from .seeds import seeds_for
 from .tasks import TASKS, Task
 
 # the modules whose source decides the numbers a cell computes (plus the task's own module)
-_COMPUTE_MODULES = ("config.py", "model.py", "training.py", "methods.py", "seeds.py", "tasks/base.py", "theory.py")
+_COMPUTE_MODULES = ("config.py", "model.py", "training.py", "engine/__init__.py", "engine/layout.py", "engine/step.py",
+                    "engine/epochs.py", "methods.py", "seeds.py", "tasks/base.py", "theory.py")
 
 
 @dataclass(frozen=True)

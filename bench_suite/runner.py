@@ -25,6 +25,7 @@ from typing import Any, Callable
 import torch
 
 from . import provenance, theory
+from .checkpoints import CheckpointStore
 from .config import check_device_text
 from .grid import Cell, code_digest
 from .grouping import PlanItem, describe, group_cells, is_settled, plan, unique  # noqa: F401 - re-exported
@@ -32,7 +33,7 @@ from .methods import METHODS
 from .records import FAILED, PROTOCOL_VERSION, Record, Status
 from .store import ResultStore
 from .tasks import DataUnavailable, TaskData
-from .training import CellSpec, train_group
+from .training import CellSpec, Checkpointing, TrainingStopped, train_group
 
 DATA_ROOT_ENV = "BENCH_SUITE_DATA_ROOT"
 
@@ -40,6 +41,11 @@ DATA_ROOT_ENV = "BENCH_SUITE_DATA_ROOT"
 EXIT_OK = 0
 EXIT_FAILED = 1  # a cell errored, diverged, was interrupted or lost
 EXIT_SKIPPED = 3  # nothing failed, but some cells were skipped (their data is not there)
+EXIT_STOPPED = 75  # stopped early (time budget, request_stop): checkpointed, re-run to continue (EX_TEMPFAIL)
+# checkpoints of a group in training: every this many seconds unless told otherwise (docs/runner.md)
+CHECKPOINT_EVERY_S = 600.0
+# a budget stop leaves room for the next segment times this, plus the last checkpoint write
+BUDGET_SAFETY = 1.25
 
 
 def resolve_device(device: str) -> torch.device:
@@ -71,6 +77,8 @@ class RunSummary:
     by_others: int = 0  # cells another runner finished (or recorded) while this one ran
     claimed_elsewhere: int = 0  # cells another runner still held when this one stopped waiting
     failures: list[str] = field(default_factory=list)  # workers / jobs that failed (parallel executors)
+    stopped: str | None = None  # why the run stopped early (time budget, request_stop), if it did
+    checkpointed: list[dict[str, Any]] = field(default_factory=list)  # {"cells", "epoch", "epochs"} per group
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.records if r.status == status)
@@ -78,7 +86,10 @@ class RunSummary:
     @property
     def exit_code(self) -> int:
         """0 all done; 1 any cell errored, diverged, was interrupted, was lost or was held
-        elsewhere to the end; 3 nothing failed but some were skipped (no data)."""
+        elsewhere to the end; 3 nothing failed but some were skipped (no data); 75 stopped early
+        (checkpointed: re-run to continue)."""
+        if self.stopped:
+            return EXIT_STOPPED
         if self.claimed_elsewhere or any(r.status in FAILED for r in self.records):
             return EXIT_FAILED
         if any(r.status == Status.SKIPPED for r in self.records):
@@ -135,7 +146,14 @@ class Runner:
         on_record: Callable[[Record], None] | None = None,
         on_epoch: Callable[[int, int], None] | None = None,
         on_group_start: Callable[[list[Cell]], None] | None = None,
+        checkpoint_every: int | None = None,
+        checkpoint_every_s: float | None = CHECKPOINT_EVERY_S,
+        time_budget_s: float | None = None,
     ) -> None:
+        """``checkpoint_every``: checkpoint a group in training every N epochs (0: only when it
+        stops early); default: every ``checkpoint_every_s`` seconds. ``time_budget_s``: stop
+        before this many seconds have passed since ``run`` began (checkpointing the group in
+        training; ``RunSummary.stopped``, exit code 75)."""
         self.store = store
         self.device = resolve_device(device)
         self.data_root = data_root if data_root is not None else os.environ.get(DATA_ROOT_ENV)
@@ -153,6 +171,48 @@ class Runner:
         self.on_epoch = on_epoch
         self.on_group_start = on_group_start
         self._data: OrderedDict[tuple, TaskData | Exception] = OrderedDict()
+        if checkpoint_every is not None and checkpoint_every < 0:
+            raise ValueError(f"checkpoint_every must be >= 0, got {checkpoint_every}")
+        if time_budget_s is not None and not time_budget_s > 0:
+            raise ValueError(f"time_budget_s must be > 0, got {time_budget_s}")
+        self.checkpoints = CheckpointStore(store.root)
+        self.checkpoint_every = checkpoint_every
+        self.checkpoint_every_s = None if checkpoint_every is not None else checkpoint_every_s
+        self.time_budget_s = time_budget_s
+        self._deadline: float | None = None
+        self._stop_reason: str | None = None
+        self._stopping = False
+        self._group_cost_s = 0.0  # longest set-up + first segment of a group seen in this run
+        self._save_s = 0.0  # longest checkpoint write seen
+
+    def request_stop(self, reason: str = "a stop was requested") -> None:
+        """Ask ``run`` to stop gracefully, from anywhere (a signal handler, another thread: it
+        only sets an attribute). The group in training saves a checkpoint at its next segment
+        end (within max(one epoch, 64 steps)) and its cells are recorded ``interrupted``; no
+        further group starts; ``run`` returns with ``RunSummary.stopped = reason`` (exit code
+        75). The next ``run`` of the same cells resumes from the checkpoint, bit for bit. Meant
+        for preemption handlers, e.g. a SLURM job's USR2 signal before its time limit, which
+        then requeues the job."""
+        self._stop_reason = reason
+
+    def _stop_check(self, next_segment_s: float) -> str | None:
+        """Called by the engine at segment ends: a reason to stop now, or None."""
+        if self._stop_reason:
+            return self._stop_reason
+        if self._deadline is not None:
+            left = self._deadline - time.monotonic()
+            if left <= BUDGET_SAFETY * next_segment_s + 2 * self._save_s + 1.0:
+                return f"time budget of {self.time_budget_s:g} s"
+        return None
+
+    def _stop_before_group(self) -> str | None:
+        """Whether to stop before starting another group (at least one ran in this call)."""
+        if self._stop_reason:
+            return self._stop_reason
+        if self._deadline is not None and self._group_cost_s > 0:
+            if self._deadline - time.monotonic() <= BUDGET_SAFETY * self._group_cost_s + 1.0:
+                return f"time budget of {self.time_budget_s:g} s"
+        return None
 
     # --- what counts as finished -------------------------------------------------------------
 
@@ -171,6 +231,10 @@ class Runner:
     def run(self, cells: list[Cell]) -> RunSummary:
         summary = RunSummary(run_id=self.run_id)
         self.store.remove_stale_temp()
+        self.checkpoints.remove_stale_temp()
+        self._stopping = False
+        if self.time_budget_s is not None:
+            self._deadline = time.monotonic() + self.time_budget_s
         todo = unique(cells)
         # cell id -> its record file's stamp when we first found another runner holding it:
         # a later change means that runner wrote the cell's record (taken as is, unless it
@@ -182,6 +246,10 @@ class Runner:
                 pending = [c for c in group if not self._take_existing(c, summary, waiting)]
                 if not pending:
                     continue
+                reason = self._stop_before_group()
+                if reason is not None:
+                    summary.stopped = reason
+                    return summary
                 stamps = {c.cell_id: self.store.stamp(c.cell_id) for c in pending}  # before claiming
                 with self.store.claim([c.cell_id for c in pending]) as claimed:
                     taken = set(claimed)
@@ -193,6 +261,8 @@ class Runner:
                     fresh = [c for c in pending if c.cell_id in taken and not self._take_existing(c, summary, waiting)]
                     if fresh:
                         self._run_group(fresh, summary)
+                if self._stopping:
+                    return summary
             if not held:
                 break
             if not self.wait_for_others:
@@ -280,7 +350,10 @@ class Runner:
             raise value
         return value
 
-    def _run_group(self, group: list[Cell], summary: RunSummary) -> None:
+    def _run_group(self, group: list[Cell], summary: RunSummary, fallback: str | None = None) -> None:
+        """Train one fused group and record its cells. If the fused engine fails (an exception,
+        a CUDA out-of-memory included), say so once on stderr and train the cells one by one;
+        their records say it (``timing.engine`` starts with ``alone/``, ``timing.fallback``)."""
         try:
             data = self._load(group[0])
         except DataUnavailable as exc:
@@ -297,12 +370,50 @@ class Runner:
             self.store.log_event("start", cell.cell_id, run_id=self.run_id, device=str(self.device),
                                  group_size=len(group))
         seeds = group[0].seeds()
+        ids = [c.cell_id for c in group]
+        state, problem = self.checkpoints.load(ids)
+        if problem is not None:
+            print(f"warning: ignoring {problem}; the group restarts from scratch", file=sys.stderr, flush=True)
+        started = time.monotonic()
+
+        def save(st: dict[str, Any]) -> None:
+            t0 = time.monotonic()
+            self.checkpoints.save(ids, st)
+            self._save_s = max(self._save_s, time.monotonic() - t0)
+            for cell_id in ids:
+                self.store.log_event("checkpoint", cell_id, run_id=self.run_id, epoch=st["epoch"])
+
+        first_segment = [True]
+
+        def stop(next_segment_s: float) -> str | None:
+            if first_segment[0]:  # set-up and first segment of this group: what starting a group costs
+                first_segment[0] = False
+                self._group_cost_s = max(self._group_cost_s, time.monotonic() - started)
+            return self._stop_check(next_segment_s)
+
+        def invalid(message: str) -> None:
+            print(f"warning: ignoring the checkpoint {self.checkpoints.path(ids)}: {message}; the group restarts "
+                  f"from scratch", file=sys.stderr, flush=True)
+
+        hooks = Checkpointing(resume=state, save=save, every_epochs=self.checkpoint_every,
+                              every_seconds=self.checkpoint_every_s, stop=stop, invalid=invalid)
         try:
             specs = [CellSpec(METHODS.get(c.method), c.width, c.activation, c.train, seeds["init"]) for c in group]
             # the initial and final weights travel back only for cells small enough for the theory section
             keep = any(theory.wants_section(data.n, c.width, data.dim, data.num_outputs) for c in group)
             results = train_group(data, specs, order_seed=seeds["order"], device=self.device, on_epoch=self.on_epoch,
-                                  keep_weights=keep)
+                                  checkpoint=hooks, keep_weights=keep)
+        except TrainingStopped as stopped:
+            self._group_cost_s = max(self._group_cost_s, time.monotonic() - started)
+            for cell in group:
+                self._emit(summary, self._record(
+                    cell, "interrupted", data=data,
+                    reason=f"stopped at epoch {stopped.epoch}/{stopped.epochs} ({stopped.reason}); checkpointed, "
+                           f"re-run to resume"))
+            summary.stopped = stopped.reason
+            summary.checkpointed.append({"cells": ids, "epoch": stopped.epoch, "epochs": stopped.epochs})
+            self._stopping = True
+            return
         except KeyboardInterrupt:
             for cell in group:
                 self._emit(summary, self._record(cell, "interrupted", reason="interrupted (Ctrl-C); re-run to resume",
@@ -310,14 +421,25 @@ class Runner:
             raise
         except Exception as exc:  # noqa: BLE001 - one failing group must not stop the grid
             if len(group) > 1:  # isolate the failing cell: re-run the group's cells one by one
+                if os.environ.get("BENCH_SUITE_DEBUG"):
+                    traceback.print_exc(file=sys.stderr)
+                message = (f"the fused group of {len(group)} cells ({group[0].task}, rep {group[0].repetition}) "
+                           f"failed: {_one_line(exc)}; its cells were trained one by one")
+                print(f"warning: {message}", file=sys.stderr, flush=True)
                 for cell in group:
-                    self._run_group([cell], summary)
+                    if self._stopping:
+                        break
+                    self._run_group([cell], summary, fallback=message)
                 return
             if os.environ.get("BENCH_SUITE_DEBUG"):
                 traceback.print_exc(file=sys.stderr)
             self._emit(summary, self._record(group[0], "error", reason=_one_line(exc), data=data))
             return
+        self.checkpoints.remove(ids)
+        self.checkpoints.remove_containing(ids)
         for cell, result in zip(group, results):
+            if fallback is not None:
+                result.timing["fallback"] = fallback
             reason = result.reason
             if result.status == "diverged":
                 reason = (f"{reason}; lower the learning rates (--lr-w/--lr-v) or use a constrained method "

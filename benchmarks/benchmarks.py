@@ -5,6 +5,7 @@
   width, on a CIFAR-shaped random problem (n = 512, d = 3072, K = 10, batch 128);
 - ``TimeGroup``: the same epoch for 8 cells (4 methods x widths 64, 256), fused into one group
   or trained one by one (the unfused engine, ``Runner(fuse=False)``);
+- ``TimeGroupMomentum``: the 8 cells fused, with SGD momentum 0.9;
 - ``TimeSynthetic``: 50 full-batch gradient-descent steps of the synthetic ablation's 4 cells;
 - ``TrackSmokeLoss`` / ``TrackSmokeAccuracy``: final training loss / accuracy of smoke cells
   (the synthetic ablation's smoke profile, and a random-label CIFAR-shaped stand-in for the
@@ -81,6 +82,21 @@ class TimeGroup:
     def peakmem_group_epoch(self, engine):
         for group in self.groups:
             train_group(self.data, group, order_seed=0)
+
+
+class TimeGroupMomentum:
+    """The same 8 fused cells with SGD momentum 0.9 (the cifar10_random optimizer): the momentum
+    buffer kept as gamma·B, updated by one GEMM with accumulate."""
+
+    timeout = 180
+
+    def setup(self):
+        self.data = cifar_like()
+        self.cells = [CellSpec(METHODS.get(m), w, "relu", cifar_config(momentum=0.9, lr_w=0.01, lr_v=0.01), 1)
+                      for m in ALL_METHODS for w in WIDTHS]
+
+    def time_group_epoch_momentum(self):
+        train_group(self.data, self.cells, order_seed=0)
 
 
 class TimeSynthetic:

@@ -8,11 +8,15 @@ cell the output layer's forward and its two backward products. They are timed al
 preallocated random inputs, with ``torch.mm(..., out=...)``, right after each epoch (inside
 ``on_epoch``), so both see the same machine load; the epochs are timed between ``on_epoch``
 calls (neither the set-up nor the final evaluation counts). The reported ratio is the median
-over epochs of epoch / products: the engine's overhead (1.0 would be pure GEMM time).
+over epochs of epoch / products: the engine's overhead (1.0 would be pure GEMM time). On a
+shared machine the fastest epoch and the fastest products (``epoch_s_min``, ``matmul_s_min``)
+are the least disturbed: compare variants of the engine by those.
 
     python benchmarks/cpu_epoch_vs_matmul.py                      # cifar-like: n 5000, d 3072, 4 x m 256
     python benchmarks/cpu_epoch_vs_matmul.py --problem synthetic  # the synthetic ablation's shapes
     python benchmarks/cpu_epoch_vs_matmul.py --engine-file /tmp/old_training.py   # another engine
+    python benchmarks/cpu_epoch_vs_matmul.py --momentum 0.9 --gpu-cadence        # CUDA's fold decisions
+    python benchmarks/cpu_epoch_vs_matmul.py --ab gpu-cadence     # A/B, alternating in one process
 
 ``--engine-file`` loads a ``training.py`` of another commit (``git show REV:bench_suite/training.py``)
 in place of the installed one, for before/after numbers on the same machine.
@@ -64,7 +68,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeat", type=int, default=2, help="runs; medians over all timed epochs are reported")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: a shared 2-core box)")
     p.add_argument("--unfused", action="store_true", help="train each cell alone (the unfused engine)")
+    p.add_argument("--momentum", type=float, help="SGD momentum of every cell (default: the problem's, 0)")
+    p.add_argument("--lr", type=float, help="learning rate of both layers (default: the problem's)")
+    p.add_argument("--eps", type=float, help="projection radius (default: the problem's)")
+    p.add_argument("--eps-mode", choices=["relative", "absolute"], help="radius mode (default: the problem's)")
+    p.add_argument("--gpu-cadence", action="store_true",
+                   help="decide folds on the device, as on CUDA (no host read of s inside an epoch)")
     p.add_argument("--engine-file", help="a training.py to load instead of bench_suite.training")
+    p.add_argument("--ab", default=None, metavar="B",
+                   help="also time variant B, alternating with this one run by run in this process (the same "
+                        "machine load for both): 'gpu-cadence' or 'engine-file:PATH'")
+    p.add_argument("--op-costs", action="store_true",
+                   help="instead: time one step and, alone, what the fold decisions add to it (a masked fold, "
+                        "the two per-step trackers, a snapshot, the norm of U in float32 and float64)")
     p.add_argument("--json", help="also write the result here")
     return p.parse_args(argv)
 
@@ -81,9 +97,21 @@ def load_engine(path: str | None):
     return module
 
 
+def set_gpu_cadence(engine, on: bool) -> None:
+    """Fold decisions made on the device, as on CUDA (or back to the CPU's host checks). The
+    switch sits in an old single-file engine itself, or in bench_suite.engine.step."""
+    import importlib
+
+    holder = engine if hasattr(engine, "FOLD_CHECK_STEPS") else importlib.import_module("bench_suite.engine.step")
+    if not hasattr(holder, "_cpu_fold_checks"):
+        holder._cpu_fold_checks = dict(holder.FOLD_CHECK_STEPS)
+    holder.FOLD_CHECK_STEPS = {} if on else dict(holder._cpu_fold_checks)
+
+
 def problem(args: argparse.Namespace) -> dict[str, Any]:
     cfg = dict(PROBLEMS[args.problem])
-    for key in ("n", "d", "activation", "epochs"):
+    cfg.setdefault("momentum", 0.0)
+    for key in ("n", "d", "activation", "epochs", "momentum", "lr", "eps", "eps_mode"):
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
     if args.widths:
@@ -153,7 +181,8 @@ def measure(engine, data, cfg: dict[str, Any], unfused: bool) -> tuple[list[floa
     from bench_suite.methods import METHODS
 
     tc = engine.TrainConfig(epochs=cfg["epochs"], batch_size=cfg["batch"], lr_w=cfg["lr"], lr_v=cfg["lr"],
-                            loss=cfg["loss"], eps=cfg["eps"], eps_mode=cfg["eps_mode"], eval_every=cfg["epochs"])
+                            loss=cfg["loss"], eps=cfg["eps"], eps_mode=cfg["eps_mode"], eval_every=cfg["epochs"],
+                            momentum=cfg["momentum"])
     pairs = [(m, w) for m in cfg["methods"] for w in cfg["widths"]]
     groups = [[p] for p in pairs] if unfused else [pairs]
     epochs = [0.0] * (cfg["epochs"] - 2)
@@ -176,19 +205,88 @@ def measure(engine, data, cfg: dict[str, Any], unfused: bool) -> tuple[list[floa
     return epochs, mms
 
 
+def op_costs(cfg: dict[str, Any], data, rounds: int = 30) -> dict[str, float]:
+    """Seconds (fastest of ``rounds``) of one engine step and of each piece the device-side
+    fold decision adds, on this problem's fused group (the current engine only)."""
+    from bench_suite.engine.step import _FusedEngine
+    from bench_suite.methods import METHODS
+    from bench_suite.training import CellSpec, TrainConfig
+
+    tc = TrainConfig(epochs=1, batch_size=cfg["batch"], lr_w=cfg["lr"], lr_v=cfg["lr"], loss=cfg["loss"],
+                     eps=cfg["eps"], eps_mode=cfg["eps_mode"], momentum=cfg["momentum"])
+    cells = [CellSpec(METHODS.get(m), w, cfg["activation"], tc, 1) for m in cfg["methods"] for w in cfg["widths"]]
+    batch = cfg["n"] if cfg["batch"] is None else min(cfg["batch"], cfg["n"])
+    with torch.no_grad():
+        eng = _FusedEngine(data, cells, batch=batch, device=torch.device("cpu"), norm_tracking="auto")
+        idx = torch.arange(batch)
+        eng.step(idx)
+
+        def fastest(fn) -> float:
+            best = math.inf
+            for _ in range(rounds):
+                t0 = time.perf_counter()
+                fn()
+                best = min(best, time.perf_counter() - t0)
+            return best
+
+        def trackers():
+            torch.minimum(eng.smin, eng.s, out=eng.smin)
+            torch.minimum(eng.rho_min, eng.s, out=eng.rho_min)
+
+        out = {"step": fastest(lambda: eng.step(idx)), "masked_fold": fastest(eng.fold_small),
+               "trackers": fastest(trackers), "snapshot": fastest(eng.snapshot),
+               "norm_fp32": fastest(lambda: torch.linalg.vector_norm(eng.U, dim=1)),
+               "norm_fp64": fastest(lambda: torch.linalg.vector_norm(eng.U, dim=1, dtype=torch.float64))}
+    out["tracking"] = eng.tracking
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = problem(args)
+    if args.op_costs:
+        costs = op_costs(cfg, make_data(cfg))
+        step = costs["step"]
+        print(f"{args.problem}: one step of the fused group ({costs['tracking']} tracking) {step * 1e3:.3f} ms; "
+              f"alone (fastest of 30):")
+        for key in ("masked_fold", "trackers", "snapshot", "norm_fp32", "norm_fp64"):
+            print(f"  {key:12s} {costs[key] * 1e3:9.3f} ms  ({100 * costs[key] / step:.2f} % of a step)")
+        result = {"problem": args.problem, "op_costs_s": costs, "threads": args.threads,
+                  "cpu": platform.processor() or platform.machine(), "torch": torch.__version__}
+        print(json.dumps(result))
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        return result
     from bench_suite.methods import METHODS
 
     engine = load_engine(args.engine_file)
+    if args.gpu_cadence:
+        set_gpu_cadence(engine, True)
     data = make_data(cfg)
     epochs, mms = [], []
+    ab = None
+    if args.ab:
+        b_engine = engine
+        if args.ab.startswith("engine-file:"):
+            b_engine = load_engine(args.ab.split(":", 1)[1])
+        elif args.ab != "gpu-cadence":
+            raise SystemExit(f"--ab: expected gpu-cadence or engine-file:PATH, got {args.ab!r}")
+        ab = {"variant": args.ab, "a_epochs": [], "b_epochs": [], "a_matmuls": [], "b_matmuls": []}
     for _ in range(args.repeat):
         e, m = measure(engine, data, cfg, args.unfused)
         epochs += e
         mms += m
+        if ab is not None:
+            ab["a_epochs"] += e
+            ab["a_matmuls"] += m
+            if args.ab == "gpu-cadence":
+                set_gpu_cadence(engine, True)
+            e, m = measure(b_engine, data, cfg, args.unfused)
+            if args.ab == "gpu-cadence":
+                set_gpu_cadence(engine, args.gpu_cadence)
+            ab["b_epochs"] += e
+            ab["b_matmuls"] += m
     ratios = [e / m for e, m in zip(epochs, mms)]
     epoch_s, mm_s, ratio = statistics.median(epochs), statistics.median(mms), statistics.median(ratios)
     batch = cfg["n"] if cfg["batch"] is None else cfg["batch"]
@@ -198,17 +296,39 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "problem": args.problem, "n": cfg["n"], "d": cfg["d"], "k": cfg["k"], "widths": cfg["widths"],
         "methods": cfg["methods"], "activation": cfg["activation"], "batch": cfg["batch"], "unfused": args.unfused,
         "engine": args.engine_file or "bench_suite.training", "threads": args.threads, "repeat": args.repeat,
+        "momentum": cfg["momentum"], "lr": cfg["lr"], "eps": cfg["eps"], "eps_mode": cfg["eps_mode"],
+        "gpu_cadence": args.gpu_cadence,
         "epochs_timed": len(epochs), "epoch_s": round(epoch_s, 5), "matmul_s": round(mm_s, 5),
         "ratio": round(ratio, 3), "ratio_min": round(min(ratios), 3), "ratio_max": round(max(ratios), 3),
         "epoch_gflops_per_s": round(flops / epoch_s / 1e9, 2), "matmul_gflops_per_s": round(flops / mm_s / 1e9, 2),
+        # on a shared machine the fastest epoch is the least disturbed one: compare variants by these
+        "epoch_s_min": round(min(epochs), 5), "matmul_s_min": round(min(mms), 5),
+        "ratio_of_mins": round(min(epochs) / min(mms), 3),
         "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
     }
     print(f"{args.problem}: n={cfg['n']} d={cfg['d']} widths={cfg['widths']} x {len(cfg['methods'])} methods, "
-          f"batch={cfg['batch'] or 'full'}, {args.threads} thread(s), {'unfused' if args.unfused else 'fused'}, "
+          f"batch={cfg['batch'] or 'full'}, momentum={cfg['momentum']:g}, eps={cfg['eps']:g} {cfg['eps_mode']}, "
+          f"{'device-side folds, ' if args.gpu_cadence else ''}"
+          f"{args.threads} thread(s), {'unfused' if args.unfused else 'fused'}, "
           f"{len(epochs)} epochs timed (medians)")
     print(f"  epoch        {epoch_s * 1e3:10.2f} ms   ({result['epoch_gflops_per_s']} GFLOP/s of model FLOPs)")
     print(f"  matmuls only {mm_s * 1e3:10.2f} ms   ({result['matmul_gflops_per_s']} GFLOP/s)")
     print(f"  ratio        {ratio:10.3f}   (per epoch: {result['ratio_min']} .. {result['ratio_max']})")
+    print(f"  fastest      {min(epochs) * 1e3:10.2f} ms epoch, {min(mms) * 1e3:.2f} ms matmuls "
+          f"(ratio of the two: {result['ratio_of_mins']})")
+    if ab is not None:
+        a, b = ab["a_epochs"], ab["b_epochs"]
+        ab.update({"a_epoch_s_min": round(min(a), 5), "b_epoch_s_min": round(min(b), 5),
+                   "b_over_a_min": round(min(b) / min(a), 4),
+                   "b_over_a_median": round(statistics.median(b) / statistics.median(a), 4),
+                   "a_ratio": round(statistics.median(x / y for x, y in zip(a, ab["a_matmuls"])), 3),
+                   "b_ratio": round(statistics.median(x / y for x, y in zip(b, ab["b_matmuls"])), 3)})
+        for key in ("a_epochs", "b_epochs", "a_matmuls", "b_matmuls"):
+            ab[key] = [round(x, 5) for x in ab[key]]
+        result["ab"] = ab
+        print(f"  A/B ({args.ab}): fastest epoch {min(a) * 1e3:.2f} ms -> {min(b) * 1e3:.2f} ms "
+              f"(B/A {ab['b_over_a_min']}; medians {ab['b_over_a_median']}); epoch/matmuls "
+              f"{ab['a_ratio']} -> {ab['b_ratio']}")
     print(json.dumps(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")

@@ -45,7 +45,7 @@ def reference(data: TaskData, cell: CellSpec, order_seed: int):
                         torch.Generator().manual_seed(cell.init_seed))
     w0 = init.w.to(x.dtype)
     w, v = w0.clone().requires_grad_(True), init.v.to(x.dtype).clone().requires_grad_(True)
-    radius = (cfg.eps * float(torch.linalg.vector_norm(init.w)) if cfg.eps_mode == "relative" else cfg.eps)
+    radius = (cfg.eps * float(torch.linalg.vector_norm(init.w.double())) if cfg.eps_mode == "relative" else cfg.eps)
     bw, bv = torch.zeros_like(w), torch.zeros_like(v)
     batch = n if cfg.batch_size is None else min(cfg.batch_size, n)
     gen = torch.Generator().manual_seed(order_seed)
@@ -168,7 +168,7 @@ def test_tracking_paths_agree_in_float32():
 def test_environment_variable_selects_the_tracking(monkeypatch):
     monkeypatch.setenv(NORM_TRACKING_ENV, "lowrank")
     (res,) = train_group(classification(), [spec("mli_paired_pgd")], order_seed=0)
-    assert res.timing["engine"].startswith("fused/lowrank/")
+    assert res.timing["engine"].startswith("alone/lowrank/")
     monkeypatch.setenv(NORM_TRACKING_ENV, "sideways")
     with pytest.raises(ValueError, match="norm tracking"):
         train_group(classification(), [spec("mli_paired_pgd")], order_seed=0)
@@ -177,7 +177,7 @@ def test_environment_variable_selects_the_tracking(monkeypatch):
 def test_unconstrained_groups_track_nothing_and_report_exact_distance():
     data = classification()
     (res,) = train_group(data, [spec("sgd", width=10)], order_seed=0, keep_weights=True)
-    assert res.timing["engine"].startswith("fused/none/")
+    assert res.timing["engine"].startswith("alone/none/")
     dist = torch.linalg.vector_norm(res.extra["w"] - res.extra["w0"]).item()
     assert math.isclose(dist, res.final["dist_w0"], rel_tol=1e-9)
 
@@ -268,3 +268,59 @@ def test_a_tiny_radius_cell_leaves_its_group_neighbours_untouched():
     without = train_group(data, [other, normal], order_seed=0)
     assert with_tiny[1].curves["train_loss"] == without[1].curves["train_loss"]
     assert with_tiny[1].final == without[1].final
+
+
+# ------------------------------------------------------------------------------------------
+# The fold schedule of a CUDA device (no host read of s inside an epoch), forced on the CPU:
+# the same Python path, only the GEMM kernels differ.
+# ------------------------------------------------------------------------------------------
+@pytest.fixture
+def gpu_cadence(monkeypatch):
+    from bench_suite.engine import step as step_module
+
+    monkeypatch.setattr(step_module, "FOLD_CHECK_STEPS", {})
+
+
+@pytest.mark.parametrize("eps", [1e-4, 1e-5])
+def test_gpu_cadence_keeps_a_tight_radius_finite_on_the_synthetic_ablation(gpu_cadence, eps):
+    # issue 13, 1.1: at the synthetic ablation's defaults with an absolute eps <= 1e-4, U = (W - W0)/s
+    # overflowed float32 between two folds 16 steps apart and the constrained cells "diverged"
+    from bench_suite.tasks import TASKS
+
+    task = TASKS.get("synthetic_ablation")
+    data = task().load(dict(task.options), data_seed=1)
+    cfg = TrainConfig(**{**task.train_defaults, "eps": eps, "epochs": 40, "eval_every": 20})
+    cells = [CellSpec(METHODS.get(m), 20, "tanh", cfg, 5) for m in METHODS.names()]
+    for cell, res in zip(cells, train_group(data, cells, order_seed=3)):
+        assert res.status == "done", (cell.method.name, res.reason)
+        if cell.method.constrained:
+            assert 0.9 < res.final["train_loss"] < 1.2 and res.final["dist_w0"] <= eps * (1 + 1e-5)
+            assert res.timing["small_folds"] > 0 and res.timing["refolded_stretches"] == 1
+
+
+@pytest.mark.parametrize("tracking", ["lowrank", "exact"])
+def test_gpu_cadence_small_batches_at_a_tight_radius_equal_the_reference(gpu_cadence, tracking):
+    # issue 13, 1.1: batches of 8 with eps = 1e-3 and lr 0.5 reached NaN within 6-12 steps
+    data = regression(n=200, d=60, k=1, dtype=torch.float32)
+    cells = [spec(meth, width=10, batch_size=8, epochs=3, loss="mse", lr_w=0.5, lr_v=0.5, eps=1e-3, eval_every=3)
+             for meth in ("mli_paired_pgd", "constraint_only")]
+    for cell, res in zip(cells, train_group(data, cells, order_seed=0, norm_tracking=tracking)):
+        running, final, _, _ = reference(data, cell, 0)
+        assert res.status == "done", res.reason
+        torch.testing.assert_close(res.curves["train_loss"], running, rtol=2e-3, atol=1e-6)
+        assert res.final["dist_w0"] <= 1e-3 * (1 + 1e-5)
+
+
+@pytest.mark.parametrize("tracking", ["lowrank", "exact"])
+@pytest.mark.parametrize(("eps", "cadence", "rerun"), [(1e-4, "1", True), (0.05, "4", True), (0.3, "16", False),
+                                                      (1.0, "none", False)])
+def test_gpu_cadence_equals_the_reference_in_float64(gpu_cadence, tracking, eps, cadence, rerun):
+    # each fold cadence the device-side decision picks (none, 16, 4, 1; a re-run stretch at the
+    # tightest radius), with and without momentum, beside an unconstrained cell: exact
+    data = classification()
+    for mom in (0.0, 0.9):
+        cells = [spec("mli_paired_pgd", batch_size=4, epochs=6, eps=eps, momentum=mom, lr_w=0.3 - 0.25 * mom),
+                 spec("sgd", 6, "gelu", batch_size=4, epochs=6, momentum=mom / 2, lr_w=0.05)]
+        res = assert_matches_reference(data, cells, norm_tracking=tracking)
+        assert cadence in res[0].timing["fold_cadence_segments"]
+        assert (res[0].timing["refolded_stretches"] > 0) is rerun  # the first stretch ran at no cadence

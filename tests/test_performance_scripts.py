@@ -38,20 +38,63 @@ def test_gpu_paper_grid_runs_at_tiny_scale_on_the_cpu(tiny_cifar_zip, tmp_path, 
     written = json.loads(out.read_text())
     assert written["engine"]["cells"] == 4 and written["engine"]["groups"] == 1  # one repetition: one fused group
     eng = written["engine"]
+    assert eng["complete"] and eng["groups_done"] == 1 and eng["fallbacks"] == 0
     assert eng["epochs"] == 2 and eng["n_train"] == 64 and eng["d"] == 3072 and eng["widths"] == [16, 32]
+    assert eng["momentum"] == 0.9  # the task's optimizer
     assert eng["train_time_s"] > 0 and eng["tflops_per_s"] > 0 and eng["epochs_per_s"] > 0 and eng["flops"] > 0
-    assert eng["per_group"][0]["engine"].startswith("fused/") and eng["per_group"][0]["engine"].endswith("/eager")
+    (path,) = eng["per_group"][0]["engine"]
+    assert path.startswith("fused/exact/") and path.endswith("/eager")  # momentum: exact tracking
     assert all(0 <= f["train_acc"] <= 1 for f in eng["final"])
     assert written["device"]["name"] and written["device"]["precision"] == "tf32"
-    peer = written["peer"]
-    assert [(c["activation"], c["width"]) for c in peer["per_cell"]] == [
-        ("relu", 16), ("relu", 32), ("tanh", 16), ("tanh", 32)]
-    assert peer["n_train"] == 64 and peer["dataset"].startswith("ImageFolder")
-    assert all(c["steps_timed"] == 2 and c["epoch_time_s"] > 0 for c in peer["per_cell"])
-    assert written["speedup_vs_peer"] > 0
+    for key, steps in (("peer", 2), ("resident_peer", 2)):
+        peer = written[key]
+        assert [(c["activation"], c["width"]) for c in peer["per_cell"]] == [
+            ("relu", 16), ("relu", 32), ("tanh", 16), ("tanh", 32)]
+        assert peer["n_train"] == 64 and peer["momentum"] == 0.9 and peer["lr"] == [0.01, 0.01]
+        assert peer["precision"] == "tf32"
+        assert all(c["steps_timed"] == steps and c["epoch_time_s"] > 0 for c in peer["per_cell"])
+    assert written["peer"]["dataset"].startswith("ImageFolder")
+    assert written["speedup_vs_peer"] > 0 and written["speedup_vs_resident_peer"] > 0
     assert "cuda_graph_check" not in written  # CPU: no graphs, no check
     assert result["engine"]["train_time_s"] == eng["train_time_s"]
     assert not (tmp_path / "unused").exists()
+
+
+def test_gpu_paper_grid_writes_after_each_group_and_times_a_fallback_by_its_cells(tiny_cifar_zip, tmp_path,
+                                                                                 monkeypatch):
+    # issue 13, 2.1 and 2.6: a fused group that fails (e.g. out of memory) is re-trained cell by
+    # cell: its time is the sum of its cells' and it is flagged; every group's numbers are written
+    import bench_suite.runner as runner_module
+
+    real = runner_module.train_group
+
+    def fails_when_fused(data, specs, **kwargs):
+        if len(specs) > 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return real(data, specs, **kwargs)
+
+    monkeypatch.setattr(runner_module, "train_group", fails_when_fused)
+    writes = []
+    real_replace = gpu_paper_grid.os.replace
+
+    def replace(src, dst):  # os is shared: only the script's own JSON is looked at
+        if str(dst).endswith("grid.json"):
+            writes.append(json.loads(Path(src).read_text()))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(gpu_paper_grid.os, "replace", replace)
+    result = gpu_paper_grid.main([
+        "--data-root", str(tiny_cifar_zip), "--cache-dir", str(tmp_path / "cache"), "--device", "cpu",
+        "--n-train", "64", "--n-test", "20", "--epochs", "2", "--widths", "16,32", "--activations", "relu",
+        "--seeds", "2", "--peer-epochs", "0", "--threads", "1", "--out", str(tmp_path / "grid.json"),
+    ])
+    partial = [w["engine"]["groups_done"] for w in writes if "engine" in w]
+    assert partial[:2] == [1, 2] and writes[-1]["engine"]["complete"]
+    eng = result["engine"]
+    assert eng["groups"] == 2 and eng["fallbacks"] == 2
+    for group in eng["per_group"]:
+        assert "OutOfMemoryError" in group["fallback"] and group["engine"][0].startswith("alone/")
+    assert eng["train_time_s"] == pytest.approx(sum(g["train_time_s"] for g in eng["per_group"]), abs=2e-3)
 
 
 def test_gpu_paper_grid_peer_reads_an_image_folder_and_can_skip_the_engine(tmp_path):
@@ -62,10 +105,11 @@ def test_gpu_paper_grid_peer_reads_an_image_folder_and_can_skip_the_engine(tmp_p
     result = gpu_paper_grid.main([
         "--data-root", str(tmp_path / "tree"), "--device", "cpu", "--skip-engine", "--widths", "8",
         "--activations", "relu", "--n-train", "30", "--epochs", "3", "--peer-epochs", "1", "--peer-workers", "0",
-        "--out", str(tmp_path / "peer.json"),
+        "--peers", "dataloader", "--out", str(tmp_path / "peer.json"),
     ])
     assert "engine" not in result and "speedup_vs_peer" not in result
     assert result["peer"]["dataset"] == "ImageFolder (folder)" and result["peer"]["n_train"] == 30
+    assert "resident_peer" not in result
     assert result["peer"]["grid_time_s_extrapolated"] > 0
 
 
@@ -124,7 +168,7 @@ def benchmark_methods(cls, prefix):
     return [name for name in dir(cls) if name.startswith(prefix)]
 
 
-@pytest.mark.parametrize("cls_name", ["TimeEpoch", "TimeGroup", "TimeSynthetic"])
+@pytest.mark.parametrize("cls_name", ["TimeEpoch", "TimeGroup", "TimeGroupMomentum", "TimeSynthetic"])
 def test_asv_time_and_peakmem_benchmarks_run_once(tiny_asv_suite, cls_name):
     cls = getattr(tiny_asv_suite, cls_name)
     params = getattr(cls, "params", None)
@@ -156,3 +200,71 @@ def test_asv_configuration_uses_the_existing_environment():
     conf = Config.load(str(ROOT / "asv.conf.json"))
     assert conf.environment_type == "existing" and conf.pythons == ["same"]
     assert Path(conf.benchmark_dir).resolve() == ROOT / "benchmarks"
+
+
+@pytest.mark.slow
+def test_the_gpu_call_script_runs_doctor_then_the_grid_resumably_at_tiny_scale(tmp_path):
+    # the script of docs/performance.md on the CPU: doctor, a grid stopped by its time budget
+    # (exit 75), the next call completes it, then check, report and the peers
+    import os
+    import subprocess
+
+    zip_path = write_cifar_zip(tmp_path / "cifar10-tiny.zip", per_class=PER_CLASS)
+    site = tmp_path / "site"  # the reader is told to expect the tiny counts, in every process
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import bench_suite.data.cifar10 as c\nc.CIFAR10_COUNTS = {'train': 80, 'test': 20}\n")
+    cache = tmp_path / "cache"
+    env = {**os.environ, "PYTHONPATH": f"{site}:{ROOT}", "OUT": str(tmp_path / "out"), "DATA": str(zip_path),
+           "STORE": str(tmp_path / "store"), "DEVICE": "cpu", "PYTHON": sys.executable, "OMP_NUM_THREADS": "1",
+           "GRID_ARGS": f"--option n_train=64 --option n_test=20 --epochs 4 --eval-every 2 --width 16 "
+                        f"--activation relu --seeds 1 --cache-dir {cache}",
+           "PEER_ARGS": f"--n-train 64 --n-test 20 --widths 16 --activations relu --peer-epochs 1 --peer-steps 1 "
+                        f"--peer-workers 0 --cache-dir {cache}"}
+    env.pop("BENCH_SUITE_CUDA_GRAPHS", None)
+    script = str(ROOT / "benchmarks" / "gpu_call.sh")
+    first = subprocess.run(["bash", script], env={**env, "BUDGET": "0.001"}, cwd=tmp_path, capture_output=True,
+                           text=True)
+    assert first.returncode == 75, first.stdout + first.stderr
+    doctor_out = (tmp_path / "out" / "doctor.txt").read_text()
+    assert "doctor: " in doctor_out and " 0 failed" in doctor_out
+    assert "call again" in first.stdout and list((tmp_path / "store" / "checkpoints").glob("*.pt"))
+    second = subprocess.run(["bash", script], env={**env, "BUDGET": "600"}, cwd=tmp_path, capture_output=True,
+                            text=True)
+    assert second.returncode == 0, second.stdout + second.stderr
+    records = [json.loads(p.read_text()) for p in (tmp_path / "out" / "store" / "records").glob("*.json")]
+    assert len(records) == 1 and records[0]["status"] == "done" and records[0]["timing"]["resumed_at_epochs"]
+    speed = json.loads((tmp_path / "out" / "gpu_paper_grid.json").read_text())
+    assert speed["engine"]["from_store"] and speed["speedup_vs_peer"] > 0 and speed["speedup_vs_resident_peer"] > 0
+    assert (tmp_path / "out" / "check.txt").exists() and (tmp_path / "reports" / "paper").is_dir()
+
+
+def test_the_gpu_call_script_stops_when_the_doctor_fails(tmp_path):
+    import os
+    import subprocess
+
+    fake = tmp_path / "python"  # a python whose doctor reports a mismatch
+    fake.write_text("#!/bin/sh\nif [ \"$3\" = doctor ]; then echo '[FAIL] fused = alone: 0.1'; exit 1; fi\n"
+                    "echo ran \"$@\" >> " + str(tmp_path / "ran") + "\n")
+    fake.chmod(0o755)
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "PYTHON": str(fake), "DEVICE": "cpu"}
+    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_call.sh")], env=env, cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "not running the grid" in proc.stdout
+    assert not (tmp_path / "ran").exists()
+
+
+@pytest.mark.parametrize("ab", ["gpu-cadence", "engine-file:" + str(ROOT / "bench_suite" / "training.py")])
+def test_cpu_epoch_vs_matmul_times_two_variants_alternately(ab):
+    result = cpu_epoch_vs_matmul.main(["--n", "100", "--d", "16", "--widths", "4", "--methods", "mli_paired_pgd",
+                                       "--epochs", "3", "--repeat", "2", "--eps", "1e-3", "--eps-mode", "absolute",
+                                       "--ab", ab])
+    ab_result = result["ab"]
+    assert len(ab_result["a_epochs"]) == len(ab_result["b_epochs"]) == 2
+    assert ab_result["b_over_a_min"] > 0 and ab_result["b_ratio"] > 0
+
+
+def test_cpu_epoch_vs_matmul_times_the_fold_decisions_pieces():
+    result = cpu_epoch_vs_matmul.main(["--n", "100", "--d", "16", "--widths", "4", "--epochs", "3", "--op-costs"])
+    costs = result["op_costs_s"]
+    assert all(costs[k] > 0 for k in ("step", "masked_fold", "trackers", "snapshot", "norm_fp32", "norm_fp64"))

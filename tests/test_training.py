@@ -143,3 +143,136 @@ def test_invalid_training_values_are_refused(bad):
 def test_cross_entropy_on_regression_is_refused():
     with pytest.raises(ValueError, match="classification"):
         train_group(regression_data(), [cell("sgd", loss="ce")], order_seed=0)
+
+
+# ------------------------------------------------------------------------------------------
+# issue 13, section 1: divergence judged on the weights, MLI exactly 0 at init, float64 metrics
+# ------------------------------------------------------------------------------------------
+def test_a_blown_up_constrained_net_is_diverged_not_done():
+    # the issue's repro: saturated tanh keeps the loss finite while the weights are inf/NaN
+    from bench_suite.tasks import TASKS
+
+    data = TASKS.get("synthetic_ablation")().load({"n": 50, "d": 10}, data_seed=1)
+    for tracking in ("exact", "lowrank"):
+        (res,) = train_group(data, [cell("mli_paired_pgd", width=4, epochs=50, lr_w=1e6, lr_v=1e6, eps=1.0,
+                                         eval_every=100)], order_seed=0, norm_tracking=tracking)
+        assert res.status == "diverged", (tracking, res.final)
+        assert "W - W0" in res.reason or "V" in res.reason, res.reason
+        # when it happened (full batch: within 16 steps), not only the next check (every 64 steps here)
+        first, last = (int(x) for x in res.reason.split("between epochs ")[1].split()[:3:2])
+        assert last - first == 15 and last < 50 and res.curves["epoch"][-1] == 50
+
+
+def test_output_weights_beyond_the_limit_are_diverged_with_a_finite_loss():
+    # float64, W held in its ball: an output layer at too large a step size grows without bound
+    # while the (float64) loss stays finite
+    from bench_suite.engine import epochs as epochs_module
+
+    data = regression_data(dtype=torch.float64)
+    (res,) = train_group(data, [cell("constraint_only", epochs=60, lr_w=0.1, lr_v=1e3, eval_every=10)],
+                         order_seed=0)
+    limit = epochs_module.WEIGHT_NORM_LIMIT
+    assert res.status == "diverged" and f"{limit:g}" in res.reason and "||V||" in res.reason, res.reason
+    assert all(math.isfinite(x) for x in res.curves["train_loss"])
+
+
+def test_the_run_command_records_the_issues_repro_as_diverged(tmp_path, capsys):
+    from bench_suite.cli import main
+    from bench_suite.store import ResultStore
+
+    code = main(["run", "--task", "synthetic_ablation", "--method", "mli_paired_pgd", "--width", "4", "--option",
+                 "n=50", "--option", "d=10", "--epochs", "50", "--lr", "1e6", "--no-fuse", "--quiet",
+                 "--out", str(tmp_path)])
+    (record,) = ResultStore(tmp_path).records()
+    assert code == 1 and record["status"] == "diverged", record["reason"]
+
+
+@pytest.mark.parametrize("table", ["512", "0"])
+@pytest.mark.parametrize("width", [6, 10, 20])
+def test_mli_output_is_exactly_zero_at_init_alone_and_fused(monkeypatch, table, width):
+    # mirrored rows w_j = w_{j+m/2} must give bit-identical pre-activations (X·W0ᵀ columns): with
+    # lr 0 the output stays exactly 0, so the running loss is the zero function's and the running
+    # accuracy that of argmax 0, whichever cells share the group
+    monkeypatch.setenv("BENCH_SUITE_P0_TABLE_MB", table)
+    data = classification_data(n=300, d=100, k=5)
+    cfg = dict(epochs=2, batch_size=None, loss="ce", lr_w=0.0, lr_v=0.0, eval_every=2)
+    mli = cell("mli_paired_pgd", width=width, activation="relu", **cfg)
+    alone = train_group(data, [mli], order_seed=0)[0]
+    fused = train_group(data, [cell("sgd", width=7, activation="relu", **cfg), mli,
+                               cell("no_mirroring", width=12, activation="relu", **cfg)], order_seed=0)[1]
+    zero_acc = (data.y_train == 0).double().mean().item()
+    for res in (alone, fused):
+        assert res.curves["train_acc"] == [zero_acc, zero_acc]
+        assert res.curves["train_loss"][0] == pytest.approx(math.log(5), rel=1e-6)
+    assert alone.curves["train_loss"] == fused.curves["train_loss"]
+
+
+def test_accuracies_fractions_and_relative_radius_are_float64():
+    data = classification_data(n=72, d=10, k=4)
+    (res,) = train_group(data, [cell("constraint_only", epochs=3, batch_size=5, loss="ce", eps=0.01,
+                                     eps_mode="relative", eval_every=1)], order_seed=0, keep_weights=True)
+    n_test = data.x_test.shape[0]
+    for key, n in (("train_acc", 72), ("eval_train_acc", 72), ("test_acc", n_test)):
+        for acc in res.curves[key]:
+            assert acc == round(acc * n) / n, (key, acc)  # a count over n in float64, not float32
+    steps = math.ceil(72 / 5)
+    for e, frac in zip(res.curves["eval_epoch"], res.curves["proj_active_frac"]):
+        assert frac == round(frac * steps * e) / (steps * e)
+    w0 = res.extra["w0"]
+    assert res.final["radius"] == 0.01 * torch.linalg.vector_norm(w0.double()).item()
+
+
+def test_a_failed_fused_group_is_said_once_and_recorded_as_trained_alone(tmp_path, monkeypatch, capsys):
+    # issue 13, 2.1: e.g. a CUDA out-of-memory in the fused group; the cells are re-trained one by
+    # one, and both stderr and the records say so
+    import bench_suite.runner as runner_module
+    from bench_suite.grid import expand
+    from bench_suite.runner import Runner
+    from bench_suite.store import ResultStore
+
+    real = runner_module.train_group
+
+    def fails_when_fused(data, specs, **kwargs):
+        if len(specs) > 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.90 GiB")
+        return real(data, specs, **kwargs)
+
+    monkeypatch.setattr(runner_module, "train_group", fails_when_fused)
+    cells = expand("synthetic_ablation", methods=["sgd", "mli_paired_pgd", "constraint_only"],
+                   options={"n": 40, "d": 8}, train={"epochs": 3, "eval_every": 3})
+    summary = Runner(ResultStore(tmp_path), device="cpu").run(cells)
+    err = capsys.readouterr().err
+    assert err.count("warning: the fused group of 3 cells") == 1 and "OutOfMemoryError" in err
+    assert [r["status"] for r in summary.records] == ["done"] * 3
+    for record in summary.records:
+        timing = record["timing"]
+        assert timing["engine"].startswith("alone/") and timing["group_size"] == 1
+        assert "OutOfMemoryError: CUDA out of memory" in timing["fallback"]
+
+
+def test_flops_count_the_extra_gemm_without_the_x_w0_table(monkeypatch):
+    from bench_suite.flops import step_flops
+
+    data = classification_data(n=80, d=10, k=4)
+    spec = cell("mli_paired_pgd", width=8, epochs=2, batch_size=16, loss="ce", eval_every=2)
+    (with_table,) = train_group(data, [spec], order_seed=0)
+    monkeypatch.setenv("BENCH_SUITE_P0_TABLE_MB", "0")  # no room for the table: x·W0ᵀ every step
+    (without,) = train_group(data, [spec], order_seed=0)
+    assert "/p0/" in with_table.timing["engine"] and "/nop0/" in without.timing["engine"]
+    steps = 2 * 5
+    evals = 2.0 * (80 + 30) * 10 * 8
+    assert with_table.timing["flops"] == step_flops(16, 10, 8, 4, "paired") * steps + evals
+    assert without.timing["flops"] == (step_flops(16, 10, 8, 4, "paired") + 2.0 * 16 * 10 * 8) * steps + evals
+    torch.testing.assert_close(without.curves["train_loss"], with_table.curves["train_loss"], rtol=1e-5, atol=1e-6)
+
+
+def test_the_table_budget_looks_at_the_free_memory_on_cuda(monkeypatch):
+    from bench_suite.engine import step as step_module
+
+    monkeypatch.delenv("BENCH_SUITE_P0_TABLE_MB", raising=False)
+    monkeypatch.setattr(step_module, "free_device_memory", lambda device: 6 * 2**30)
+    assert step_module.p0_table_budget(torch.device("cuda")) == 3 * 2**30  # half the free 6 GiB, not 8 GiB
+    monkeypatch.setattr(step_module, "free_device_memory", lambda device: 64 * 2**30)
+    assert step_module.p0_table_budget(torch.device("cuda")) == 8192 * 2**20
+    monkeypatch.setenv("BENCH_SUITE_P0_TABLE_MB", "100000")
+    assert step_module.p0_table_budget(torch.device("cuda")) == 32 * 2**30
