@@ -19,7 +19,7 @@ import traceback
 import warnings
 from typing import Any
 
-from . import __version__
+from . import __version__, exit_codes
 from .config import ACTIVATIONS, TrainConfig, check_device_text
 from .grid import Cell, GridError, expand, load_profile_file, profile_names, profiles_of
 from .methods import METHODS
@@ -29,12 +29,13 @@ from .tasks import TASKS
 DEFAULT_STORE = "results"
 STORE_ENV = "BENCH_SUITE_STORE"
 DEBUG_ENV = "BENCH_SUITE_DEBUG"
-EXIT_USAGE = 2
+EXIT_USAGE = exit_codes.USAGE
 EXECUTORS = ("local", "dask", "slurm")
-EXIT_STOPPED = 75  # runner.EXIT_STOPPED (not imported: the runner imports torch)
-RUN_EPILOG = (f"exit codes: 0 every cell done; 1 a cell errored, diverged or was interrupted; 2 bad command line; "
-              f"3 cells skipped (no data); {EXIT_STOPPED} stopped early by --time-budget (checkpointed: run the "
-              f"same command again to continue); 130 Ctrl-C")
+EXIT_STOPPED = exit_codes.STOPPED
+RUN_EPILOG = (f"exit codes: 0 every cell done; 1 a cell errored, diverged, was interrupted or lost; 2 bad input "
+              f"(one line); 3 cells skipped (no data); 69 the cluster stopped answering (finished records kept; "
+              f"the same command collects later); {EXIT_STOPPED} stopped early by --time-budget (checkpointed: run "
+              f"the same command again to continue); 130 Ctrl-C")
 
 
 class UsageError(Exception):

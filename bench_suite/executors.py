@@ -56,6 +56,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from . import exit_codes
 from .grid import Cell
 from .records import FINISHED, Record
 from .runner import Runner, RunSummary, describe, group_cells, is_settled, make_record, resolve_device, unique
@@ -64,7 +65,7 @@ from .tasks import DataError, DataUnavailable
 
 # exit code of `run` when the cluster stops answering (sysexits' EX_UNAVAILABLE: a service is down);
 # finished records are kept, the jobs may still run, the same command later collects them
-EXIT_CLUSTER_LOST = 69
+EXIT_CLUSTER_LOST = exit_codes.CLUSTER_LOST
 
 
 class MissingExtra(ModuleNotFoundError):

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import torch
 
-from . import provenance, theory
+from . import exit_codes, provenance, theory
 from .checkpoints import CheckpointStore
 from .config import check_device_text
 from .grid import Cell, code_digest
@@ -38,10 +38,8 @@ from .training import CellSpec, Checkpointing, TrainingStopped, train_group
 DATA_ROOT_ENV = "BENCH_SUITE_DATA_ROOT"
 
 # exit codes of `run` (docs/runner.md)
-EXIT_OK = 0
-EXIT_FAILED = 1  # a cell errored, diverged, was interrupted or lost
-EXIT_SKIPPED = 3  # nothing failed, but some cells were skipped (their data is not there)
-EXIT_STOPPED = 75  # stopped early (time budget, request_stop): checkpointed, re-run to continue (EX_TEMPFAIL)
+EXIT_OK, EXIT_FAILED, EXIT_SKIPPED = exit_codes.OK, exit_codes.FAILED, exit_codes.SKIPPED
+EXIT_STOPPED = exit_codes.STOPPED
 # checkpoints of a group in training: every this many seconds unless told otherwise (docs/runner.md)
 CHECKPOINT_EVERY_S = 600.0
 # a budget stop leaves room for the next segment times this, plus the last checkpoint write

@@ -27,6 +27,7 @@ from typing import Callable, Iterable
 
 import pandas as pd
 
+from . import exit_codes
 from .baselines import Reference
 from .records import USABLE as USABLE_STATUSES
 from .records import Record
@@ -34,10 +35,8 @@ from .records import Record
 PASS, FAIL, INCONCLUSIVE, SKIPPED = "PASS", "FAIL", "INCONCLUSIVE", "SKIPPED"
 VERDICTS = (PASS, FAIL, INCONCLUSIVE, SKIPPED)
 
-EXIT_PASS = 0  # every verdict PASS
-EXIT_FAIL = 1  # at least one FAIL
-EXIT_ERROR = 2  # reserved for errors (bad arguments, unreadable files): the CLI returns it
-EXIT_UNDECIDED = 3  # no FAIL, but something INCONCLUSIVE or SKIPPED (or nothing to check)
+EXIT_PASS, EXIT_FAIL, EXIT_UNDECIDED = exit_codes.CHECK_PASS, exit_codes.CHECK_FAIL, exit_codes.CHECK_UNDECIDED
+EXIT_ERROR = exit_codes.USAGE  # reserved for errors (bad arguments, unreadable files): the CLI returns it
 
 USABLE = tuple(s.value for s in USABLE_STATUSES)  # done: a measurement; diverged: a measured failure
 
