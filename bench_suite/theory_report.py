@@ -134,8 +134,10 @@ def theory_section(df: pd.DataFrame, verdicts: pd.DataFrame, out_dir: Path, *, t
                         axes[act_i % 2].plot(mean.index, mean.values, marker="o", ms=3, color=color(method, others),
                                              label=f"{method}")
                         if "floor" in g and g["floor"].notna().any():
-                            fl = g.groupby("width_ratio")["floor"].mean()
-                            axes[act_i % 2].plot(fl.index, fl.values, ":", color="grey", label="linearized floor")
+                            # a zero floor (rounding: ~1e-29) drawn at 1e-12, so the losses keep the axis
+                            fl = g.groupby("width_ratio")["floor"].mean().clip(lower=1e-12)
+                            axes[act_i % 2].plot(fl.index, fl.values, ":", color="grey",
+                                                 label="linearized floor (≥ 1e-12 shown)")
                     axes[act_i % 2].set_title(act, fontsize=9)
                 for ax in axes:
                     ax.axvline(1.0, color="grey", lw=0.8)
