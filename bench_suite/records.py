@@ -8,7 +8,8 @@ strings ``"nan"``, ``"inf"`` and ``"-inf"`` in the numeric sections (``final``, 
 ``timing``, ``theory``) and read back as floats. Reading validates the record
 (:meth:`Record.from_json`): its schema and protocol are ones this code understands, its fields
 have their types, and its ``cell_id`` is the hash of its own content (config, seeds, code digest,
-protocol) and the name of its file, so a record copied over another cell's file is refused.
+protocol) and the name of its file, so a record copied over another cell's file is refused,
+and its ``content_digest`` matches the rest of its content, so an edited result is refused.
 """
 
 from __future__ import annotations
@@ -148,9 +149,11 @@ class Record:
 
     def to_json(self) -> str:
         data = self.to_dict()
+        data.pop("content_digest", None)
         for key in _NUMERIC_SECTIONS:
             if data.get(key) is not None:
                 data[key] = _encode_floats(data[key])
+        data["content_digest"] = _content_digest(data)
         return json.dumps(data, indent=1, sort_keys=True, allow_nan=False)
 
     @classmethod
@@ -187,6 +190,13 @@ class Record:
             _optional(data, key, str)
         for key in ("shape", "data_info", "curves", "final", "timing", "theory"):
             _optional(data, key, dict)
+        if schema >= 2:  # the file's whole content, results included, as written: an edit shows
+            stored = data.get("content_digest")
+            body = {k: v for k, v in data.items() if k != "content_digest"}
+            if stored != _content_digest(body):
+                raise RecordError("its content does not match its content_digest: edited after it was written"
+                                  if stored else "it has no content_digest (every schema-2 record has one)")
+        data = {k: v for k, v in data.items() if k != "content_digest"}
         decoded = {k: (_decode_floats(data[k]) if k in _NUMERIC_SECTIONS and data.get(k) is not None else data.get(k))
                    for k in data}
         final = decoded.get("final")
@@ -223,6 +233,13 @@ class Record:
     def flat(self) -> dict[str, Any]:
         """One row of the results table: a value for each of :data:`COLUMNS`."""
         return {col.name: col.get(self) for col in COLUMNS}
+
+
+def _content_digest(data: dict[str, Any]) -> str:
+    """SHA-256 of a record's canonical JSON (sorted keys, non-finite floats as strings), without
+    the digest itself: stored in the file, checked on read, so an edited result is refused."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, allow_nan=False, separators=(",", ":")).encode()
+                          ).hexdigest()[:32]
 
 
 def _require(data: dict, key: str, kind: type, *, where: str = "") -> Any:

@@ -32,7 +32,7 @@ from .grouping import PlanItem, describe, group_cells, is_settled, plan, unique 
 from .methods import METHODS
 from .records import FAILED, PROTOCOL_VERSION, Record, Status
 from .store import ResultStore
-from .tasks import DataUnavailable, TaskData
+from .tasks import DataError, DataUnavailable, TaskData
 from .training import CellSpec, Checkpointing, TrainingStopped, train_group
 
 DATA_ROOT_ENV = "BENCH_SUITE_DATA_ROOT"
@@ -335,10 +335,12 @@ class Runner:
             self._data.clear()
             task = cell.task_cls()
             try:
-                self._data[key] = task.load(
-                    dict(cell.options), data_seed=cell.seeds()["data"], data_root=self.data_root,
-                    cache_dir=self.cache_dir,
-                ).to(self.device)
+                loaded = task.load(dict(cell.options), data_seed=cell.seeds()["data"], data_root=self.data_root,
+                                   cache_dir=self.cache_dir)
+                if not isinstance(loaded, TaskData):
+                    raise DataError(f"task {cell.task}: its load() returned {type(loaded).__name__}, not TaskData "
+                                    f"(the contract: bench_suite/tasks/base.py)")
+                self._data[key] = loaded.check(cell.task).to(self.device)
             except Exception as exc:  # noqa: BLE001 - any loader fault (a plug-in's too) is this data's error
                 if os.environ.get("BENCH_SUITE_DEBUG"):
                     traceback.print_exc(file=sys.stderr)
@@ -444,11 +446,14 @@ class Runner:
                           f"(learning rates were lr_w={cell.train.lr_w:g}, lr_v={cell.train.lr_v:g})")
             record = self._record(cell, result.status, reason=reason, result=result, data=data)
             method = METHODS.get(cell.method)
-            record.theory = theory.record_section(
-                data.x_train, data.y_train, width=cell.width, outputs=data.num_outputs, init=method.init,
-                output=method.output, activation=cell.activation, loss=cell.train.loss,
-                extra=result.extra if keep else None, radius=result.final.get("radius"),
-                finished=result.status == "done")
+            try:  # the measurements of the theory section never cost a cell its record
+                record.theory = theory.record_section(
+                    data.x_train, data.y_train, width=cell.width, outputs=data.num_outputs, init=method.init,
+                    output=method.output, activation=cell.activation, loss=cell.train.loss,
+                    extra=result.extra if keep else None, radius=result.final.get("radius"),
+                    finished=result.status == "done")
+            except Exception as exc:  # noqa: BLE001 - e.g. an SVD of non-finite data
+                record.theory = {"jacobian": {"status": "error", "reason": _one_line(exc)}}
             self._emit(summary, record)
 
 

@@ -68,7 +68,24 @@ class ResultStore:
     def _reject(self, path: Path, why: str) -> None:
         if path not in self.rejected:
             self.rejected[path] = why
-            warnings.warn(f"ignoring record {path}: {why}; its cell will be re-run", RecordWarning, stacklevel=3)
+            warnings.warn(f"ignoring record {path}: {why} (`run` re-runs its cell and keeps this file in "
+                          f"{self.root / 'rejected'}; `check` and `report` leave it out)", RecordWarning, stacklevel=3)
+
+    def _keep_aside(self, path: Path) -> None:
+        """A file there that is not a usable record (unreadable, edited, of another version) is
+        moved to ``<store>/rejected/`` before a new record takes its name: never lost."""
+        if not path.exists():
+            return
+        try:
+            Record.from_json(path.read_text(), expected_id=path.stem)
+            return  # a good record: replaced as usual (a --force re-run)
+        except (RecordError, OSError, UnicodeDecodeError):
+            pass
+        aside = self.root / "rejected"
+        aside.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        target = aside / f"{path.stem}.{stamp}.{os.getpid()}.json"
+        os.replace(path, target)
 
     def stamp(self, cell_id: str) -> tuple[int, int] | None:
         """(inode, mtime) of a cell's record file, or None: a cheap "has it changed?" test for
@@ -92,6 +109,7 @@ class ResultStore:
         if not force and record.status not in FINISHED and self.is_finished(cell_id):
             return False
         self.records_dir.mkdir(parents=True, exist_ok=True)
+        self._keep_aside(self._path(cell_id))
         text = record.to_json()
         fd, tmp = tempfile.mkstemp(dir=self.records_dir, prefix=f".{cell_id}.", suffix=".tmp")
         try:

@@ -348,7 +348,9 @@ def test_progress_bar_counts_done_cached_and_reaches_the_end(store_dir):
 def test_every_built_in_task_declares_smoke_ci_and_paper_as_plain_data():
     from bench_suite.tasks import TASKS
 
-    for name in ("synthetic_ablation", "cifar10_random", "restricted_imagenet"):
+    builtin = [n for n in TASKS.names() if TASKS.get(n).__module__.startswith("bench_suite.tasks.")]
+    assert len(builtin) >= 7
+    for name in builtin:  # every built-in task
         task = TASKS.get(name)
         assert {"smoke", "ci", "paper"} <= set(task.profiles), name
         assert task.profiles["smoke"]["device"] == "cpu" and task.profiles["ci"]["device"] == "cpu"
@@ -357,7 +359,7 @@ def test_every_built_in_task_declares_smoke_ci_and_paper_as_plain_data():
             assert spec.get("description") and spec.get("device") in ("cpu", "cuda", "any")
             cells = expand(name, profile=profile)  # expands without loading any data
             assert cells and {c.profile for c in cells} == {profile}
-            assert {c.repetition for c in cells} == set(range(spec.get("seeds", 1)))
+            assert {c.repetition for c in cells} == set(range(spec.get("repetitions", spec.get("seeds", 1))))
 
 
 def test_missing_data_is_skipped_with_exit_code_3_and_tried_again_next_time(store_dir, tmp_path, capsys, monkeypatch):

@@ -78,10 +78,34 @@ def test_records_are_valid_json_and_non_finite_floats_round_trip(store_dir):
     assert back.final["train_acc"] is None
 
 
-def _rewrite(path, change):
+def _rewrite(path, change, *, keep_digest_valid=True):
+    """Edit a record file; by default as a careful foreign writer would, with a matching
+    content digest (so the checks behind it are the ones under test)."""
+    from bench_suite.records import _content_digest
+
     data = json.loads(path.read_text())
     change(data)
+    data.pop("content_digest", None)
+    if keep_digest_valid:
+        data["content_digest"] = _content_digest(data)
     path.write_text(json.dumps(data))
+
+
+def test_an_edited_result_is_refused_and_the_original_is_kept_aside_when_the_cell_re_runs(store_dir):
+    store = ResultStore(store_dir)
+    (cell,) = tiny_cells(methods=["sgd"])
+    Runner(store, device="cpu").run([cell])
+    path = store.records_dir / f"{cell.cell_id}.json"
+    data = json.loads(path.read_text())
+    data["final"]["train_loss"] = 0.0  # an edited result, digest left as it was
+    path.write_text(json.dumps(data))
+    edited = path.read_text()
+    with pytest.warns(RecordWarning, match="edited after it was written"):
+        assert store.get(cell.cell_id) is None
+    summary = Runner(ResultStore(store_dir), device="cpu").run([cell])  # re-runs the cell
+    assert summary.count("done") == 1 and ResultStore(store_dir).get(cell.cell_id).final["train_loss"] > 0
+    (kept,) = (store_dir / "rejected").glob(f"{cell.cell_id}.*.json")  # never lost: moved aside
+    assert kept.read_text() == edited
 
 
 @pytest.mark.parametrize("change,needle", [
