@@ -135,11 +135,19 @@ def score(store: str | os.PathLike, *, profile: str | None = None, tasks: list[s
     """Select and score: the rules of docs/checks.md ("Which results count")."""
     from .baselines import load_references
     from .grid import code_digest, profile_declares
-    from .scoring import run_checks, select
+    from .scoring import explain_skips, run_checks, select
     from .tasks import TASKS
 
     st = _store(store)
     records = st.records()
+    for name in tasks or []:
+        TASKS.get(name)  # an unknown task: ValueError naming the valid ones
+    if profile is not None:
+        from .grid import profiles_of
+
+        declared = set().union(*(profiles_of(t) for t in TASKS.names()))
+        if profile not in declared:
+            raise ValueError(f"profile {profile!r}: no task declares it; profiles: {', '.join(sorted(declared))}")
     refs = load_references(baselines)
     if profile:
         refs = [r for r in refs if r.profile == profile]
@@ -148,7 +156,7 @@ def score(store: str | os.PathLike, *, profile: str | None = None, tasks: list[s
     current = {t: code_digest(t) for t in {r.task for r in refs} | {r.task for r in records} if t in TASKS}
     scored, left_out = select(records, refs, current_code=current.get, declares=profile_declares,
                               include_old_code=include_old_code, rejected=st.rejected)
-    verdicts = run_checks(scored, refs, confidence=confidence)
+    verdicts = explain_skips(run_checks(scored, refs, confidence=confidence), records, left_out)
     return Scoring(st, records, refs, scored, left_out, verdicts, current)
 
 

@@ -28,6 +28,8 @@ class PathProblem(ValueError):
 
 def writable_dir(path: str | os.PathLike, option: str) -> Path:
     """``path`` as a folder this process can write (created if needed), or :class:`PathProblem`."""
+    if not str(path).strip():
+        raise PathProblem(f"{option}: an empty path; give a folder")
     p = Path(path).expanduser()
     if p.exists() and not p.is_dir():
         raise PathProblem(f"{option} {p}: exists and is not a folder; give a folder path")
@@ -42,6 +44,8 @@ def writable_dir(path: str | os.PathLike, option: str) -> Path:
 
 def existing_store(path: str | os.PathLike) -> ResultStore:
     """The store to read (``check``, ``report``, ``export``): it must exist (a typo must not pass CI)."""
+    if not str(path).strip():
+        raise PathProblem("--store: an empty path; give the folder of a result store")
     p = Path(path).expanduser()
     if not p.exists():
         raise PathProblem(f"--store {p}: no such result store (run `python -m bench_suite run --store {p}` first, "
@@ -54,6 +58,8 @@ def existing_store(path: str | os.PathLike) -> ResultStore:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    for name in args.task or []:
+        TASKS.get(name)  # an unknown name: one line listing the valid ones
     if args.export:
         if not args.profiles:
             raise ValueError("--export goes with --profiles: `list --profiles --export > my_profiles.toml`")
@@ -275,6 +281,8 @@ def cmd_plan(args: argparse.Namespace, cells: list[Cell]) -> int:
 
     Costs: FLOPs per cell as the engine counts them; time per fused group (as `run` would form
     them) from the rate earlier groups of a similar size achieved on this device model."""
+    if not str(args.store).strip() or (Path(args.store).expanduser().exists() and not Path(args.store).is_dir()):
+        raise PathProblem(f"--store {args.store!r}: not a folder; give the result store's folder")
     store = ResultStore(args.store)
     devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None
     device = check_device_text(devices[0] if devices else (args.device or "auto"))
@@ -467,8 +475,23 @@ class _Progress:
 def _scoring(args: argparse.Namespace):
     from .api import score
 
+    _check_selection(args)
+
     return score(args.store, profile=args.profile, tasks=args.task, baselines=args.baselines,
                  include_old_code=args.include_old_code)
+
+
+def _check_selection(args: argparse.Namespace) -> None:
+    """``--profile`` / ``--task`` of check and report must name things that exist: a typo is an
+    error (exit 2), not an empty selection."""
+    for name in args.task or []:
+        TASKS.get(name)
+    if args.profile and args.profile not in set().union(*(profiles_of(t) for t in TASKS.names())):
+        known = sorted(set().union(*(profiles_of(t) for t in TASKS.names())))
+        raise ValueError(f"--profile {args.profile!r}: no task declares it; profiles: {', '.join(known)}")
+    name = getattr(args, "name", None)
+    if name is not None and (not name.strip() or "/" in name or "\\" in name or name in (".", "..")):
+        raise ValueError(f"--name {name!r}: a folder name inside --reports-dir, without path separators")
 
 
 def _stale_line(scoring) -> str | None:
@@ -493,7 +516,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     scoring = _scoring(args)
     if not scoring.references:
-        print(f"no reference rows match (profile={args.profile}, task={args.task})", file=sys.stderr)
+        from .baselines import load_references
+
+        with_rows = sorted({r.profile for r in load_references(args.baselines)})
+        print(f"no reference rows for profile={args.profile}, task={args.task}; profiles with rows: "
+              f"{', '.join(with_rows)}", file=sys.stderr)
         return 3
     verdicts = scoring.verdicts
     cols = ["id", "width", "activation", "metric", "reference", "ours", "ci_low", "ci_high", "n", "verdict", "note"]
@@ -534,6 +561,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .scoring import describe_left_out, save_verdicts
 
     if getattr(args, "section", None) == "ablation":  # only the ablation study's tables
+        _check_selection(args)
         from .ablation_tables import write_study
 
         path = write_study(existing_store(args.store).records(), writable_dir(args.reports_dir, "--reports-dir")
@@ -577,6 +605,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .api import export
 
+    existing_store(args.store)  # before creating --dir
     out = writable_dir(args.dir, "--dir")
     paths = export(args.store, out)
     print("written: " + ", ".join(str(p) for p in paths))

@@ -219,6 +219,9 @@ def load_profile_file(path: str | Path) -> list[tuple[str, str]]:
             if unknown:
                 raise GridError(f"--profile-file {path}: {task}.{name}: unknown key(s) {', '.join(unknown)}; "
                                 f"valid: {', '.join(PROFILE_KEYS)}")
+            if name in TASKS.get(task).profiles:  # its reference rows were set for the built-in one
+                raise GridError(f"--profile-file {path}: {task}.{name} is a built-in profile (its reference rows in "
+                                f"baselines/ were set for it): give yours another name")
             spec = dict(spec)
             spec["options"] = {k: _from_toml(v) for k, v in (spec.get("options") or {}).items()}
             spec["train"] = {k: _from_toml(v, full=k == "batch_size") for k, v in (spec.get("train") or {}).items()}
@@ -318,6 +321,19 @@ def _profile_spec(task: str, profile: str | None) -> dict[str, Any]:
     if profile not in profiles:
         raise GridError(f"task {task!r} has no profile {profile!r}; its profiles: {', '.join(sorted(profiles))}")
     return profiles[profile]
+
+
+def _check_spec(spec: dict[str, Any]) -> None:
+    device = spec.get("device", "any")
+    if device not in ("cpu", "cuda", "any"):
+        raise GridError(f"a profile's device must be cpu, cuda or any, got {device!r}")
+    for key in ("methods", "widths", "activations"):
+        if key in spec and isinstance(spec[key], list) and not spec[key]:
+            raise GridError(f"a profile's {key} list is empty")
+    for section in ("options", "train"):
+        for key, value in (spec.get(section) or {}).items():
+            if isinstance(value, list) and not value:
+                raise GridError(f"a profile's {section}.{key} list is empty (an axis with no value has no cells)")
 
 
 def profile_repetitions(spec: dict[str, Any]) -> int:
@@ -454,6 +470,8 @@ def expand(
 def _expand_spec(task: str, profile: str | None, spec: dict[str, Any], overrides: dict[str, Any],
                  repetitions: list[int] | None = None) -> list[Cell]:
     cases = _cases(spec)
+    for case in cases:
+        _check_spec(case)
     sizes = [grid_size_from(task, case, overrides, repetitions) for case in cases]
     total, limit = sum(t for t, _ in sizes), max_cells()
     if total > limit:
@@ -464,6 +482,8 @@ def _expand_spec(task: str, profile: str | None, spec: dict[str, Any], overrides
     for case in _cases(spec):
         cells += _expand_case(task, case, overrides, repetitions)
     cells = list({c.cell_id: c for c in cells}.values())  # cases may overlap: each cell once
+    if not cells:
+        raise GridError(f"the grid of {task} has no cells (an axis with no values)")
     if profile is not None:
         cells = [replace(c, profile=profile) if profile_declares(task, profile, c.config()) is None else c
                  for c in cells]

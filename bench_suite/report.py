@@ -28,7 +28,7 @@ ABLATION_METRIC = "train_loss"
 DASH = "—"
 _OPS = {"lower": "<", "higher": ">", "at_most": "≤", "at_least": "≥"}
 _EXIT_MEANING = {
-    EXIT_PASS: "every verdict PASS",
+    EXIT_PASS: "every verdict PASS, or FAIL only as a documented known deviation",
     EXIT_FAIL: "at least one unexpected FAIL",
     EXIT_ERROR: "error",
     EXIT_UNDECIDED: "no unexpected FAIL; some verdicts INCONCLUSIVE or SKIPPED, or nothing checked",
@@ -629,9 +629,13 @@ def write_report(
     recs = sorted(records or [], key=lambda r: (r.name, r.cell_id))
     group_sizes = {r.cell_id: (r.timing or {}).get("group_size") for r in recs}
     plots = out_dir / "plots"
-    if plots.is_dir():  # stale plots of an earlier render would otherwise linger
-        for old in plots.glob("*.png"):
-            old.unlink()
+    manifest = out_dir / ".report-files"
+    # stale plots of an earlier render would otherwise linger: remove those it wrote (its
+    # manifest), never a file of the user's
+    if manifest.is_file():
+        for name in manifest.read_text().split():
+            if "/" not in name and name.endswith(".png"):
+                (plots / name).unlink(missing_ok=True)
 
     lines: list[str] = [f"# {title}", ""]
     for note in note_lines:
@@ -655,4 +659,6 @@ def write_report(
     text = "\n".join(lines).rstrip("\n") + "\n"
     path = out_dir / "report.md"
     path.write_text(text, encoding="utf-8")
+    written = sorted(p.name for p in plots.glob("*.png")) if plots.is_dir() else []
+    manifest.write_text("".join(f"{name}\n" for name in written), encoding="utf-8")
     return path

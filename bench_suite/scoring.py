@@ -267,6 +267,37 @@ def select(records: Iterable[Record], references: Iterable[Reference], *,
     return frame, pd.DataFrame(left, columns=LEFT_OUT_COLUMNS)
 
 
+def explain_skips(verdicts: pd.DataFrame, records: Iterable[Record], left_out: pd.DataFrame) -> pd.DataFrame:
+    """SKIPPED rows whose note says "no results" when the store does hold records of the row's
+    task and method(s): say which, and why none was scored (left out as older code / ad hoc /
+    unreadable, or of other profiles, never scored against this one)."""
+    records = list(records)
+    out = verdicts.copy()
+    for i, row in out.iterrows():
+        if row["verdict"] != SKIPPED or not str(row["note"]).startswith("no results"):
+            continue
+        methods = {row["method"]} | ({row["versus"]} if row.get("versus") else set())
+        mine = [r for r in records if r.task == row["task"] and r.method in methods
+                and (row["width"] is None or r.config.get("width") == row["width"])
+                and (row["activation"] is None or r.config.get("activation") == row["activation"])]
+        if not mine:
+            continue
+        ids = {r.cell_id for r in mine}
+        left = left_out[left_out["cell_id"].isin(ids)] if len(left_out) else left_out
+        parts = []
+        if len(left):
+            counts = left["why"].value_counts()
+            parts.append("left out: " + ", ".join(f"{int(counts[w])} {w}" for w in sorted(counts.index)))
+        others = sorted({str(r.profile) if r.profile is not None else "ad hoc" for r in mine
+                         if r.cell_id not in set(left["cell_id"] if len(left) else [])})
+        if others:
+            who = "the others are" if parts else "they are"
+            parts.append(f"{who} of profile(s) {', '.join(others)}, never scored against {row['profile']}")
+        out.at[i, "note"] = (f"no record the row may score: the store holds {len(mine)} record(s) of "
+                             f"{' and '.join(sorted(methods))} on {row['task']} here ({'; '.join(parts)})")
+    return out
+
+
 def describe_left_out(left_out: pd.DataFrame) -> str | None:
     """One line: how many records were left out and why, or None."""
     if left_out is None or left_out.empty:

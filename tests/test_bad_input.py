@@ -336,3 +336,62 @@ def test_a_plug_in_loader_that_raises_becomes_that_cells_error_and_the_grid_goes
     assert code == 1 and "Traceback" not in err
     assert "1 done" in out and "1 error" in out
     assert "ERROR: bad_plugin_task" in err and "KeyError: 'my_setting'" in err
+
+
+# --- names and paths of check / report / plan / list / export (found by a newcomer's pass) ---------
+def test_names_and_paths_every_command_takes_are_checked(capsys, tmp_path):
+    store = tmp_path / "s"
+    assert cli(capsys, "run", "--store", str(store), *TINY, "--method", "sgd")[0] == 0
+    a_file = tmp_path / "f"
+    a_file.write_text("x")
+    shadow = tmp_path / "shadow.toml"
+    shadow.write_text("[synthetic_ablation.ci]\nrepetitions = 1\n")
+    empty_axis = tmp_path / "empty.toml"
+    empty_axis.write_text("[synthetic_ablation.mine]\ntrain = { eps = [] }\n")
+    tpu = tmp_path / "tpu.toml"
+    tpu.write_text("[synthetic_ablation.mine]\ndevice = \"tpu\"\n")
+    cases = [
+        (["check", "--store", str(store), "--profile", "nosuch"], "--profile 'nosuch': no task declares it"),
+        (["report", "--store", str(store), "--profile", "nosuch", "--reports-dir", str(tmp_path / "r")],
+         "--profile 'nosuch': no task declares it"),
+        (["check", "--store", str(store), "--task", "nosuch"], "unknown task 'nosuch'"),
+        (["report", "--store", str(store), "--name", "../elsewhere", "--reports-dir", str(tmp_path / "r")],
+         "--name '../elsewhere': a folder name inside --reports-dir"),
+        (["list", "--task", "nosuch"], "unknown task 'nosuch'"),
+        (["list", "--profiles", "--task", "nosuch"], "unknown task 'nosuch'"),
+        (["plan", "--store", str(a_file), *TINY], "not a folder"),
+        (["run", "--store", "", *TINY], "--store: an empty path"),
+        (["plan", "--profile-file", str(shadow)], "synthetic_ablation.ci is a built-in profile"),
+        (["plan", "--profile-file", str(empty_axis)], "train.eps list is empty"),
+        (["plan", "--profile-file", str(tpu)], "device must be cpu, cuda or any, got 'tpu'"),
+        (["export", "--store", str(tmp_path / "missing"), "--dir", str(tmp_path / "never")], "no such result store"),
+    ]
+    for args, needle in cases:
+        code, out, err = cli(capsys, *args)
+        assert_one_line(code, err, needle)
+    assert not (tmp_path / "never").exists() and not (tmp_path / "elsewhere").exists()
+
+
+def test_report_removes_only_the_plots_it_wrote(capsys, tmp_path):
+    store = tmp_path / "s"
+    assert cli(capsys, "run", "--store", str(store), *TINY, "--method", "sgd")[0] == 0
+    reports = tmp_path / "r"
+    assert cli(capsys, "report", "--store", str(store), "--reports-dir", str(reports), "--name", "mine")[0] == 0
+    mine = reports / "mine" / "plots" / "my_figure.png"
+    mine.write_bytes(b"a user's own file")
+    assert cli(capsys, "report", "--store", str(store), "--reports-dir", str(reports), "--name", "mine")[0] == 0
+    assert mine.read_bytes() == b"a user's own file"
+
+
+@pytest.mark.slow
+def test_a_plug_in_loader_breaking_the_data_contract_is_that_cells_error_naming_it(tmp_path):
+    none = PLUGIN_TASK.format(cls="ReturnsNone", name="returns_none_task", body="return None")
+    nan = PLUGIN_TASK.format(cls="ReturnsNaN", name="returns_nan_task", body=(
+        "x = torch.randn(5, 3)\n        x[0, 0] = float('nan')\n"
+        "        return TaskData(x, torch.randn(5, 1), 1, False, 'nan')"))
+    env = _plugin(tmp_path, "contract_tasks", none + nan)
+    code, out, err = cli_subprocess("--plugin", "contract_tasks", "run", "--task", "returns_none_task,returns_nan_task",
+                                    "--quiet", "--store", str(tmp_path / "s"), env=env)
+    assert code == 1 and "Traceback" not in err and "internal error" not in err
+    assert "its load() returned NoneType, not TaskData" in err
+    assert "non-finite values (NaN or inf) in x_train" in err
