@@ -150,6 +150,9 @@ def _option(text: str) -> tuple[str, Any]:
     key, raw = text.split("=", 1)
     if not key.strip():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    if "=" in raw:
+        raise argparse.ArgumentTypeError(f"{text!r}: give each option its own --option (KEY=V1,V2 lists one "
+                                         f"option's values)")
     values = [_option_value(part) for part in raw.split(",")] if "," in raw else _option_value(raw)
     return key.strip(), values
 
@@ -158,9 +161,9 @@ def _csv(conv):
     """A comma-separated list, each element parsed by ``conv`` (its message names the element)."""
 
     def parse(text: str) -> list:
-        parts = [part for part in text.split(",") if part.strip()]
-        if not parts:
-            raise argparse.ArgumentTypeError(f"expected at least one value, got {text!r}")
+        parts = text.split(",")
+        if any(not part.strip() for part in parts):
+            raise argparse.ArgumentTypeError(f"{text!r} has an empty value (give V or V1,V2,...)")
         return [conv(part) for part in parts]
 
     return parse
@@ -234,12 +237,15 @@ def build_parser() -> argparse.ArgumentParser:
                                           "precisions) and estimate each profile's time here",
                            description="One line per check, a summary; exit 1 on any mismatch (about a minute).")
     p_doc.add_argument("--device", default="auto", help="auto (CUDA when present; the default), cpu, cuda or cuda:N")
-    p_doc.add_argument("--rate-seconds", type=_float, default=3.0, metavar="S",
+    p_doc.add_argument("--rate-seconds", type=_positive_float, default=3.0, metavar="S",
                        help="seconds spent measuring the step rate (default 3)")
     for name, helptext in (("check", "compare the store's results with the reference rows in baselines/"),
                            ("report", "write a markdown report (tables, verdicts, plots) and the results as "
                                       "CSV/parquet from the store")):
-        p = sub.add_parser(name, help=helptext, description=helptext)
+        p = sub.add_parser(name, help=helptext, description=helptext, epilog=(
+            "exit codes: 0 every verdict PASS (or FAIL only as a documented known deviation); 1 an unexpected FAIL; "
+            "2 bad input (one line); 3 nothing failed but something INCONCLUSIVE or SKIPPED (docs/checks.md)")
+            if name == "check" else None)
         _add_scoring_args(p)
         if name == "check":
             p.add_argument("--save", default=None, metavar="DIR",

@@ -262,7 +262,8 @@ def export_profiles(tasks: list[str] | None = None) -> str:
     out: dict[str, Any] = {}
     for task in tasks or TASKS.names():
         for name, spec in sorted(profiles_of(task).items()):
-            entry = {k: spec[k] for k in PROFILE_KEYS if k in spec and k not in ("options", "train")}
+            entry = {k: spec[k] for k in PROFILE_KEYS if k in spec and k not in ("options", "train", "seeds", "cases")}
+            entry["repetitions"] = profile_repetitions(spec)  # the current name of the old "seeds"
             if spec.get("options"):
                 entry["options"] = {k: _to_toml(v) for k, v in spec["options"].items()}
             if spec.get("train"):

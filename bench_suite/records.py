@@ -110,6 +110,9 @@ class Record:
     # top-level keys this version does not know (a record of a newer minor version): kept as is
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:  # short: the name and status, not the curves
+        return f"Record({self.name}, {self.status.value}, cell_id={self.cell_id})"
+
     # ----- identity and shortcuts -----
     @property
     def task(self) -> str:

@@ -81,6 +81,17 @@ class RunSummary:
     def count(self, status: str) -> int:
         return sum(1 for r in self.records if r.status == status)
 
+    def __repr__(self) -> str:  # a notebook shows the counts, not every record's curves
+        counts = ", ".join(f"{s.value} {self.count(s.value)}" for s in Status if self.count(s.value))
+        return (f"RunSummary(run {self.run_id}: {len(self.records)} cells: {counts or 'none'}; "
+                f"exit code {self.exit_code})")
+
+    def to_frame(self):
+        """The records of this run as the flat results table (``records.COLUMNS``)."""
+        from .records import to_frame
+
+        return to_frame(self.records)
+
     @property
     def exit_code(self) -> int:
         """0 all done; 1 any cell errored, diverged, was interrupted, was lost or was held
