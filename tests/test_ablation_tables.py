@@ -329,4 +329,4 @@ def test_report_section_of_an_unknown_profile_is_one_line(smoke_store, tmp_path,
     rc = main(["report", "--section", "ablation", "--profile", "ablation_nope", "--store", str(smoke_store),
                "--reports-dir", str(tmp_path)])
     err = capsys.readouterr().err
-    assert rc == 2 and "has no profile ablation_nope" in err and len(err.strip().splitlines()) == 1
+    assert rc == 2 and "'ablation_nope': no task declares it" in err and len(err.strip().splitlines()) == 1
