@@ -106,13 +106,6 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _positive_float(text: str) -> float:
-    value = _float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
-
-
 def _batch_size(text: str) -> int | None:
     if text.strip().lower() in ("full", "none"):
         return None

@@ -298,15 +298,13 @@ class _JobWatch:
         if self.signalled:  # a second signal while winding down
             return
         self.signalled = True
-        # >>> graceful-stop hook (issue 13). Once the Runner can stop at a safe point, write a
-        # checkpoint of the group in training and return from run() (``Runner.request_stop()``),
-        # it is called here instead of raising: the job then requeues and the requeued job
-        # resumes the group from its checkpoint. Until then training stops right here, and
-        # the requeued job starts the interrupted group again. <<<
+        # the graceful stop (issue 13): the Runner writes a checkpoint of the group in training at
+        # its next segment end and returns from run(); the job then requeues and the requeued job
+        # resumes the group from its checkpoint. (A runner without it: training stops right here.)
         stop = getattr(self.runner, "request_stop", None)
         if callable(stop):
             self.graceful = True
-            stop()
+            stop(f"the SLURM job's time limit is near ({signal.Signals(signum).name}); the job is requeued")
             return
         raise TimeLimitReached(f"signal {signal.Signals(signum).name}")
 

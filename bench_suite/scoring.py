@@ -472,10 +472,26 @@ def _row(ref: Reference, width, activation, **fields) -> dict:
     row.update(fields)
     if extra_notes:
         row["note"] = "; ".join([row["note"], *extra_notes])
-    if ref.known_deviation and row["verdict"] in (FAIL, PASS):
-        expected = "expected" if row["verdict"] == FAIL else "UNEXPECTED PASS: the write-up is stale"
-        row["note"] = f"{row['note']}; known deviation ({expected}): {ref.known_deviation}".lstrip("; ")
+    if ref.known_deviation and row["verdict"] == FAIL:
+        row["note"] = f"{row['note']}; known deviation (expected): {ref.known_deviation}".lstrip("; ")
     return row
+
+
+def _known_deviation_rows(rows: list[dict]) -> None:
+    """A known deviation is a claim about a reference row, not each of its groups: the row is
+    expected to FAIL somewhere (e.g. the relu rank law, in the cells with a dead sample). When no
+    group of it FAILs but some PASS, the write-up is stale: said in those groups' notes."""
+    by_id: dict[str, list[dict]] = {}
+    for row in rows:
+        if row.get("known_deviation"):
+            by_id.setdefault(row["id"], []).append(row)
+    for group in by_id.values():
+        verdicts = {r["verdict"] for r in group}
+        if FAIL not in verdicts and PASS in verdicts:
+            for r in group:
+                if r["verdict"] == PASS:
+                    r["note"] = (f"{r['note']}; known deviation UNEXPECTED: no group of this row fails, the write-up "
+                                 f"is stale: {r['known_deviation']}").lstrip("; ")
 
 
 def _mixed_data(frame: pd.DataFrame) -> str | None:
@@ -576,7 +592,14 @@ def run_checks(df: pd.DataFrame, references: Iterable[Reference], *, confidence:
             (df["task"] == ref.task) & (df["scoring_profile"] == ref.profile) & (df["protocol"] == ref.protocol)
             & df["method"].isin(methods) & df["status"].isin(USABLE)
         ]
+        before_only = eligible
         eligible = _only(eligible, ref)
+        if ref.only and eligible.empty and not before_only.empty:
+            conditions = ", ".join(f"{c} {op.replace('_', ' ')} {b:g}" for c, op, b in ref.only)
+            rows.append(_row(ref, None, None, n=0, note=(
+                f"{len(before_only)} record(s) match the row but none meets its `only` conditions ({conditions}): "
+                f"nothing to score")))
+            continue
         if ref.widths is None and ref.activations is None and eligible.empty:
             rows.append(_row(ref, None, None, note=_skip_reason(ref, df, methods, None, None)))
             continue
@@ -600,6 +623,16 @@ def run_checks(df: pd.DataFrame, references: Iterable[Reference], *, confidence:
             if activation is not None:
                 cell = cell[cell["activation"] == activation]
             a = cell[cell["method"] == ref.method]
+            if a.empty and ref.only:  # say when the row's own conditions left nothing
+                pre = before_only[(before_only["method"] == ref.method)
+                                  & ((before_only["width"] == width) if width is not None else True)
+                                  & ((before_only["activation"] == activation) if activation is not None else True)]
+                if not pre.empty:
+                    conditions = ", ".join(f"{c} {op.replace('_', ' ')} {b:g}" for c, op, b in ref.only)
+                    rows.append(_row(ref, width, activation, note=(
+                        f"{len(pre)} record(s) here, none meets the row's `only` conditions ({conditions}): nothing "
+                        f"to score")))
+                    continue
             if ref.kind == "slope":  # the points differ in x (and what is tied to it): pooled
                 if a.empty:
                     rows.append(_row(ref, width, activation, note=_skip_reason(ref, df, methods, width, activation)))
@@ -622,6 +655,7 @@ def run_checks(df: pd.DataFrame, references: Iterable[Reference], *, confidence:
                     rows.append({**_score_comparison(ref, a, b, width, activation, confidence), "setting": setting})
                 elif not a.empty:
                     rows.append({**_score_single(ref, a, width, activation, confidence), "setting": setting})
+    _known_deviation_rows(rows)
     out = pd.DataFrame(rows, columns=VERDICT_COLUMNS)
     out["width"] = out["width"].astype(object)
     out["n"] = out["n"].astype(int)
@@ -666,8 +700,10 @@ def exit_code(verdicts: pd.DataFrame) -> int:
     """0 if every verdict is PASS, 1 if any FAIL, else 3 (INCONCLUSIVE / SKIPPED, or none at
     all). 2 is reserved for errors and never returned here.
 
-    Rows with a ``known_deviation`` (a documented non-reproduction) invert: their FAIL is
-    expected and counts as decided, their PASS is unexpected and counts as a FAIL."""
+    Rows with a ``known_deviation`` (a documented non-reproduction) invert, per reference row
+    (all its width/activation/setting groups together): a FAIL in some group is expected and the
+    row counts as decided; no FAIL but a PASS is unexpected (the write-up is stale) and counts
+    as a FAIL."""
     if verdicts is None or len(verdicts) == 0:
         return EXIT_UNDECIDED
     vs = set(verdicts["verdict"])
@@ -676,8 +712,19 @@ def exit_code(verdicts: pd.DataFrame) -> int:
         raise ValueError(f"unknown verdict(s) {sorted(unknown)}")
     known = verdicts.get("known_deviation", pd.Series([""] * len(verdicts), index=verdicts.index)).fillna("")
     known = known.astype(str) != ""
-    effective = verdicts["verdict"].where(~known, verdicts["verdict"].map({FAIL: PASS, PASS: FAIL}).fillna(
-        verdicts["verdict"]))
+    effective = verdicts["verdict"].where(~known)
+    # a known deviation is decided per reference row: some group FAILs as written up -> the
+    # row's groups count as decided; none fails but some PASS -> the write-up is stale (a FAIL)
+    ids = verdicts["id"] if "id" in verdicts.columns else pd.Series(verdicts.index, index=verdicts.index)
+    for _, group in verdicts[known].groupby(ids[known]):
+        row_verdicts = set(group["verdict"])
+        if FAIL in row_verdicts:
+            value = PASS if row_verdicts <= {FAIL, PASS} else INCONCLUSIVE
+        elif PASS in row_verdicts:
+            value = FAIL
+        else:
+            value = INCONCLUSIVE if INCONCLUSIVE in row_verdicts else SKIPPED
+        effective[group.index] = value
     vs = set(effective)
     if FAIL in vs:
         return EXIT_FAIL

@@ -40,7 +40,7 @@ if grep -q '^\[ok\] CUDA graphs = eager' "$OUT/doctor.txt"; then
     export BENCH_SUITE_CUDA_GRAPHS=1
 fi
 # shellcheck disable=SC2086  # GRID_ARGS is a list of arguments
-$PYTHON -m bench_suite run --profile paper --task cifar10_random --data-root "$DATA" --out "$STORE" \
+$PYTHON -m bench_suite run --profile paper --task cifar10_random --data-root "$DATA" --store "$STORE" \
     --device "$DEVICE" --time-budget "$BUDGET" --quiet $GRID_ARGS 2>&1 | tee "$OUT/grid.log"
 code=${PIPESTATUS[0]}
 mkdir -p "$OUT/store" && cp -r "$STORE/records" "$OUT/store/" 2> /dev/null
@@ -54,8 +54,8 @@ if [ "$code" != 0 ]; then
 fi
 
 # verdicts are results (a FAIL is a true finding), so their exit code does not stop the call
-$PYTHON -m bench_suite check --profile paper --out "$STORE" 2>&1 | tee "$OUT/check.txt"
-$PYTHON -m bench_suite report --profile paper --out "$STORE" --reports-dir "$REPORTS" 2>&1 | tee "$OUT/report.txt"
+$PYTHON -m bench_suite check --profile paper --store "$STORE" 2>&1 | tee "$OUT/check.txt"
+$PYTHON -m bench_suite report --profile paper --store "$STORE" --reports-dir "$REPORTS" 2>&1 | tee "$OUT/report.txt"
 cp -r "$REPORTS/paper" "$OUT/report" 2> /dev/null
 # shellcheck disable=SC2086
 $PYTHON "$HERE/gpu_paper_grid.py" --data-root "$DATA" --device "$DEVICE" --engine-store "$STORE" \

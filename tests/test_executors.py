@@ -470,7 +470,10 @@ def test_a_requeued_job_leaves_its_group_interrupted_for_the_requeued_run(store_
         job(cells, options)
     for cell in cells:
         record = ResultStore(store_dir).get(cell["cell_id"])
-        assert record.status == "interrupted" and "the job is requeued and the cell resumes" in record.reason
+        # the Runner's graceful stop: checkpointed at a segment end, the requeued job resumes from it
+        assert record.status == "interrupted" and "time limit is near" in record.reason
+        assert "checkpointed, re-run to resume" in record.reason
+    assert list((store_dir / "checkpoints").glob("*.pt"))
     assert len(calls) == 1
 
 
@@ -480,7 +483,7 @@ def test_the_graceful_stop_hook_is_called_instead_of_stopping_training(store_dir
     that does not stop: training runs to the end, nothing is raised, nothing requeued."""
     install, calls = submitit_handler
     requested = []
-    monkeypatch.setattr(WorkerRunner, "request_stop", lambda self: requested.append(True), raising=False)
+    monkeypatch.setattr(WorkerRunner, "request_stop", lambda self, reason="": requested.append(True), raising=False)
     short = {**LONG, "train": {**LONG["train"], "epochs": 3000, "eval_every": 1000}}
     cells = [c.to_dict() for c in expand("synthetic_ablation", **short)]
     options = WorkerOptions(store=str(store_dir), run_id="r-hook", devices=["cpu"], threads=1,

@@ -453,3 +453,32 @@ def test_known_deviation_is_read_and_noted():
     verdicts = run_checks(df, refs)
     assert verdicts.loc[0, "verdict"] == FAIL
     assert "known deviation (expected): see docs/x.md" in verdicts.loc[0, "note"]
+
+
+def test_a_known_deviation_is_decided_per_reference_row_not_per_group():
+    rs = loads_references('''
+protocol = 1
+[[reference]]
+id = "rank"
+kind = "value"
+statistic = "every"
+task = "synthetic_ablation"
+profile = "ci"
+method = "sgd"
+metric = "train_loss"
+value = 0
+tolerance = 0
+known_deviation = "a write-up"
+''')
+    def frame(per_width):
+        return pd.DataFrame([{"task": "synthetic_ablation", "profile": "ci", "protocol": 1, "method": "sgd",
+                              "width": w, "activation": "tanh", "repetition": r, "status": "done", "train_loss": v}
+                             for w, values in per_width.items() for r, v in enumerate(values)])
+    # one width fails as written up, the others pass: decided, the row holds its known deviation
+    some = run_checks(frame({4: [0, 1], 8: [0, 0], 16: [0, 0]}), rs)
+    assert list(some.verdict) == [FAIL, PASS, PASS] and exit_code(some) == 0
+    assert "known deviation (expected)" in some.note.iloc[0] and "UNEXPECTED" not in " ".join(some.note)
+    # no group fails any more: the write-up is stale
+    none = run_checks(frame({4: [0, 0], 8: [0, 0]}), rs)
+    assert list(none.verdict) == [PASS, PASS] and exit_code(none) == 1
+    assert all("UNEXPECTED" in n for n in none.note)

@@ -182,9 +182,9 @@ def test_the_run_command_records_the_issues_repro_as_diverged(tmp_path, capsys):
 
     code = main(["run", "--task", "synthetic_ablation", "--method", "mli_paired_pgd", "--width", "4", "--option",
                  "n=50", "--option", "d=10", "--epochs", "50", "--lr", "1e6", "--no-fuse", "--quiet",
-                 "--out", str(tmp_path)])
+                 "--store", str(tmp_path)])
     (record,) = ResultStore(tmp_path).records()
-    assert code == 1 and record["status"] == "diverged", record["reason"]
+    assert code == 1 and record.status == "diverged", record.reason
 
 
 @pytest.mark.parametrize("table", ["512", "0"])
@@ -243,9 +243,9 @@ def test_a_failed_fused_group_is_said_once_and_recorded_as_trained_alone(tmp_pat
     summary = Runner(ResultStore(tmp_path), device="cpu").run(cells)
     err = capsys.readouterr().err
     assert err.count("warning: the fused group of 3 cells") == 1 and "OutOfMemoryError" in err
-    assert [r["status"] for r in summary.records] == ["done"] * 3
+    assert [r.status for r in summary.records] == ["done"] * 3
     for record in summary.records:
-        timing = record["timing"]
+        timing = record.timing
         assert timing["engine"].startswith("alone/") and timing["group_size"] == 1
         assert "OutOfMemoryError: CUDA out of memory" in timing["fallback"]
 
