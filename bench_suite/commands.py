@@ -591,3 +591,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from .doctor import main as doctor_main
 
     return doctor_main(args.device, rate_seconds=args.rate_seconds)
+
+
+def cmd_plugin_check(args: argparse.Namespace) -> int:
+    """``plugin-check``: the contract lives in :mod:`bench_suite.testing`."""
+    from .testing import main as plugin_check_main
+
+    return plugin_check_main(args.module, device=check_device_text(args.device))

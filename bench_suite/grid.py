@@ -496,7 +496,8 @@ def _expand_case(task: str, spec: dict[str, Any], overrides: dict[str, Any],
         # the method's own training defaults (a layer of the train settings) and its torch-side checks
         configs = [TrainConfig(**t) for t in _train_product(_resolved_values(task, spec, overrides, method)[2])]
         if task_cls.classification is False and any(c.loss == "ce" for c in configs):
-            raise GridError(f"loss ce (cross-entropy) needs class labels; {task} has regression targets: use --loss mse")
+            raise GridError(f"loss ce (cross-entropy) needs class labels; {task} has regression targets: "
+                            f"use --loss mse")
         try:
             method_obj.check_runtime()
         except MethodError as exc:

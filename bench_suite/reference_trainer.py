@@ -44,8 +44,14 @@ import torch
 import torch.nn.functional as F
 
 from .config import TrainConfig
-from .engine.epochs import SEGMENT_MIN_STEPS, WEIGHT_NORM_LIMIT, Checkpointing, TrainingStopped, _Timer, \
-    precision_context
+from .engine.epochs import (
+    SEGMENT_MIN_STEPS,
+    WEIGHT_NORM_LIMIT,
+    Checkpointing,
+    TrainingStopped,
+    _Timer,
+    precision_context,
+)
 from .engine.layout import CellResult, CellSpec
 from .flops import step_flops
 from .methods import Method, MethodError, schedule_factor
@@ -313,7 +319,8 @@ class _ReferenceRun:
         loss, out = result
         if not isinstance(out, torch.Tensor) or tuple(out.shape) != (xb.shape[0], self.k):
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise TrainStepError(f"{where} returned outputs {got}; expected ({xb.shape[0]}, {self.k}) (batch x outputs)")
+            raise TrainStepError(f"{where} returned outputs {got}; expected ({xb.shape[0]}, {self.k}) "
+                                 f"(batch x outputs)")
         if isinstance(loss, torch.Tensor) and loss.numel() != 1:
             raise TrainStepError(f"{where} returned a loss of shape {tuple(loss.shape)}; expected one number")
         if self.project is not None:

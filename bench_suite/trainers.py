@@ -2,8 +2,8 @@
 
 - ``fused``: the fused engine (``bench_suite.training.train_group``) for methods it expresses
   (``Method.trainer``): SGD with the cell's momentum, a constant lr, the Frobenius ball or none;
-  frozen parameters are a learning rate of 0 for that cell (the engine then leaves them
-  untouched, bit for bit), so ``mli_paired_pgd_fixed_v`` is fused;
+  a frozen parameter is a learning rate of 0 for that cell inside the engine (its weights stay
+  as they are, bit for bit), so ``mli_paired_pgd_fixed_v`` is fused;
 - ``reference``: the reference trainer (``bench_suite.reference_trainer``), one cell at a
   time, for everything else (another optimizer, a schedule, another projection, a training step).
 
@@ -27,15 +27,6 @@ from .tasks.base import TaskData
 from .training import train_group
 
 
-def fused_spec(spec: CellSpec) -> CellSpec:
-    """The cell as the fused engine trains it: a frozen parameter's learning rate is 0."""
-    frozen = spec.method.frozen
-    if not frozen:
-        return spec
-    changes = {f"lr_{p}": 0.0 for p in frozen}
-    return CellSpec(spec.method, spec.width, spec.activation, spec.config.updated(**changes), spec.init_seed)
-
-
 def train_cells(
     data: TaskData,
     specs: list[CellSpec],
@@ -51,7 +42,7 @@ def train_cells(
     ``grouping.trainer_groups``)."""
     kinds = {s.method.trainer for s in specs}
     if kinds == {"fused"}:
-        results = train_group(data, [fused_spec(s) for s in specs], order_seed=order_seed, device=device,
+        results = train_group(data, specs, order_seed=order_seed, device=device,
                               on_epoch=on_epoch, keep_weights=keep_weights, checkpoint=checkpoint)
         for result in results:
             result.timing["trainer"] = "fused"
