@@ -357,3 +357,20 @@ def test_the_new_methods_run_on_cifar10_random_smoke(tmp_path, cifar10_path):
         assert record.status == "done" and record.timing["trainer"] == METHODS.get(method).trainer
         assert record.shape["d"] == 3072 and 0 <= record.final["test_acc"] <= 1
     assert records["adam"].config["train"]["momentum"] == 0.0  # the task's 0.9 is SGD's; Adam has its betas
+
+
+def test_plan_prices_reference_cells_at_the_reference_trainers_rate(tmp_path):
+    from bench_suite.cost import CostModel
+
+    cells = expand("synthetic_ablation", methods=["sgd", "adam"], widths=[6], options={"n": 40, "d": 8},
+                   train={"epochs": 20, "eval_every": 20})
+    store = ResultStore(tmp_path)
+    records = Runner(store, device="cpu").run(cells).records
+    by = {r.method: r for r in records}
+    model = CostModel(store.records)
+    device = by["sgd"].provenance["device_name"]
+    per_step = by["sgd"].timing["flops"] / 20
+    fused, reference = model.rate(device, per_step), model.rate(device, per_step, trainer="reference")
+    assert fused[0] == pytest.approx(by["sgd"].timing["group_tflops_per_s"] * 1e12)
+    assert reference[0] == pytest.approx(by["adam"].timing["group_tflops_per_s"] * 1e12)
+    assert fused[1] == reference[1] == 1  # each from its own trainer's record only
