@@ -239,6 +239,14 @@ def build_parser() -> argparse.ArgumentParser:
     p_doc.add_argument("--device", default="auto", help="auto (CUDA when present; the default), cpu, cuda or cuda:N")
     p_doc.add_argument("--rate-seconds", type=_positive_float, default=3.0, metavar="S",
                        help="seconds spent measuring the step rate (default 3)")
+    p_pc = sub.add_parser("plugin-check", help="train a plug-in's methods and tasks on a tiny problem and check "
+                                               "the records, determinism and seed pairing",
+                          description="Import MODULE, train what it registers on a tiny problem (twice, into "
+                                      "temporary stores) and check the contract: records pass the schema and end "
+                                      "done, a second run is identical, seeds pair with the built-in methods "
+                                      "(bench_suite/testing.py). Exit 1 on any failed check.")
+    p_pc.add_argument("module", metavar="MODULE", help="the plug-in's module name (importable, e.g. on PYTHONPATH)")
+    p_pc.add_argument("--device", default="cpu", help="cpu (the default), auto, cuda or cuda:N")
     for name, helptext in (("check", "compare the store's results with the reference rows in baselines/"),
                            ("report", "write a markdown report (tables, verdicts, plots) and the results as "
                                       "CSV/parquet from the store")):
@@ -502,6 +510,8 @@ def main(argv: list[str] | None = None) -> int:
             return commands.cmd_run(args, cells) if args.command == "run" else commands.cmd_plan(args, cells)
         if args.command == "doctor":
             return commands.cmd_doctor(args)
+        if args.command == "plugin-check":
+            return commands.cmd_plugin_check(args)
         if args.command in ("check", "report", "export"):
             for path in getattr(args, "profile_file", []):
                 load_profile_file(path)

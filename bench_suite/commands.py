@@ -15,7 +15,7 @@ from . import provenance
 from .config import check_device_text
 from .cost import CostModel, format_flops, format_seconds, group_step_flops
 from .grid import Cell, export_profiles, profile_declares, profile_repetitions, profiles_of
-from .grouping import describe, group_cells, plan
+from .grouping import describe, group_cells, plan, trainer_groups
 from .methods import METHODS
 from .records import FAILED, Record, Status
 from .store import ResultStore
@@ -69,7 +69,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("Tasks:")
     print(tabulate(rows, headers=["task", "description"]))
     print("\nMethods:")
-    print(tabulate([(m, METHODS.get(m).description) for m in METHODS.names()], headers=["method", "description"]))
+    print(tabulate([(m, METHODS.get(m).description, METHODS.get(m).rationale, METHODS.get(m).trainer)
+                    for m in METHODS.names()], headers=["method", "description", "why", "trainer"]))
     if args.profiles:
         print("\nProfiles:")
         rows = []
@@ -296,9 +297,11 @@ def cmd_plan(args: argparse.Namespace, cells: list[Cell]) -> int:
     saved = CheckpointStore(store.root).index()
     seconds: dict[str, float | None] = {}
     notes: set[str] = set()
-    for group in group_cells([p.cell for p in items if p.will_run], fuse=not args.no_fuse, max_group=args.max_group):
+    groups = group_cells([p.cell for p in items if p.will_run], fuse=not args.no_fuse, max_group=args.max_group)
+    for group in (part for g in groups for part in trainer_groups(g)):  # as `run` forms them
         per_step = group_step_flops(group, costs)
-        rate = costs.rate(device_name, per_step) if per_step is not None else None
+        trainer = METHODS.get(group[0].method).trainer
+        rate = costs.rate(device_name, per_step, trainer=trainer) if per_step is not None else None
         if rate is not None:
             notes.add(f"{format_flops(rate[0])}/s (median of {rate[1]} earlier group(s) at {rate[2]})")
         for cell in group:
@@ -617,3 +620,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from .doctor import main as doctor_main
 
     return doctor_main(args.device, rate_seconds=args.rate_seconds)
+
+
+def cmd_plugin_check(args: argparse.Namespace) -> int:
+    """``plugin-check``: the contract lives in :mod:`bench_suite.testing`."""
+    from .testing import main as plugin_check_main
+
+    return plugin_check_main(args.module, device=check_device_text(args.device))

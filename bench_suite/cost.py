@@ -94,13 +94,15 @@ class CostModel:
         shape = self.shape(cell)
         return None if shape is None else cell_flops(cell, shape)
 
-    def rate(self, device_name: str, group_step_flops: float, k: int = 5) -> tuple[float, int, str] | None:
+    def rate(self, device_name: str, group_step_flops: float, k: int = 5,
+             trainer: str = "fused") -> tuple[float, int, str] | None:
         """(FLOP/s, records used, how chosen) for a fused group doing ``group_step_flops`` per
         step on ``device_name``: the median rate of the ``k`` earlier ``done`` groups there
         nearest in FLOPs per step (small steps are overhead-bound and run at a fraction of
-        the rate of large ones, so a rate measured at another size would mislead).
-        None when the store has no run on that device."""
-        samples = self._samples(device_name)
+        the rate of large ones, so a rate measured at another size would mislead), of the same
+        ``trainer`` (the reference trainer runs at a fraction of the fused engine's rate).
+        None when the store has no such run on that device."""
+        samples = self._samples(device_name, trainer)
         if not samples:
             return None
         target = math.log(max(group_step_flops, 1.0))
@@ -114,16 +116,19 @@ class CostModel:
             note += f", extrapolated to {format_flops(group_step_flops)} per step: likely an underestimate"
         return statistics.median(s[1] for s in nearest), len(nearest), note
 
-    def _samples(self, device_name: str) -> list[tuple[float, float]]:
+    def _samples(self, device_name: str, trainer: str = "fused") -> list[tuple[float, float]]:
         """(group FLOPs per step, group FLOP/s) of each earlier ``done`` record on the device
-        (a fused group's cells share one clock, so its rate is the group's)."""
-        if device_name in self._sample_cache:
-            return self._sample_cache[device_name]
+        run by ``trainer`` (a fused group's cells share one clock, so its rate is the group's)."""
+        key = f"{device_name}\0{trainer}"
+        if key in self._sample_cache:
+            return self._sample_cache[key]
         out = []
         for record in self._records:
             prov, timing = record.provenance, record.timing or {}
             shape, train = record.shape or {}, record.config.get("train") or {}
             if record.status != "done" or prov.get("device_name") != device_name:
+                continue
+            if (timing.get("trainer") or "fused") != trainer:
                 continue
             try:
                 rate = float(timing["group_tflops_per_s"]) * 1e12
@@ -134,7 +139,7 @@ class CostModel:
                 continue
             if rate > 0 and seconds > 0 and steps > 0 and math.isfinite(rate):
                 out.append((rate * seconds / steps, rate))
-        self._sample_cache[device_name] = out
+        self._sample_cache[key] = out
         return out
 
 

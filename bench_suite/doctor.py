@@ -9,6 +9,9 @@ each line):
 - the fused engine against a plain autograd loop (``x @ W.T``, ``torch.autograd``, SGD with
   momentum, exact projection after each step), one small problem per method, in float64 where
   the device has it (else float32 at a looser tolerance);
+- the fused engine against the reference trainer (``bench_suite/oracle.py``: every built-in
+  method the engine runs, every activation, momentum 0 and 0.9, full batch and mini-batches,
+  labels and regression targets), in float64 where the device has it;
 - a fused group against its cells trained alone;
 - the fold path at a tight radius with the fold decisions CUDA makes (on the device), against
   the same loop; a blown-up net is ``diverged``, not ``done``;
@@ -173,18 +176,25 @@ def _float_dtype(device):
     return torch.float32 if device.type == "mps" else torch.float64
 
 
+def _sgd_methods() -> list[str]:
+    """The built-in methods the autograd loop above computes: fused ones without frozen parameters."""
+    from .methods import METHODS
+    from .oracle import fused_builtin_methods
+
+    return [m for m in fused_builtin_methods() if not METHODS.get(m).frozen]
+
+
 def check_reference(device) -> list[Check]:
     """The engine against the autograd loop, one problem per method (fused group of one)."""
     import torch
 
-    from .methods import METHODS
     from .training import train_group
 
     dtype = _float_dtype(device)
     tol = 1e-9 if dtype == torch.float64 else 1e-4
     data = _classification(96, 40, 5, 0, dtype, device)
     out = []
-    for i, method in enumerate(METHODS.names()):
+    for i, method in enumerate(_sgd_methods()):
         activation = ("relu", "tanh", "softplus", "gelu")[i % 4]
         cell = _spec(method, 8, activation, momentum=0.9 if i % 2 else 0.0, lr_w=0.1, lr_v=0.1, eps=0.2)
         (res,) = train_group(data, [cell], order_seed=3, device=device, keep_weights=True)
@@ -197,17 +207,36 @@ def check_reference(device) -> list[Check]:
     return out
 
 
+def check_oracle(device) -> list[Check]:
+    """The fused engine against the reference trainer (bench_suite/oracle.py), every built-in
+    method it runs, on small problems: one line per case (a fused group of 40 cells)."""
+    import torch
+
+    from .oracle import RTOL, run_oracle
+
+    dtype = _float_dtype(device)
+    tol = RTOL if dtype == torch.float64 else 1e-4
+    out = []
+    for label, cells, diff, problems in run_oracle(device=device, dtype=dtype):
+        ok = diff <= tol and not problems
+        detail = (f"{cells} cells (every activation, momentum 0 and 0.9), {str(dtype).replace('torch.', '')}: max "
+                  f"relative difference {diff:.2g} (tolerance {tol:g})")
+        if problems:
+            detail += f"; {problems[0]}" + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else "")
+        out.append(Check(f"fused engine = reference trainer, {label}", OK if ok else FAIL, detail))
+    return out
+
+
 def check_fused_vs_alone(device) -> Check:
     import torch
 
-    from .methods import METHODS
     from .training import train_group
 
     dtype = _float_dtype(device)
     tol = 1e-9 if dtype == torch.float64 else 1e-4
     data = _classification(96, 40, 5, 1, dtype, device)
-    cells = [_spec(m, w, a, lr_w=0.1) for m, w, a in zip(METHODS.names(), (8, 6, 10, 12), ("relu", "tanh", "relu",
-                                                                                           "gelu"))]
+    cells = [_spec(m, w, a, lr_w=0.1) for m, w, a in zip(_sgd_methods(), (8, 6, 10, 12), ("relu", "tanh", "relu",
+                                                                                          "gelu"))]
     fused = train_group(data, cells, order_seed=5, device=device)
     diff = 0.0
     for cell, res in zip(cells, fused):
@@ -421,6 +450,7 @@ def run_doctor(device: str = "auto", *, rate_seconds: float = 3.0,
     add(check_versions(dev))
     steps: list[tuple[str, Callable[[], Any]]] = [
         ("engine = autograd loop", lambda: check_reference(dev)),
+        ("fused engine = reference trainer", lambda: check_oracle(dev)),
         ("fused = alone", lambda: check_fused_vs_alone(dev)),
         ("folds", lambda: check_folds(dev)),
         ("CUDA graphs = eager", lambda: graph_check(dev, "tf32")),

@@ -2,7 +2,8 @@
 
 A cell is (task, task options, method, width, activation, TrainConfig, repetition). Values
 resolve in this order, later winning: ``TrainConfig`` defaults < the task's ``train_defaults``
-< the profile's ``train`` < command-line overrides (the same for task options and for the
+< the method's ``train_defaults`` (e.g. ``adam``'s lr 1e-3) < the profile's ``train`` <
+command-line overrides (the same for task options, without the method's layer, and for the
 method/width/activation axes, which fall back to the task's ``grid``).
 """
 
@@ -18,15 +19,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .config import ACTIVATIONS, TrainConfig, check_width
-from .methods import METHODS
+from .config import ACTIVATIONS, TrainConfig
+from .methods import BUILTIN_METHODS, METHODS, MethodError
 from .records import PROTOCOL_VERSION, compute_cell_id
 from .seeds import seeds_for
 from .tasks import TASKS, Task
 
 # the modules whose source decides the numbers a cell computes (plus the task's own module)
 _COMPUTE_MODULES = ("config.py", "model.py", "training.py", "engine/__init__.py", "engine/layout.py", "engine/step.py",
-                    "engine/epochs.py", "methods.py", "seeds.py", "tasks/base.py", "theory.py")
+                    "engine/epochs.py", "methods.py", "seeds.py", "tasks/base.py", "theory.py", "projection.py",
+                    "reference_trainer.py", "trainers.py")
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,10 @@ class Cell:
         return seeds_for(self.task, self.repetition)
 
     def config(self) -> dict[str, Any]:
-        """The resolved configuration, as stored in the record."""
-        return {
+        """The resolved configuration, as stored in the record. A plug-in method's cells also
+        carry ``method_code`` (``Method.code_fingerprint``: its declaration and its functions'
+        source), so a changed plug-in makes new cells; the built-in methods are in ``code_digest``."""
+        out = {
             "task": self.task,
             "task_options": dict(sorted(self.options.items())),
             "method": self.method,
@@ -60,6 +64,9 @@ class Cell:
             "repetition": self.repetition,
             "train": asdict(self.train),
         }
+        if self.method not in BUILTIN_METHODS and self.method in METHODS:
+            out["method_code"] = METHODS.get(self.method).code_fingerprint()
+        return out
 
     @property
     def name(self) -> str:
@@ -368,8 +375,10 @@ def _cases(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _resolved_values(task: str, spec: dict[str, Any], overrides: dict[str, Any]) -> tuple[dict, dict, dict]:
-    """(axes, options, train): each value a list (an axis) or a scalar, defaults < profile < overrides."""
+def _resolved_values(task: str, spec: dict[str, Any], overrides: dict[str, Any],
+                     method: str | None = None) -> tuple[dict, dict, dict]:
+    """(axes, options, train): each value a list (an axis) or a scalar, defaults < profile <
+    overrides; for ``method``, its ``train_defaults`` sit between the task's and the profile's."""
     task_cls = TASKS.get(task)
     axes = {
         "methods": overrides.get("methods") or spec.get("methods") or task_cls.grid["methods"],
@@ -382,8 +391,9 @@ def _resolved_values(task: str, spec: dict[str, Any], overrides: dict[str, Any])
         raise GridError(f"unknown option(s) {', '.join(unknown)} for task {task!r}; "
                         f"valid: {', '.join(sorted(task_cls.options)) or '(none)'}")
     train: dict[str, Any] = {}
+    method_layer = METHODS.get(method).train_defaults if method is not None and method in METHODS else {}
     for layer in ({f: getattr(TrainConfig(), f) for f in TrainConfig.field_names()}, task_cls.train_defaults,
-                  spec.get("train") or {}, overrides.get("train") or {}):
+                  method_layer, spec.get("train") or {}, overrides.get("train") or {}):
         if "lr" in layer and ({"lr_w", "lr_v"} & set(layer)):
             raise GridError("give lr (both layers, one axis) or lr_w / lr_v, not both")
         if "lr" in layer:
@@ -416,7 +426,7 @@ def profile_declares(task: str, profile: str, config: dict[str, Any]) -> str | N
 
 
 def _case_declares(task: str, profile: str, spec: dict[str, Any], config: dict[str, Any]) -> str | None:
-    axes, options, train = _resolved_values(task, spec, {})
+    axes, options, train = _resolved_values(task, spec, {}, method=config.get("method"))
     diffs = []
     for key, axis in (("method", "methods"), ("activation", "activations"), ("width", "widths")):
         if config.get(key) not in _as_list(axes[axis]):
@@ -494,24 +504,34 @@ def _expand_spec(task: str, profile: str | None, spec: dict[str, Any], overrides
 def _expand_case(task: str, spec: dict[str, Any], overrides: dict[str, Any],
                  repetitions: list[int] | None) -> list[Cell]:
     task_cls = TASKS.get(task)
-    axes, options, train = _resolved_values(task, spec, overrides)
+    axes, options, _ = _resolved_values(task, spec, overrides)  # train: per method, below
     if repetitions is None:
         repetitions = range(profile_repetitions(spec))
     for rep in repetitions:
         if isinstance(rep, bool) or not isinstance(rep, int) or rep < 0:
             raise GridError(f"repetition indexes must be integers >= 0, got {rep!r}")
     option_sets = [task_cls.check_options(o) for o in _product(options)]
-    configs = [TrainConfig(**t) for t in _train_product(train)]
-    if task_cls.classification is False and any(c.loss == "ce" for c in configs):
-        raise GridError(f"loss ce (cross-entropy) needs class labels; {task} has regression targets: use --loss mse")
     cells = []
     for method in _as_list(axes["methods"]):
         method_obj = METHODS.get(method)
+        # the method's own training defaults (a layer of the train settings) and its torch-side checks
+        configs = [TrainConfig(**t) for t in _train_product(_resolved_values(task, spec, overrides, method)[2])]
+        if task_cls.classification is False and any(c.loss == "ce" for c in configs):
+            raise GridError(f"loss ce (cross-entropy) needs class labels; {task} has regression targets: "
+                            f"use --loss mse")
+        try:
+            method_obj.check_runtime()
+        except MethodError as exc:
+            raise GridError(str(exc)) from None
         for activation in _as_list(axes["activations"]):
             if activation not in ACTIVATIONS:
                 raise GridError(f"unknown activation {activation!r}; valid choices: {', '.join(ACTIVATIONS)}")
             for width in _as_list(axes["widths"]):
-                check_width(width, method_obj.output, method_obj.init)
+                for config in configs:
+                    try:
+                        method_obj.check_cell(width, config)
+                    except MethodError as exc:
+                        raise GridError(str(exc)) from None
                 for opts in option_sets:
                     for config in configs:
                         for rep in repetitions:

@@ -10,6 +10,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from .grid import Cell
+from .methods import METHODS
 from .records import FINISHED, Record
 from .store import ResultStore
 
@@ -61,6 +62,13 @@ def group_cells(cells: list[Cell], *, fuse: bool = True, max_group: int | None =
     if max_group is None:
         return list(out.values())
     return [group[i : i + max_group] for group in out.values() for i in range(0, len(group), max_group)]
+
+
+def trainer_groups(group: list[Cell]) -> list[list[Cell]]:
+    """A fused group cut by trainer (``Method.trainer``): its fused cells stay one group, each
+    reference-trainer cell is a group of its own (that trainer trains one cell at a time)."""
+    fused = [c for c in group if METHODS.get(c.method).trainer == "fused"]
+    return ([fused] if fused else []) + [[c] for c in group if METHODS.get(c.method).trainer != "fused"]
 
 
 def unique(cells: list[Cell]) -> list[Cell]:

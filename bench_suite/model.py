@@ -103,9 +103,17 @@ class TwoLayerNet(nn.Module):
         check_choice("activation", activation, tuple(ACTIVATIONS))
         generator = generator if generator is not None else torch.Generator().manual_seed(0)
         weights = init_weights(width, dim, outputs, init, output, generator)
-        self.activation, self.output = activation, output
+        self.activation, self.output, self.init = activation, output, init
         self.w = nn.Parameter(weights.w)
         self.v = nn.Parameter(weights.v)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return hidden_features(x @ self.w.T, self.activation, self.output) @ self.v
+        if self.init == "mirrored_lecun":
+            # the halves as two products of one shape, so mirrored rows (equal at init) get the
+            # very same pre-activations and f(x) = 0 exactly there (one product of all rows may
+            # round equal rows differently by their position, as the fused engine notes)
+            half = self.w.shape[0] // 2
+            pre = torch.cat([x @ self.w[:half].T, x @ self.w[half:].T], dim=1)
+        else:
+            pre = x @ self.w.T
+        return hidden_features(pre, self.activation, self.output) @ self.v

@@ -84,7 +84,8 @@ class Record:
     """One cell's result. ``config`` is the resolved cell (``Cell.config()``: task, task_options,
     method, width, activation, repetition, train); ``final`` the metrics at the last evaluation
     (None where not defined, e.g. accuracy of a regression task); ``curves`` per-epoch and
-    per-evaluation lists; ``timing`` seconds, FLOPs and the engine path; ``provenance`` where the
+    per-evaluation lists; ``timing`` seconds, FLOPs, the engine path and the trainer
+    (``timing.trainer``: ``fused`` or ``reference``, bench_suite/trainers.py); ``provenance`` where the
     result came from (code version and digest, versions, device, precision, data source and
     checksum). Sections a cell does not have are None."""
 
@@ -363,6 +364,9 @@ COLUMNS: tuple[Column, ...] = (
     Column("group_tflops_per_s", "float64", _section("timing", "group_tflops_per_s"), "the fused group's rate"),
     Column("group_size", "Int64", _section("timing", "group_size"), "cells fused in its group"),
     Column("engine", "string", _section("timing", "engine"), "which engine path ran"),
+    Column("trainer", "string", lambda r: (r.timing or {}).get("trainer") or ("fused" if (r.timing or {}).get("engine")
+                                                                              else None),
+           "fused (the fused engine) or reference (the reference trainer); records before issue 10: fused"),
     Column("n", "Int64", _section("shape", "n"), "training samples"),
     Column("d", "Int64", _section("shape", "d"), "input dimension"),
     Column("m", "Int64", _section("shape", "m"), "hidden width"),

@@ -28,12 +28,13 @@ from . import exit_codes, provenance, theory
 from .checkpoints import CheckpointStore
 from .config import check_device_text
 from .grid import Cell, code_digest
-from .grouping import PlanItem, describe, group_cells, is_settled, plan, unique  # noqa: F401 - re-exported
+from .grouping import PlanItem, describe, group_cells, is_settled, plan, trainer_groups, unique  # noqa: F401
 from .methods import METHODS
 from .records import FAILED, PROTOCOL_VERSION, Record, Status
 from .store import ResultStore
 from .tasks import DataError, DataUnavailable, TaskData
-from .training import CellSpec, Checkpointing, TrainingStopped, train_group
+from .trainers import theory_section, train_cells
+from .training import CellSpec, Checkpointing, TrainingStopped
 
 DATA_ROOT_ENV = "BENCH_SUITE_DATA_ROOT"
 
@@ -233,7 +234,9 @@ class Runner:
         return plan(self.store, cells, force=self.force, run_id=self.run_id)
 
     def groups(self, cells: list[Cell]) -> list[list[Cell]]:
-        return group_cells(cells, fuse=self.fuse, max_group=self.max_group)
+        """Fused groups, each cut by trainer (a reference-trainer cell runs alone)."""
+        return [part for group in group_cells(cells, fuse=self.fuse, max_group=self.max_group)
+                for part in trainer_groups(group)]
 
     # --- running -----------------------------------------------------------------------------
 
@@ -412,7 +415,8 @@ class Runner:
             specs = [CellSpec(METHODS.get(c.method), c.width, c.activation, c.train, seeds["init"]) for c in group]
             # the initial and final weights travel back only for cells small enough for the theory section
             keep = any(theory.wants_section(data.n, c.width, data.dim, data.num_outputs) for c in group)
-            results = train_group(data, specs, order_seed=seeds["order"], device=self.device, on_epoch=self.on_epoch,
+            # the fused engine or the reference trainer, by method (bench_suite/trainers.py)
+            results = train_cells(data, specs, order_seed=seeds["order"], device=self.device, on_epoch=self.on_epoch,
                                   checkpoint=hooks, keep_weights=keep)
         except TrainingStopped as stopped:
             self._group_cost_s = max(self._group_cost_s, time.monotonic() - started)
@@ -458,9 +462,9 @@ class Runner:
             record = self._record(cell, result.status, reason=reason, result=result, data=data)
             method = METHODS.get(cell.method)
             try:  # the measurements of the theory section never cost a cell its record
-                record.theory = theory.record_section(
-                    data.x_train, data.y_train, width=cell.width, outputs=data.num_outputs, init=method.init,
-                    output=method.output, activation=cell.activation, loss=cell.train.loss,
+                record.theory = theory_section(
+                    method, data.x_train, data.y_train, width=cell.width, outputs=data.num_outputs,
+                    init=method.init, output=method.output, activation=cell.activation, loss=cell.train.loss,
                     extra=result.extra if keep else None, radius=result.final.get("radius"),
                     finished=result.status == "done")
             except Exception as exc:  # noqa: BLE001 - e.g. an SVD of non-finite data

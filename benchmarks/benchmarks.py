@@ -7,6 +7,8 @@
   or trained one by one (the unfused engine, ``Runner(fuse=False)``);
 - ``TimeGroupMomentum``: the 8 cells fused, with SGD momentum 0.9;
 - ``TimeSynthetic``: 50 full-batch gradient-descent steps of the synthetic ablation's 4 cells;
+- ``TimeReferenceTrainer``: the reference trainer against the fused engine on one cell of the
+  synthetic ablation (50 steps) and of the CIFAR-shaped problem (one epoch);
 - ``TrackSmokeLoss`` / ``TrackSmokeAccuracy``: final training loss / accuracy of smoke cells
   (the synthetic ablation's smoke profile, and a random-label CIFAR-shaped stand-in for the
   cifar10_random smoke profile), trained once in ``setup_cache`` and read by every ``track_``.
@@ -114,6 +116,42 @@ class TimeSynthetic:
 
     def time_synthetic_50_steps(self):
         train_group(self.data, self.specs, order_seed=self.order_seed)
+
+
+class TimeReferenceTrainer:
+    """The reference trainer (issue 10) on the shapes above: 50 full-batch steps of the synthetic
+    ablation's mli_paired_pgd cell, and one epoch of one CIFAR-shaped cell (width 64), each
+    against the fused engine on the same cell (benchmarks/reference_vs_fused.py has the ci
+    shapes). Skipped on commits without the reference trainer."""
+
+    params = (["synthetic", "cifar_like"], ["fused", "reference"])
+    param_names = ["problem", "trainer"]
+    timeout = 180
+
+    def setup(self, problem, trainer):
+        try:
+            from bench_suite.reference_trainer import train_reference
+        except ImportError:
+            raise NotImplementedError("no reference trainer in this commit") from None
+        from dataclasses import replace
+
+        method = METHODS.get("mli_paired_pgd")
+        if trainer == "reference":
+            method = replace(method, name="mli_paired_pgd_reference", trainer_choice="reference")
+        if problem == "synthetic":
+            cells = expand("synthetic_ablation", methods=["mli_paired_pgd"], train={"epochs": 50, "eval_every": 50})
+            c = cells[0]
+            self.data = TASKS.get("synthetic_ablation")().load(dict(c.options), data_seed=c.seeds()["data"],
+                                                               data_root=None, cache_dir=None)
+            self.cell = CellSpec(method, c.width, c.activation, c.train, c.seeds()["init"])
+        else:
+            self.data = cifar_like()
+            self.cell = CellSpec(method, 64, "relu", cifar_config(momentum=0.9, lr_w=0.01, lr_v=0.01), 1)
+        self.train = ((lambda: train_reference(self.data, self.cell, order_seed=0)) if trainer == "reference"
+                      else (lambda: train_group(self.data, [self.cell], order_seed=0)))
+
+    def time_train(self, problem, trainer):
+        self.train()
 
 
 # ------------------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ from bench_suite.grid import expand, export_profiles, load_profile_file
 from bench_suite.tasks import TASKS
 
 TASK = "synthetic_ablation"
-METHODS = ("mli_paired_pgd", "sgd", "constraint_only", "no_mirroring")
+METHODS = ("mli_paired_pgd", "sgd", "constraint_only", "no_mirroring", "mli_paired_pgd_fixed_v",
+           "mli_paired_pgd_per_neuron")
 
 
 def _settings(*, n=1000, d=100, widths=(20,), activations=("tanh",), lrs=((0.1, 0.1),), eps=(1.0,), epochs=2000,
@@ -64,7 +65,7 @@ def test_the_task_declares_exactly_these_ablation_profiles():
 def test_profile_expands_to_the_study_settings(profile):
     cells = expand(TASK, profile=profile)
     settings = EXPECTED[profile]
-    # every setting x the four methods x the repetitions, each cell once
+    # every setting x the six methods x the repetitions, each cell once
     assert len(cells) == len(settings) * len(METHODS) * SEEDS[profile]
     assert len({c.cell_id for c in cells}) == len(cells)
     assert {_key(c) for c in cells} == settings

@@ -43,7 +43,8 @@ def test_run_prints_final_metrics_and_writes_json_records(tmp_path, capsys):
     "args,needle",
     [
         (["run", "--task", "no_such_task"], "valid choices: "),
-        (["run", "--method", "adam"], "valid choices: constraint_only, mli_paired_pgd, no_mirroring, sgd"),
+        (["run", "--method", "lion"], "valid choices: adam, constraint_only, mli_paired_pgd, mli_paired_pgd_fixed_v, "
+                                      "mli_paired_pgd_per_neuron, no_mirroring, sgd"),
         (["run", "--activation", "sigmoid"], "valid choices: relu, tanh, softplus, gelu"),
         (["run", "--width", "0"], "positive integer"),
         (["run", "--width", "5", "--method", "mli_paired_pgd"], "odd"),

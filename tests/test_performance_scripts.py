@@ -14,7 +14,7 @@ sys.path.insert(0, str(ROOT))  # the `benchmarks` package (asv's benchmark_dir) 
 from data_fixtures import write_cifar_zip  # noqa: E402
 
 from benchmarks import benchmarks as asv_suite  # noqa: E402
-from benchmarks import cpu_epoch_vs_matmul, gpu_paper_grid  # noqa: E402
+from benchmarks import cpu_epoch_vs_matmul, gpu_paper_grid, reference_vs_fused  # noqa: E402
 
 PER_CLASS = {"train": 8, "test": 2}
 
@@ -64,16 +64,16 @@ def test_gpu_paper_grid_writes_after_each_group_and_times_a_fallback_by_its_cell
                                                                                  monkeypatch):
     # issue 13, 2.1 and 2.6: a fused group that fails (e.g. out of memory) is re-trained cell by
     # cell: its time is the sum of its cells' and it is flagged; every group's numbers are written
-    import bench_suite.runner as runner_module
+    import bench_suite.trainers as trainers_module
 
-    real = runner_module.train_group
+    real = trainers_module.train_group  # what the runner's train_cells calls for fused methods
 
     def fails_when_fused(data, specs, **kwargs):
         if len(specs) > 1:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory")
         return real(data, specs, **kwargs)
 
-    monkeypatch.setattr(runner_module, "train_group", fails_when_fused)
+    monkeypatch.setattr(trainers_module, "train_group", fails_when_fused)
     writes = []
     real_replace = gpu_paper_grid.os.replace
 
@@ -168,7 +168,8 @@ def benchmark_methods(cls, prefix):
     return [name for name in dir(cls) if name.startswith(prefix)]
 
 
-@pytest.mark.parametrize("cls_name", ["TimeEpoch", "TimeGroup", "TimeGroupMomentum", "TimeSynthetic"])
+@pytest.mark.parametrize("cls_name", ["TimeEpoch", "TimeGroup", "TimeGroupMomentum", "TimeSynthetic",
+                                      "TimeReferenceTrainer"])
 def test_asv_time_and_peakmem_benchmarks_run_once(tiny_asv_suite, cls_name):
     cls = getattr(tiny_asv_suite, cls_name)
     params = getattr(cls, "params", None)
@@ -268,3 +269,12 @@ def test_cpu_epoch_vs_matmul_times_the_fold_decisions_pieces():
     result = cpu_epoch_vs_matmul.main(["--n", "100", "--d", "16", "--widths", "4", "--epochs", "3", "--op-costs"])
     costs = result["op_costs_s"]
     assert all(costs[k] > 0 for k in ("step", "masked_fold", "trackers", "snapshot", "norm_fp32", "norm_fp64"))
+
+
+def test_reference_vs_fused_runs_at_tiny_scale(capsys):
+    rows = reference_vs_fused.main(["--problem", "synthetic_ablation ci", "--repeats", "1", "--scale", "0.05"])
+    (row,) = rows
+    assert row["fused_ms"] > 0 and row["reference_ms"] > 0 and row["group_ms"] > 0
+    # both trainers train the same cell: the same loss to float32 rounding
+    assert abs(row["losses"]["fused"] - row["losses"]["reference"]) <= 1e-5 * abs(row["losses"]["fused"])
+    assert "| synthetic_ablation ci |" in capsys.readouterr().out

@@ -80,7 +80,9 @@ def test_profiles_are_the_documented_ones():
     assert set(threshold["activations"]) == {"tanh", "relu"} and threshold["methods"] == ["mli_paired_pgd"]
     lecun = ci["cases"][1]
     assert lecun["methods"] == ["constraint_only"] and lecun["train"]["epochs"] == 1  # J at init only
-    eps = sorted(c["train"]["eps"] for c in ci["cases"][2:])
+    fixed_v = ci["cases"][2]  # the theorems' J(w; v) beside the method, at its settings
+    assert fixed_v["methods"] == ["mli_paired_pgd_fixed_v"] and "train" not in fixed_v and 20 in fixed_v["widths"]
+    eps = sorted(c["train"]["eps"] for c in ci["cases"][3:])
     assert eps[0] <= 0.01 and eps[-1] >= 1.0  # two decades
     paper = TASK.profiles["paper"]
     assert set(paper["activations"]) == {"tanh", "softplus", "relu"} and paper["seeds"] >= 5
@@ -157,8 +159,9 @@ def test_plan_prices_the_ci_profile(tmp_path):
                           "--store", str(tmp_path / "store"), "--json"], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
     plan = json.loads(out.stdout)
-    # 66 threshold cells, 66 one-step LeCun cells for the rank law, 30 eps-sweep cells (6 shared)
-    assert len(plan["cells"]) == 66 + 66 + 30 - 6
+    # 66 threshold cells, 66 one-step LeCun cells for the rank law, 18 fixed-V cells, 30 eps-sweep
+    # cells (6 shared)
+    assert len(plan["cells"]) == 66 + 66 + 18 + 30 - 6
 
 
 def test_smoke_profile_runs_through_the_cli(tmp_path):
@@ -170,10 +173,15 @@ def test_smoke_profile_runs_through_the_cli(tmp_path):
                           "--store", str(store), "--quiet", "--threads", "1"], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stdout + out.stderr
     records = [json.loads(p.read_text()) for p in (store / "records").glob("*.json")]
-    assert sorted(r["config"]["width"] for r in records) == [10, 20, 40]
+    assert sorted(r["config"]["width"] for r in records) == [10, 10, 20, 20, 40, 40]
     assert all(r["status"] == "done" and r["shape"]["n"] == 200 and r["shape"]["d"] == 20 for r in records)
-    loss = {r["config"]["width"]: r["final"]["train_loss"] for r in records}
+    assert {r["timing"]["trainer"] for r in records} == {"fused"}
+    loss = {r["config"]["width"]: r["final"]["train_loss"] for r in records
+            if r["config"]["method"] == "mli_paired_pgd"}
     assert loss[40] < loss[10] < 1.2
+    for r in records:  # V frozen: the output layer never moved, so the W block is the whole KKT problem
+        if r["config"]["method"] == "mli_paired_pgd_fixed_v":
+            assert r["theory"]["kkt"]["kkt_variables"] == "W"
 
 
 @pytest.mark.slow

@@ -225,19 +225,19 @@ def test_accuracies_fractions_and_relative_radius_are_float64():
 def test_a_failed_fused_group_is_said_once_and_recorded_as_trained_alone(tmp_path, monkeypatch, capsys):
     # issue 13, 2.1: e.g. a CUDA out-of-memory in the fused group; the cells are re-trained one by
     # one, and both stderr and the records say so
-    import bench_suite.runner as runner_module
+    import bench_suite.trainers as trainers_module
     from bench_suite.grid import expand
     from bench_suite.runner import Runner
     from bench_suite.store import ResultStore
 
-    real = runner_module.train_group
+    real = trainers_module.train_group  # what the runner's train_cells calls for fused methods
 
     def fails_when_fused(data, specs, **kwargs):
         if len(specs) > 1:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.90 GiB")
         return real(data, specs, **kwargs)
 
-    monkeypatch.setattr(runner_module, "train_group", fails_when_fused)
+    monkeypatch.setattr(trainers_module, "train_group", fails_when_fused)
     cells = expand("synthetic_ablation", methods=["sgd", "mli_paired_pgd", "constraint_only"],
                    options={"n": 40, "d": 8}, train={"epochs": 3, "eval_every": 3})
     summary = Runner(ResultStore(tmp_path), device="cpu").run(cells)

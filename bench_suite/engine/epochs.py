@@ -233,6 +233,10 @@ def train_group(
     device = torch.device(device)
     sched = cells[0].config.schedule_key()
     for cell in cells:
+        if not cell.method.fused_expressible:
+            raise ValueError(f"method {cell.method.name!r} needs the reference trainer (optimizer "
+                             f"{cell.method.optimizer}, projection {cell.method.projection_name}, ...): train it with "
+                             f"bench_suite.trainers.train_cells or bench_suite.reference_trainer.train_reference")
         if cell.config.schedule_key() != sched:
             raise ValueError("cells of one fused group must share epochs, batch_size, eval_every and precision")
         if cell.config.loss == "ce" and not data.classification:

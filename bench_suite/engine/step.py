@@ -165,8 +165,10 @@ class _FusedEngine:
         sign = torch.ones(M, 1, dtype=dt)
         for g in L.groups:
             sign[g.p2 : g.p2 + g.hp] = -1
-        self.lr_rows = (per_cell(lambda c: c.config.lr_w)[row_cell_cpu].unsqueeze(1) * sign).to(dev)
-        self.lr_v = per_cell(lambda c: c.config.lr_v).view(C, 1, 1).to(dev)
+        # a frozen parameter (Method.frozen) has learning rate 0: its weights stay as they are, bit for bit
+        lr_w = per_cell(lambda c: 0.0 if "w" in c.method.frozen else c.config.lr_w)
+        self.lr_rows = (lr_w[row_cell_cpu].unsqueeze(1) * sign).to(dev)
+        self.lr_v = per_cell(lambda c: 0.0 if "v" in c.method.frozen else c.config.lr_v).view(C, 1, 1).to(dev)
         self.momentum = any(c.config.momentum > 0 for c in cells)
         self.mom_fold_steps = 0
         if self.momentum:

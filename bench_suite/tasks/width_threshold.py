@@ -16,6 +16,12 @@ WIDTHS = [6, 10, 14, 18, 20, 22, 26, 30, 40, 60, 80]
 # (V must grow like 1/eps, W's curvature grows like |V|^2): at fixed learning rates the small
 # end is frozen and the large end unstable. Our choice, derived there, not tuned on outcomes.
 EPS_SWEEP = [0.01, 0.03, 0.1, 0.3, 1.0]
+# the theorems' setting beside the method (issue 10): MLI + paired + PGD with V frozen at V0, the
+# problem whose Jacobian J(w; v) the rank argument is about; at the task's defaults, on six widths
+# m d/(2n) = 0.3, 0.5, 1, 1.5, 2, 4 (tanh), so the ci profile grows by ~20 s of CPU (fused with
+# the mli_paired_pgd group; all 11 widths would be ~35 s)
+FIXED_V_WIDTHS = [6, 10, 20, 30, 40, 80]
+FIXED_V_CASE = {"methods": ["mli_paired_pgd_fixed_v"], "widths": list(FIXED_V_WIDTHS), "activations": ["tanh"]}
 EPS_SWEEP_CASES = [
     {"methods": ["mli_paired_pgd"], "widths": [20, 40], "activations": ["tanh"],
      "train": {"eps": eps, "lr_w": 3e-5 * (eps / 0.1) ** 2, "lr_v": 100.0 / (eps / 0.1) ** 2}}
@@ -78,9 +84,10 @@ class WidthThreshold(Task):
     }
     profiles: dict[str, dict[str, Any]] = {
         "smoke": {
-            "description": "mli_paired_pgd, tanh, three widths around the threshold, 1000 GD steps (seconds)",
+            "description": ("mli_paired_pgd and mli_paired_pgd_fixed_v (V frozen at V0), tanh, three widths around "
+                            "the threshold, 1000 GD steps (seconds)"),
             "device": "cpu",
-            "methods": ["mli_paired_pgd"],
+            "methods": ["mli_paired_pgd", "mli_paired_pgd_fixed_v"],
             "widths": [10, 20, 40],
             "activations": ["tanh"],
             "seeds": 1,
@@ -88,8 +95,10 @@ class WidthThreshold(Task):
         },
         "ci": {
             "description": ("mli_paired_pgd, tanh and relu, m d/(2n) = 0.3..4 (11 widths), 10000 GD steps, three "
-                            "repetitions; the rank of J at init of LeCun-init cells (constraint_only, one step); "
-                            "the eps sweep at m d/(2n) = 1 and 2 (eps 0.01..1, lr_w ~ eps^2, lr_v ~ 1/eps^2)"),
+                            "repetitions, and beside it mli_paired_pgd_fixed_v (V frozen at V0: the theorems' "
+                            "J(w; v)), tanh, 6 widths; the rank of J at init of LeCun-init cells (constraint_only, "
+                            "one step); the eps sweep at m d/(2n) = 1 and 2 (eps 0.01..1, lr_w ~ eps^2, "
+                            "lr_v ~ 1/eps^2)"),
             "device": "cpu",
             "repetitions": 3,
             "cases": [
@@ -98,6 +107,8 @@ class WidthThreshold(Task):
                 # at an lr LeCun-init features take: docs/theory.md)
                 {"methods": ["constraint_only"], "widths": list(WIDTHS), "activations": ["tanh", "relu"],
                  "train": {"epochs": 1, "eval_every": 1, "lr_v": 0.1}},
+                # the theorems' fixed-output problem, beside the method at the same settings
+                dict(FIXED_V_CASE),
                 # Theorem 2: the tight-limit scaling keeps the dynamics the same at every radius
                 *EPS_SWEEP_CASES,
             ],
@@ -109,11 +120,13 @@ class WidthThreshold(Task):
             "cases": list(EPS_SWEEP_CASES),
         },
         "paper": {
-            "description": ("mli_paired_pgd, tanh, softplus and relu, m d/(2n) = 0.3..4, lr_w = 2e-6 (half the "
-                            "softplus stability bound at ratio 2), 200000 GD steps, five repetitions (a GPU; "
-                            "about 2 hours on a 2-core CPU, estimated from the ci step rate)"),
+            "description": ("mli_paired_pgd and mli_paired_pgd_fixed_v (V frozen at V0), tanh, softplus and relu, "
+                            "m d/(2n) = 0.3..4, lr_w = 2e-6 (half the softplus stability bound at ratio 2), 200000 "
+                            "GD steps, five repetitions (a GPU; on a 2-core CPU about twice the 2 hours estimated "
+                            "from the ci step rate for mli_paired_pgd alone: the fixed-V cells double each fused "
+                            "group, docs/theory.md)"),
             "device": "any",
-            "methods": ["mli_paired_pgd"],
+            "methods": ["mli_paired_pgd", "mli_paired_pgd_fixed_v"],
             "widths": list(WIDTHS),
             "activations": ["tanh", "softplus", "relu"],
             "seeds": 5,
