@@ -268,15 +268,7 @@ class _ReferenceRun:
             seg_seconds.append(time.perf_counter() - t_seg)
             if self.epoch >= cfg.epochs or self.status != "done":
                 break
-            stop = self.ckpt.stop(max(seg_seconds[-3:])) if self.ckpt.stop is not None else None
-            due = ((self.ckpt.every_epochs and self.epoch - last_save[0] >= self.ckpt.every_epochs)
-                   or (self.ckpt.every_seconds is not None
-                       and time.perf_counter() - last_save[1] >= self.ckpt.every_seconds))
-            if (stop or due) and self.ckpt.save is not None:
-                self.ckpt.save(self.export_state())
-                last_save = (self.epoch, time.perf_counter())
-            if stop:
-                raise TrainingStopped(self.epoch, cfg.epochs, stop)
+            last_save = self.ckpt.at_segment_end(self.epoch, cfg.epochs, last_save, seg_seconds, self.export_state)
         return self._result(timer.stop(), keep_weights)
 
     def _run_epoch(self, e: int) -> None:

@@ -38,24 +38,16 @@ from __future__ import annotations
 
 import math
 import tempfile
-from dataclasses import dataclass
 from typing import Any, Callable
 
-OK, FAIL, SKIP = "ok", "FAIL", "skipped"
+from .doctor import FAIL, OK, SKIP, Check  # one vocabulary of check lines (doctor, plugin-check)
+
 TINY_OPTIONS = {"n": 64, "d": 16}  # ablation_smoke's shape
 TINY_WIDTH = 8
 TINY_EPOCHS = 20
 PAIRED_WITH = {"lecun": "sgd", "mirrored_lecun": "mli_paired_pgd"}  # the built-in of each init
 
 
-@dataclass
-class Check:
-    name: str
-    status: str  # ok | FAIL | skipped
-    detail: str
-
-    def line(self) -> str:
-        return f"[{self.status}] {self.name}: {self.detail}"
 
 
 def registered_by(module: str) -> tuple[list[str], list[str]]:

@@ -103,6 +103,21 @@ class Checkpointing:
     stop: Callable[[float], str | None] | None = None
     invalid: Callable[[str], None] | None = None
 
+    def at_segment_end(self, epoch: int, epochs: int, last_save: tuple[int, float], seg_seconds: list[float],
+                       export_state: Callable[[], dict[str, Any]]) -> tuple[int, float]:
+        """What a trainer does at a segment end (its state whole, ``epoch`` epochs done of
+        ``epochs``): save when due or before a stop, then raise ``TrainingStopped`` on a stop.
+        ``last_save`` is (epoch, ``time.perf_counter()``) of the last save; returns the new one."""
+        stop = self.stop(max(seg_seconds[-3:])) if self.stop is not None else None
+        due = ((self.every_epochs and epoch - last_save[0] >= self.every_epochs)
+               or (self.every_seconds is not None and time.perf_counter() - last_save[1] >= self.every_seconds))
+        if (stop or due) and self.save is not None:
+            self.save(export_state())
+            last_save = (epoch, time.perf_counter())
+        if stop:
+            raise TrainingStopped(epoch, epochs, stop)
+        return last_save
+
 
 class _EpochRunner:
     """Runs epochs eagerly, or (CUDA, opt-in) replays a captured CUDA graph per epoch: the first
@@ -344,15 +359,7 @@ class _Training:
             seg_seconds.append(time.perf_counter() - t_seg)
             if self.epoch >= cfg.epochs or not self.live():
                 break
-            stop = self.ckpt.stop(max(seg_seconds[-3:])) if self.ckpt.stop is not None else None
-            due = ((self.ckpt.every_epochs and self.epoch - last_save[0] >= self.ckpt.every_epochs)
-                   or (self.ckpt.every_seconds is not None
-                       and time.perf_counter() - last_save[1] >= self.ckpt.every_seconds))
-            if (stop or due) and self.ckpt.save is not None:
-                self.ckpt.save(self.export_state())
-                last_save = (self.epoch, time.perf_counter())
-            if stop:
-                raise TrainingStopped(self.epoch, cfg.epochs, stop)
+            last_save = self.ckpt.at_segment_end(self.epoch, cfg.epochs, last_save, seg_seconds, self.export_state)
         return self._results(timer.stop(), keep_weights)
 
     def _run_epochs(self, start: int, end: int, cadence: int | None,
