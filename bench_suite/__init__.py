@@ -2,12 +2,15 @@
 Neurons Can Work' (Zhang, Zhang, Hong, Sun, Luo; NeurIPS 2021).
 
 The Python API (:mod:`bench_suite.api`): ``run``, ``load_results``, ``load_curves``, ``check``,
-``export``. Imported lazily, so ``import bench_suite`` (and the CLI's ``--help``) stay light.
+``export``; for plug-ins, ``Method`` and ``METHODS`` (:mod:`bench_suite.methods`) and
+``register_task`` (:mod:`bench_suite.tasks`). Imported lazily, so ``import bench_suite`` (and
+the CLI's ``--help``) stay light.
 """
 
 __version__ = "0.1.0"
 
 _API = ("run", "load_results", "load_curves", "check", "export")
+_PLUGIN_API = {"Method": "methods", "METHODS": "methods", "register_task": "tasks"}
 
 
 def __getattr__(name: str):
@@ -15,11 +18,15 @@ def __getattr__(name: str):
         from . import api
 
         return getattr(api, name)
+    if name in _PLUGIN_API:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_PLUGIN_API[name]}", __name__), name)
     raise AttributeError(f"module 'bench_suite' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted([*globals(), *_API])
+    return sorted([*globals(), *_API, *_PLUGIN_API])
 
 
-__all__ = ["__version__", *_API]
+__all__ = ["__version__", *_API, *_PLUGIN_API]

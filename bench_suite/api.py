@@ -43,7 +43,7 @@ def run(task: str | Iterable[str] = "synthetic_ablation", *, profile: str | None
         activations: list[str] | None = None, repetitions: int | list[int] | None = None,
         options: dict[str, Any] | None = None, train: dict[str, Any] | None = None, device: str = "auto",
         data_root: str | None = None, cache_dir: str | None = None, force: bool = False, fuse: bool = True,
-        max_group: int | None = None) -> "RunSummary":
+        max_group: int | None = None, plugins: list[str] | None = None) -> "RunSummary":
     """Run the cells of ``task`` (a profile and/or axes) into ``store``, as ``python -m bench_suite run``.
 
     ``options`` and ``train`` map a task option / training setting (``TrainConfig`` field, or
@@ -51,10 +51,16 @@ def run(task: str | Iterable[str] = "synthetic_ablation", *, profile: str | None
     a count (0..N-1) or a list of indexes. Returns the :class:`~bench_suite.runner.RunSummary`:
     ``.records`` (one :class:`~bench_suite.records.Record` per cell, run or found finished),
     ``.to_frame()`` and ``.exit_code`` (0 all done, 1 some failed, 3 some skipped).
-    Raises ``ValueError`` (e.g. :class:`~bench_suite.grid.GridError`) for a bad grid."""
+    ``plugins`` names modules to import first (as ``--plugin``); ``$BENCH_SUITE_PLUGINS`` and
+    installed entry points are loaded too, as on the command line.
+    Raises ``ValueError`` (e.g. :class:`~bench_suite.grid.GridError`) for a bad grid,
+    :class:`~bench_suite.registry.PluginError` for a plug-in that cannot be loaded."""
     from .commands import writable_dir
     from .grid import expand
+    from .registry import load_plugins
     from .runner import Runner
+
+    load_plugins(plugins)
 
     tasks = [task] if isinstance(task, str) else list(task)
     reps = range(repetitions) if isinstance(repetitions, int) else repetitions

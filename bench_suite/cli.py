@@ -11,6 +11,7 @@ internal error too, with its traceback only under ``--debug`` or ``BENCH_SUITE_D
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import math
 import os
@@ -45,6 +46,9 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, not the usage block
         message = message.removeprefix("argument ")
+        if message.startswith("unrecognized arguments") and any(
+                w in message.split() for w in ("--plugin", "--debug")):  # the global options
+            message += "; --plugin and --debug go before the command: python -m bench_suite --plugin MODULE run ..."
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
@@ -523,6 +527,10 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"{parser.prog}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `... | head`: the reader left; no message, the shell's SIGPIPE code
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return exit_codes.BROKEN_PIPE
     except OSError as exc:
         if debug:
             traceback.print_exc()

@@ -4,7 +4,8 @@
 failed but some cells were skipped (no data), 69 the cluster stopped answering (sysexits'
 EX_UNAVAILABLE), 75 stopped early by a time budget, checkpointed (sysexits' EX_TEMPFAIL: run
 the same command again). `check`: 0 every verdict PASS, 1 a FAIL, 3 something undecided.
-Every command: 2 bad input or an internal error (one line), 130 Ctrl-C.
+Every command: 2 bad input or an internal error (one line), 130 Ctrl-C, 141 its output's reader
+left (`| head`).
 """
 
 OK = 0
@@ -14,6 +15,7 @@ SKIPPED = 3  # run: nothing failed, but some cells were skipped (their data is n
 CLUSTER_LOST = 69  # run: the Dask scheduler / SLURM controller stopped answering; finished records kept
 STOPPED = 75  # run: stopped early (time budget, request_stop), checkpointed: run the same command again
 INTERRUPTED = 130  # Ctrl-C
+BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports it: the reader of stdout left (`| head`)
 
 CHECK_PASS = 0  # every verdict PASS
 CHECK_FAIL = 1  # at least one (unexpected) FAIL

@@ -41,6 +41,8 @@ KNOWN_OPTIMIZERS = ("ASGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW",
                     "RMSprop", "Rprop", "SGD", "SparseAdam")
 # optimizers whose step needs a closure (LBFGS) or sparse gradients (SparseAdam): only with a train_step
 _NEEDS_OWN_STEP = ("LBFGS", "SparseAdam")
+# optimizers that refuse per-parameter groups: W and V then share one group (one learning rate)
+SINGLE_GROUP_OPTIMIZERS = ("LBFGS",)
 PROJECTIONS = ("frobenius", "per_neuron")  # named projections (bench_suite/projection.py); or a callable
 SCHEDULES = ("constant", "linear", "cosine")  # named lr schedules (lr_t = lr * factor(t, T)); or a callable
 PARAMETERS = ("w", "v")  # what `frozen` may name: the hidden weights W, the output weights V
@@ -167,7 +169,7 @@ class Method:
         for p in frozen:
             if p not in PARAMETERS:
                 raise bad("frozen", f"unknown parameter {p!r}; valid: w (hidden weights), v (output weights)")
-        if set(frozen) == set(PARAMETERS) and self.train_step is None:
+        if set(frozen) == set(PARAMETERS):  # a training step has nothing else to train either
             raise bad("frozen", "both W and V are frozen: nothing would train")
         if "w" in frozen and self.constrained:
             raise bad("frozen", "W is frozen, so there is nothing to project: set constrained=False")
@@ -223,6 +225,12 @@ class Method:
         if self.optimizer != "SGD" and config.momentum != 0:
             raise MethodError(f"method {self.name!r}: momentum {config.momentum:g} is SGD's heavy-ball setting; "
                               f"{self.optimizer} takes its own (optimizer_settings): use --momentum 0")
+        if self.optimizer == "SGD" and self.optimizer_settings.get("nesterov") and config.momentum <= 0:
+            raise MethodError(f"method {self.name!r}: nesterov=True needs SGD momentum > 0 (torch.optim.SGD): "
+                              f"give the cells --momentum, e.g. --momentum 0.9")
+        if self.optimizer in SINGLE_GROUP_OPTIMIZERS and not self.frozen and config.lr_w != config.lr_v:
+            raise MethodError(f"method {self.name!r}: torch.optim.{self.optimizer} takes one parameter group, so "
+                              f"one learning rate: set lr_w = lr_v (--lr), not {config.lr_w:g} and {config.lr_v:g}")
 
     def check_runtime(self) -> None:
         """What needs torch: the optimizer exists in ``torch.optim`` and takes the settings, a
@@ -246,8 +254,9 @@ class Method:
                               f"torch.optim.{self.optimizer} (valid: {valid})")
         try:
             probe = torch.nn.Parameter(torch.zeros(2, 2))
-            cls([probe], lr=1e-3, **({"momentum": 0.9} if self.optimizer == "SGD" else {}), **self.optimizer_settings)
-        except (TypeError, ValueError) as exc:
+            sgd = {"momentum": 0.9} if self.optimizer == "SGD" else {}  # the cell's own is checked by check_cell
+            cls([probe], lr=1e-3, **{**sgd, **self.optimizer_settings})
+        except Exception as exc:  # noqa: BLE001 - torch's checks raise TypeError, ValueError, IndexError, ...
             raise MethodError(f"method {name!r}: optimizer_settings: torch.optim.{self.optimizer} refuses them "
                               f"({' '.join(str(exc).split())})") from None
         if callable(self.projection):
@@ -312,7 +321,17 @@ def _source_of(fn: Callable) -> str:
     try:
         return inspect.getsource(fn)
     except (TypeError, OSError):
-        return repr(fn)
+        return _code_text(getattr(fn, "__code__", None)) or f"{type(fn).__module__}.{type(fn).__qualname__}"
+
+
+def _code_text(code: Any) -> str:
+    """A stable text of a code object (bytecode, constants, names; nested code objects
+    recursively) for functions without a source file (``python -c``, ``exec``): ``repr(fn)``
+    holds a memory address, a new cell id every run."""
+    if code is None:
+        return ""
+    consts = [_code_text(c) if hasattr(c, "co_code") else repr(c) for c in code.co_consts]
+    return "|".join([code.co_code.hex(), repr(code.co_names), repr(code.co_varnames), *consts])
 
 
 METHODS: Registry[Method] = Registry("method")

@@ -54,7 +54,7 @@ from .engine.epochs import (
 )
 from .engine.layout import CellResult, CellSpec
 from .flops import step_flops
-from .methods import Method, MethodError, schedule_factor
+from .methods import SINGLE_GROUP_OPTIMIZERS, Method, MethodError, schedule_factor
 from .model import TwoLayerNet
 from .projection import project_frobenius_ball, project_per_neuron_balls
 from .tasks.base import TaskData
@@ -189,6 +189,8 @@ class _ReferenceRun:
                 param.requires_grad_(False)
             else:
                 groups.append({"params": [param], "lr": float(lr)})
+        if method.optimizer in SINGLE_GROUP_OPTIMIZERS and len(groups) > 1:  # check_cell: lr_w = lr_v
+            groups = [{"params": [p for g in groups for p in g["params"]], "lr": groups[0]["lr"]}]
         self.base_lrs = [g["lr"] for g in groups]
         settings = dict(method.optimizer_settings)
         if method.optimizer == "SGD":
@@ -292,7 +294,11 @@ class _ReferenceRun:
 
     def _step(self, xb: torch.Tensor, yb: torch.Tensor, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
         method, state, t = self.method, self.state, self.steps_done
-        factor = schedule_factor(method.lr_schedule, t, self.total_steps)
+        try:
+            factor = schedule_factor(method.lr_schedule, t, self.total_steps)
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plug-in's schedule
+            raise MethodError(f"method {method.name!r}: lr_schedule raised at step {t}: "
+                              f"{type(exc).__name__}: {' '.join(str(exc).split())}") from exc
         if not (math.isfinite(factor) and factor >= 0):
             raise MethodError(f"method {method.name!r}: lr_schedule gave {factor!r} at step {t} of "
                               f"{self.total_steps}; a factor must be finite and >= 0")
@@ -304,7 +310,7 @@ class _ReferenceRun:
             result = self.step_fn(self.model, (xb, yb), state)
         except (TrainingStopped, KeyboardInterrupt):
             raise
-        except Exception as exc:  # noqa: BLE001 - a plug-in's step: its fault, in one line
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plug-in's step (even sys.exit): its fault, in one line
             raise TrainStepError(f"{where} raised {type(exc).__name__}: {' '.join(str(exc).split())}") from exc
         if not (isinstance(result, tuple) and len(result) == 2):
             raise TrainStepError(f"{where} returned {type(result).__name__}; it must return (loss, outputs)")
@@ -318,7 +324,11 @@ class _ReferenceRun:
         if self.project is not None:
             with torch.no_grad():
                 w = self.model.w
-                new = self.project(w.detach(), self.w0, self.radius)
+                try:
+                    new = self.project(w.detach(), self.w0, self.radius)
+                except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plug-in's projection
+                    raise MethodError(f"method {method.name!r}: projection raised at step {t}: "
+                                      f"{type(exc).__name__}: {' '.join(str(exc).split())}") from exc
                 if not isinstance(new, torch.Tensor) or new.shape != w.shape:
                     got = tuple(new.shape) if isinstance(new, torch.Tensor) else type(new).__name__
                     raise MethodError(f"method {method.name!r}: projection returned {got} for W of shape "
@@ -326,7 +336,26 @@ class _ReferenceRun:
                 if not torch.equal(new, w):
                     self.proj_count += 1
                     w.copy_(new)
+        if t == 0 or state.memory and t % 1000 == 0:  # early, not only when the first checkpoint is due
+            self._check_memory()
         return (loss.detach() if isinstance(loss, torch.Tensor) else loss), out.detach()
+
+    def _check_memory(self) -> None:
+        """A method's ``state.memory`` goes into checkpoints, read back with
+        ``torch.load(weights_only=True)``: tensors and plain Python only (MethodError naming the key)."""
+        def bad(obj: Any) -> bool:
+            if isinstance(obj, (torch.Tensor, str, int, float, bool, type(None))):
+                return False
+            if isinstance(obj, (list, tuple)):
+                return any(bad(x) for x in obj)
+            if isinstance(obj, dict):
+                return any(not isinstance(k, (str, int)) or bad(v) for k, v in obj.items())
+            return True
+        for key, value in self.state.memory.items():
+            if bad(value):
+                raise MethodError(f"method {self.method.name!r}: state.memory[{key!r}] holds a "
+                                  f"{type(value).__name__}, which cannot go into a checkpoint: keep tensors and "
+                                  f"plain Python (numbers, strings, lists, dicts) there")
 
     @torch.no_grad()
     def evaluate(self, xs: torch.Tensor, ys: torch.Tensor) -> tuple[float, float]:
@@ -437,6 +466,7 @@ class _ReferenceRun:
     # ----- state: export, check, load -----
     def export_state(self) -> dict[str, Any]:
         """The whole state at a segment end, as CPU tensors and plain Python."""
+        self._check_memory()
         return {
             "format": STATE_FORMAT,
             "fingerprint": self.fingerprint,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from importlib import metadata
 from typing import Callable, Generic, Iterator, TypeVar
 
@@ -30,6 +31,7 @@ class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._items: dict[str, T] = {}
+        self._origin: dict[str, str | None] = {}  # the plug-in module whose import registered each name
 
     def register(self, name: str) -> Callable[[T], T]:
         def decorator(obj: T) -> T:
@@ -38,10 +40,27 @@ class Registry(Generic[T]):
 
         return decorator
 
-    def add(self, name: str, obj: T) -> None:
-        if name in self._items and self._items[name] is not obj:
-            raise ValueError(f"{self.kind} {name!r} is already registered")
+    def add(self, name: str, obj: T, *, replace: bool = False) -> None:
+        """Register ``obj`` as ``name`` (ValueError for a taken name unless ``replace``, e.g. a
+        re-run notebook cell; for a name the command line could not select; for an object whose
+        own ``name`` differs)."""
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise ValueError(f"{self.kind} name {name!r}: use letters, digits, '_', '-' and '.' only "
+                             f"(it is written in --{self.kind} lists and cell names)")
+        own = getattr(obj, "name", None)
+        if isinstance(own, str) and own and own != name:
+            raise ValueError(f"{self.kind} {name!r}: the object is named {own!r}; register it under its own name")
+        if name in self._items and self._items[name] is not obj and not replace:
+            by = self._origin.get(name)
+            raise ValueError(f"{self.kind} {name!r} is already registered ({'by ' + by if by else 'built in'}): "
+                             f"choose another name (or add(..., replace=True) to replace your own)")
         self._items[name] = obj
+        self._origin.setdefault(name, _importing[-1] if _importing else None)
+
+    def origin(self, name: str) -> str | None:
+        """The plug-in module whose import registered ``name`` (None: built in, or added
+        outside a plug-in import)."""
+        return self._origin.get(name)
 
     def get(self, name: str) -> T:
         try:
@@ -59,6 +78,9 @@ class Registry(Generic[T]):
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
+
+_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
+_importing: list[str] = []  # the plug-in modules being imported now (innermost last)
 
 PLUGIN_ENV = "BENCH_SUITE_PLUGINS"
 ENTRY_POINT_GROUP = "bench_suite.plugins"
@@ -87,6 +109,7 @@ def load_plugins(modules: list[str] | None = None) -> None:
 
 
 def _import_plugin(name: str, origin: str, load: Callable[[], object]) -> None:
+    _importing.append(name)
     try:
         load()
     except ModuleNotFoundError as exc:
@@ -96,7 +119,9 @@ def _import_plugin(name: str, origin: str, load: Callable[[], object]) -> None:
                               f"PYTHONPATH? Fix or remove it") from None
         raise PluginError(f"plug-in module {name!r} (from {origin}) needs the module {missing!r}, which is not "
                           f"installed") from None
-    except Exception as exc:  # noqa: BLE001 - a plug-in's own fault, reported in one line
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plug-in's own fault, reported in one line
         text = " ".join(str(exc).split())
         raise PluginError(f"plug-in module {name!r} (from {origin}) raised on import: {type(exc).__name__}: "
                           f"{text} (run with --debug for the traceback)") from exc
+    finally:
+        _importing.pop()

@@ -132,6 +132,8 @@ def make_record(cell: Cell, status: str, *, reason: str | None = None, result=No
     if result is not None:
         record.curves, record.final, record.timing = result.curves, result.final, result.timing
         record.w0_digest = result.w0_digest
+    elif cell.method in METHODS:  # an error or skipped cell still names the trainer it was (or would be) on
+        record.timing = {"trainer": METHODS.get(cell.method).trainer}
     return record
 
 
@@ -457,8 +459,14 @@ class Runner:
                 result.timing["fallback"] = fallback
             reason = result.reason
             if result.status == "diverged":
-                reason = (f"{reason}; lower the learning rates (--lr-w/--lr-v) or use a constrained method "
-                          f"(learning rates were lr_w={cell.train.lr_w:g}, lr_v={cell.train.lr_v:g})")
+                method = METHODS.get(cell.method)
+                own = [f for f in ("train_step", "projection", "lr_schedule") if callable(getattr(method, f, None))]
+                hint = ("lower the learning rates (--lr-w/--lr-v)" if method.constrained
+                        else "lower the learning rates (--lr-w/--lr-v) or use a constrained method")
+                if own:
+                    hint += f", or check the method's own {' and '.join(own)}"
+                reason = (f"{reason}; {hint} (learning rates were lr_w={cell.train.lr_w:g}, "
+                          f"lr_v={cell.train.lr_v:g})")
             record = self._record(cell, result.status, reason=reason, result=result, data=data)
             method = METHODS.get(cell.method)
             try:  # the measurements of the theory section never cost a cell its record

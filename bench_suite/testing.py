@@ -61,9 +61,9 @@ def registered_by(module: str) -> tuple[list[str], list[str]]:
     load_plugins([module])
     methods = sorted(set(METHODS.names()) - methods_before)
     tasks = sorted(set(TASKS.names()) - tasks_before)
-    if not methods and not tasks:  # imported before (e.g. $BENCH_SUITE_PLUGINS): find its registrations
-        tasks = [t for t in TASKS.names() if TASKS.get(t).__module__ == module]
-        methods = [m for m in METHODS.names() if any(
+    if not methods and not tasks:  # imported before (e.g. $BENCH_SUITE_PLUGINS): what its import registered
+        tasks = [t for t in TASKS.names() if TASKS.origin(t) == module or TASKS.get(t).__module__ == module]
+        methods = [m for m in METHODS.names() if METHODS.origin(m) == module or any(
             getattr(getattr(METHODS.get(m), f, None), "__module__", None) == module
             for f in ("train_step", "projection", "lr_schedule"))]
     return methods, tasks
