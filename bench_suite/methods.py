@@ -95,7 +95,7 @@ class Method:
       :class:`bench_suite.reference_trainer.StepState` (optimizer, loss function, step
       counters, W0, V0, radius, a ``memory`` dict kept in checkpoints); it returns the batch's
       mean loss and outputs (B, K) before its update. The projection runs after it.
-    - ``train_defaults``: training settings for this method's cells (``TrainConfig`` fields),
+    - ``train_defaults``: training settings for this method's cells (``TrainConfig`` fields, or ``lr`` for both rates),
       applied above the task's defaults and below a profile's and the command line's values.
     - ``trainer_choice``: ``auto`` (the fused engine when the method is expressible there,
       :attr:`trainer`) or ``reference`` (always the reference trainer).
@@ -179,6 +179,11 @@ class Method:
         if self.trainer_choice not in TRAINERS:
             raise bad("trainer_choice", f"unknown {self.trainer_choice!r}; valid: {', '.join(TRAINERS)}")
         defaults = dict(self.train_defaults or {})
+        if "lr" in defaults:  # as --lr and run(train={"lr": ...}): both learning rates
+            lr = defaults.pop("lr")
+            if {"lr_w", "lr_v"} & set(defaults):
+                raise bad("train_defaults", "give lr (both learning rates) or lr_w / lr_v, not both")
+            defaults.update(lr_w=lr, lr_v=lr)
         object.__setattr__(self, "train_defaults", defaults)
         unknown = sorted(set(defaults) - set(TrainConfig.field_names()))
         if unknown:

@@ -323,7 +323,8 @@ def _generalization_section(df: pd.DataFrame, verdicts: pd.DataFrame, out_dir: P
             ax.set_xlabel("width m (hidden units)")
             ax.set_ylabel("final test accuracy (error bar: sd over repetitions)")
             ax.grid(True, alpha=0.3)
-            ax.legend(fontsize=8)
+            if ax.get_legend_handles_labels()[1]:  # no labelled artist: no legend (and no warning)
+                ax.legend(fontsize=8)
             fig.suptitle(f"{task} · profile {profile} · {activation}: test accuracy against width", fontsize=10)
             fig.tight_layout()
             fig.savefig(out_dir / "plots" / plot, format="png", dpi=100, metadata={"Software": None})
@@ -502,14 +503,14 @@ def _plot_group(path: Path, title: str, recs: list[Record]) -> None:
         ax_loss.set_xlabel("epoch")
         ax_loss.set_ylabel("train loss (running mean per epoch)")
         ax_loss.grid(True, alpha=0.3)
-        if ax_loss.lines:
+        if ax_loss.get_legend_handles_labels()[1]:
             ax_loss.legend(fontsize=8)
         if has_acc:
             axes[1].set_xlabel("epoch")
             axes[1].set_ylabel("accuracy (solid: train, dashed: test)")
             axes[1].set_ylim(-0.02, 1.02)
             axes[1].grid(True, alpha=0.3)
-            if axes[1].lines:
+            if axes[1].get_legend_handles_labels()[1]:
                 axes[1].legend(fontsize=7)
         fig.suptitle(title, fontsize=10)
         fig.tight_layout()

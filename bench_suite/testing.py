@@ -123,9 +123,8 @@ def _record_check(name: str, records: list) -> Check:
         return Check(f"{name}: record", FAIL, "; ".join(problems))
     if skipped:
         return Check(f"{name}: record", SKIP, "; ".join(skipped))
-    trainers = sorted({r.timing["trainer"] for r in records})
-    return Check(f"{name}: record", OK, f"{len(records)} record(s) pass the schema, done, trainer "
-                                        f"{'/'.join(trainers)}")
+    trainers = ", ".join(sorted({f"{r.config['method']} on {r.timing['trainer']}" for r in records}))
+    return Check(f"{name}: record", OK, f"{len(records)} record(s) pass the schema, done ({trainers})")
 
 
 def _contract(name: str, cells: list, subject: str, builtin: str | None, device: str) -> list[Check]:

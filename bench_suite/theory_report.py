@@ -48,7 +48,7 @@ def _plot(path: Path, title: str, draw: Callable) -> None:
         draw(axes)
         for ax in axes:
             ax.grid(True, alpha=0.3)
-            if ax.lines:
+            if ax.get_legend_handles_labels()[1]:  # no labelled artist: no legend (and no warning)
                 ax.legend(fontsize=7)
         fig.suptitle(title, fontsize=10)
         fig.tight_layout()

@@ -217,3 +217,11 @@ def test_a_reader_that_leaves_is_no_error(tmp_path):
     proc = subprocess.run(f"{sys.executable} -m bench_suite list | head -1", shell=True, capture_output=True,
                           text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
     assert proc.stdout.strip() == "Tasks:" and proc.stderr == ""
+
+
+def test_train_defaults_take_lr_for_both_rates():
+    method = Method("lr_both", "x", init="lecun", output="free", constrained=False, train_defaults={"lr": 0.5})
+    assert method.train_defaults == {"lr_w": 0.5, "lr_v": 0.5}
+    with pytest.raises(MethodError, match="not both"):
+        Method("lr_both2", "x", init="lecun", output="free", constrained=False,
+               train_defaults={"lr": 0.5, "lr_w": 0.1})

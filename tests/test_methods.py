@@ -109,7 +109,7 @@ def _method(**over):
     ({"init": "xavier"}, "init: unknown init 'xavier'"),
     ({"output": "shared"}, "output: unknown output layer"),
     ({"train_defaults": {"lr_w": -1.0}}, "train_defaults: lr_w must be a finite number >= 0"),
-    ({"train_defaults": {"lr": 0.1}}, "train_defaults: unknown setting(s) lr"),
+    ({"train_defaults": {"lrate": 0.1}}, "train_defaults: unknown setting(s) lrate"),
     ({"optimizer_settings": {"lr": 0.1}}, "optimizer_settings.lr: the learning rates are the cell's lr_w"),
     ({"optimizer_settings": {"weight_decay": -0.1}, "optimizer": "AdamW"}, "optimizer_settings.weight_decay: must "
                                                                             "be >= 0"),
