@@ -42,7 +42,7 @@ def smoke(session: nox.Session) -> None:
 
 
 def _store_args(posargs: list[str]) -> list[str]:
-    """The `--out DIR` of the run, passed on to check and report so all three see one store."""
+    """The `--store DIR` (old spelling `--out`) of the run, passed on to check and report: one store."""
     for i, arg in enumerate(posargs):
         if arg in ("--out", "--store") and i + 1 < len(posargs):
             return ["--store", posargs[i + 1]]
@@ -55,7 +55,7 @@ def _store_args(posargs: list[str]) -> list[str]:
 def reproduce(session: nox.Session) -> None:
     """run -> check -> report: the `paper` profile on a CUDA device, else the `ci` profile.
 
-    Extra arguments go to `run` (e.g. `nox -s reproduce -- --data-root PATH --seeds 3`); a
+    Extra arguments go to `run` (e.g. `nox -s reproduce -- --data-root PATH --repetitions 3`); a
     `--profile` among them overrides the choice. The report is written whatever the verdicts;
     the session fails only if `check` finds a FAIL (or a step errors).
     """
