@@ -303,7 +303,8 @@ def cmd_plan(args: argparse.Namespace, cells: list[Cell]) -> int:
         trainer = METHODS.get(group[0].method).trainer
         rate = costs.rate(device_name, per_step, trainer=trainer) if per_step is not None else None
         if rate is not None:
-            notes.add(f"{format_flops(rate[0])}/s (median of {rate[1]} earlier group(s) at {rate[2]})")
+            notes.add(f"{trainer} trainer: {format_flops(rate[0])}/s (median of {rate[1]} earlier group(s) "
+                      f"at {rate[2]})")
         for cell in group:
             flops = costs.flops(cell)
             seconds[cell.cell_id] = flops / rate[0] if flops is not None and rate is not None else None
