@@ -695,7 +695,7 @@ class SlurmParams:
     cluster: str | None = None  # submitit cluster: None (detect: slurm), "slurm", "local" or "debug"
     poll_s: float = 10.0  # how often to ask squeue for the jobs' states
     cluster_timeout_s: float = 300.0  # how long an unanswering controller is waited for
-    grace_s: float = 15.0  # a job gone from the queue without a result file: how long to wait for the file
+    grace_s: float = 15.0  # a job that ended without a result file: how long to wait for the file (or a requeue)
 
 
 @dataclass
@@ -909,7 +909,8 @@ class SlurmBackend(Backend):
     submitit submits; the jobs are followed here: result files (cheap, every second), squeue
     every ``poll_s`` (sacct only for a job squeue has forgotten), one line per state change.
     A job that ended without a result is final after ``grace_s`` (a shared filesystem may show
-    the file late); its unrecorded cells become ``lost`` records naming the job and its state.
+    the file late, and a job being requeued shows an ending state for a moment); its unrecorded
+    cells become ``lost`` records naming the job and its state.
     On submitit's ``local``/``debug`` clusters (no SLURM) submitit's own job objects are used."""
 
     name = "slurm"
@@ -1092,10 +1093,13 @@ class SlurmBackend(Backend):
         for job in live:
             if job.ended_at is None:
                 continue
-            # a failed state is final at once; a job that says it completed, or that the queue has
-            # forgotten, may still have a result file on its way through a shared filesystem
+            # no ending state is final at once: a job that completed, or that the queue has forgotten,
+            # may still have a result file on its way through a shared filesystem, and a job that
+            # submitit requeues at its time limit shows FAILED for a moment before it is PENDING
+            # again (seen on a real cluster: the requeued cells were counted lost); a later poll
+            # within grace_s that finds it alive resets ended_at
             waited = now - job.ended_at
-            if job.state.state not in ("COMPLETED", "GONE") or waited >= self.params.grace_s:
+            if waited >= self.params.grace_s:
                 if job.paths().result_pickle.exists():
                     job.outcome = "result"
                 else:
