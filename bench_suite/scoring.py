@@ -23,7 +23,7 @@ Rules (``docs/checks.md`` has the long form):
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import pandas as pd
 
@@ -267,6 +267,11 @@ def select(records: Iterable[Record], references: Iterable[Reference], *,
     return frame, pd.DataFrame(left, columns=LEFT_OUT_COLUMNS)
 
 
+def _given(value: Any) -> bool:
+    """A verdict cell that holds a value: not None, not NaN (pandas turns a missing one into NaN)."""
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
 def explain_skips(verdicts: pd.DataFrame, records: Iterable[Record], left_out: pd.DataFrame) -> pd.DataFrame:
     """SKIPPED rows whose note says "no results" when the store does hold records of the row's
     task and method(s): say which, and why none was scored (left out as older code / ad hoc /
@@ -276,10 +281,10 @@ def explain_skips(verdicts: pd.DataFrame, records: Iterable[Record], left_out: p
     for i, row in out.iterrows():
         if row["verdict"] != SKIPPED or not str(row["note"]).startswith("no results"):
             continue
-        methods = {row["method"]} | ({row["versus"]} if row.get("versus") else set())
+        methods = {row["method"]} | ({row["versus"]} if _given(row.get("versus")) else set())
         mine = [r for r in records if r.task == row["task"] and r.method in methods
-                and (row["width"] is None or r.config.get("width") == row["width"])
-                and (row["activation"] is None or r.config.get("activation") == row["activation"])]
+                and (not _given(row["width"]) or r.config.get("width") == row["width"])
+                and (not _given(row["activation"]) or r.config.get("activation") == row["activation"])]
         if not mine:
             continue
         ids = {r.cell_id for r in mine}

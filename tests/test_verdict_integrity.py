@@ -278,3 +278,15 @@ class T(Task):
     assert _code_only(source) == _code_only(same)
     assert _code_only(source) != _code_only(source.replace("data_seed + 1", "data_seed + 2"))
     assert _code_only(source) != _code_only(source.replace('name = "t"', 'name = "u"'))
+
+
+def test_skipped_rows_of_a_store_with_unscorable_records_explain_themselves(tmp_path):
+    # a newcomer's store: width_threshold smoke records only; `check --profile ci` crashed with a
+    # TypeError (pandas' NaN in the 'versus' column of non-comparison rows) instead of saying why
+    import bench_suite as bs
+
+    bs.run("width_threshold", profile="smoke", train={"epochs": 3, "eval_every": 3}, store=tmp_path / "s",
+           device="cpu")
+    verdicts = bs.check(tmp_path / "s", profile="ci")  # every task's rows, comparisons or not
+    assert set(verdicts["verdict"]) == {"SKIPPED"}
+    assert verdicts["note"].str.contains("no record the row may score").any()
