@@ -226,9 +226,13 @@ def load_profile_file(path: str | Path) -> list[tuple[str, str]]:
             if unknown:
                 raise GridError(f"--profile-file {path}: {task}.{name}: unknown key(s) {', '.join(unknown)}; "
                                 f"valid: {', '.join(PROFILE_KEYS)}")
-            if name in TASKS.get(task).profiles:  # its reference rows were set for the built-in one
-                raise GridError(f"--profile-file {path}: {task}.{name} is a built-in profile (its reference rows in "
-                                f"baselines/ were set for it): give yours another name")
+            builtin = TASKS.get(task).profiles.get(name)
+            if builtin is not None:  # its reference rows were set for the built-in one
+                if _is_exported_copy(spec, builtin):
+                    continue  # an unchanged copy from `list --profiles --export`: the built-in stays
+                raise GridError(f"--profile-file {path}: {task}.{name} is a built-in profile, changed here (its "
+                                f"reference rows in baselines/ were set for the built-in one): give yours another "
+                                f"name, e.g. [{task}.my_{name}]")
             spec = dict(spec)
             spec["options"] = {k: _from_toml(v) for k, v in (spec.get("options") or {}).items()}
             spec["train"] = {k: _from_toml(v, full=k == "batch_size") for k, v in (spec.get("train") or {}).items()}
@@ -269,18 +273,34 @@ def export_profiles(tasks: list[str] | None = None) -> str:
     out: dict[str, Any] = {}
     for task in tasks or TASKS.names():
         for name, spec in sorted(profiles_of(task).items()):
-            entry = {k: spec[k] for k in PROFILE_KEYS if k in spec and k not in ("options", "train", "seeds", "cases")}
-            entry["repetitions"] = profile_repetitions(spec)  # the current name of the old "seeds"
-            if spec.get("options"):
-                entry["options"] = {k: _to_toml(v) for k, v in spec["options"].items()}
-            if spec.get("train"):
-                entry["train"] = {k: _to_toml(v, full=k == "batch_size") for k, v in spec["train"].items()}
-            if spec.get("cases"):
-                entry["cases"] = [{k: ({kk: _to_toml(vv, full=kk == "batch_size") for kk, vv in v.items()}
-                                       if k in ("options", "train") else v) for k, v in case.items()}
-                                  for case in spec["cases"]]
-            out.setdefault(task, {})[name] = entry
+            out.setdefault(task, {})[name] = _toml_entry(spec)
     return tomli_w.dumps(out)
+
+
+def _toml_entry(spec: dict[str, Any]) -> dict[str, Any]:
+    """One profile as the table ``export_profiles`` writes for it."""
+    entry = {k: spec[k] for k in PROFILE_KEYS if k in spec and k not in ("options", "train", "seeds", "cases")}
+    entry["repetitions"] = profile_repetitions(spec)  # the current name of the old "seeds"
+    if spec.get("options"):
+        entry["options"] = {k: _to_toml(v) for k, v in spec["options"].items()}
+    if spec.get("train"):
+        entry["train"] = {k: _to_toml(v, full=k == "batch_size") for k, v in spec["train"].items()}
+    if spec.get("cases"):
+        entry["cases"] = [{k: ({kk: _to_toml(vv, full=kk == "batch_size") for kk, vv in v.items()}
+                               if k in ("options", "train") else v) for k, v in case.items()}
+                          for case in spec["cases"]]
+    return entry
+
+
+def _is_exported_copy(spec: dict[str, Any], builtin: dict[str, Any]) -> bool:
+    """Whether a file's table is the built-in profile as `list --profiles --export` wrote it."""
+    import tomli_w
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    return tomllib.loads(tomli_w.dumps({"p": _toml_entry(builtin)}))["p"] == spec
 
 
 def _as_list(value: Any) -> list:

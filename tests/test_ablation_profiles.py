@@ -13,7 +13,7 @@ import math
 
 import pytest
 
-from bench_suite.grid import expand, export_profiles, load_profile_file
+from bench_suite.grid import GridError, expand, export_profiles, load_profile_file
 from bench_suite.tasks import TASKS
 
 TASK = "synthetic_ablation"
@@ -108,3 +108,26 @@ def test_ablation_profiles_are_plain_data_and_survive_toml(tmp_path, monkeypatch
     for name in EXPECTED:
         original = {c.cell_id for c in expand(TASK, profile=name)}
         assert {c.cell_id for c in expand(TASK, profile="copy_" + name)} == original
+
+
+def test_an_exported_file_loads_with_one_profile_renamed_and_edited(tmp_path, monkeypatch):
+    # README: `list --profiles --export > mine.toml`, edit, `--profile-file mine.toml`: the
+    # unchanged copies of built-in profiles are ignored, an edited one must get another name
+    import re
+
+    from bench_suite import grid
+
+    monkeypatch.setattr(grid, "_FILE_PROFILES", {})
+    text = export_profiles()
+    path = tmp_path / "mine.toml"
+    path.write_text(text)
+    load_profile_file(path)  # every table an unchanged built-in: nothing to refuse
+    renamed = re.sub(r"^\[synthetic_ablation\.smoke([].])", r"[synthetic_ablation.my_smoke\1", text, flags=re.M)
+    path.write_text(renamed)
+    load_profile_file(path)
+    assert {c.cell_id for c in expand(TASK, profile="my_smoke")} == {c.cell_id for c in expand(TASK, profile="smoke")}
+    edited = re.sub(r"(\[synthetic_ablation\.smoke\.train\]\n(?:[^\[].*\n)*?)epochs = 200\n", r"\1epochs = 7\n", text)
+    assert edited != text
+    path.write_text(edited)
+    with pytest.raises(GridError, match="synthetic_ablation.smoke is a built-in profile, changed here"):
+        load_profile_file(path)
