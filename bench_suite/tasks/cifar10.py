@@ -194,6 +194,53 @@ GENERALIZATION_RATIONALE = (
 )
 
 
+GENERALIZATION_GRID: dict[str, list] = {"methods": METHODS_ALL, "widths": GENERALIZATION_WIDTHS,
+                                        "activations": ["relu"]}
+
+
+def generalization_profiles(train_total: int, test_total: int, *, labels: str = "",
+                            needs: str | None = None) -> dict[str, dict[str, Any]]:
+    """The ``smoke`` / ``ci`` / ``paper`` profiles the generalization tasks share (our choice,
+    docs/data.md): the same subsets, epochs, widths and methods; ``train_total`` /
+    ``test_total`` are the data set's split sizes (for the descriptions), ``labels`` a note on
+    its labels (e.g. "fine labels"), ``needs`` the data set named when it is missing."""
+    lab = f"{labels}, " if labels else ""
+    skip = f"; skipped without {needs}" if needs else ""
+    return {
+        "smoke": {
+            "description": f"1,000 / 1,000 images, {lab}3 epochs, the four methods at widths 16 and 64 (CPU, "
+                           f"seconds){skip}",
+            "device": "cpu",
+            "seeds": 1,
+            "methods": METHODS_ALL,
+            "widths": [16, 64],
+            "activations": ["relu"],
+            "options": {"n_train": 1000, "n_test": 1000},
+            "train": {"epochs": 3, "eval_every": 3},
+        },
+        "ci": {
+            "description": f"10,000 training images, all {test_total:,} test images, {lab}10 epochs, the four "
+                           f"methods at widths 16, 64, 256, 3 seeds (CPU, a few minutes){skip}",
+            "device": "cpu",
+            "seeds": 3,
+            "methods": METHODS_ALL,
+            "widths": [16, 64, 256],
+            "activations": ["relu"],
+            "options": {"n_train": 10000},
+            "train": {"epochs": 10, "eval_every": 5},
+        },
+        "paper": {
+            "description": f"all {train_total:,} / {test_total:,} images, {lab}widths 16-4096, relu, 100 epochs, the "
+                           f"four methods, 3 seeds (our choice: the paper publishes no such grid)",
+            "device": "cuda",
+            "seeds": 3,
+            "methods": METHODS_ALL,
+            "widths": GENERALIZATION_WIDTHS,
+            "activations": ["relu"],
+        },
+    }
+
+
 @register_task
 class Cifar10(Task):
     """CIFAR-10 with its TRUE labels: test accuracy against width, per method (generalization).
@@ -213,43 +260,8 @@ class Cifar10(Task):
         "download": False,  # allow torchvision to download cifar-10-batches-py when none is found
     }
     train_defaults: dict[str, Any] = dict(GENERALIZATION_TRAIN_DEFAULTS)
-    grid: dict[str, list] = {
-        "methods": METHODS_ALL,
-        "widths": GENERALIZATION_WIDTHS,
-        "activations": ["relu"],
-    }
-    profiles: dict[str, dict[str, Any]] = {
-        "smoke": {
-            "description": "1,000 / 1,000 images, 3 epochs, the four methods at widths 16 and 64 (CPU, seconds)",
-            "device": "cpu",
-            "seeds": 1,
-            "methods": METHODS_ALL,
-            "widths": [16, 64],
-            "activations": ["relu"],
-            "options": {"n_train": 1000, "n_test": 1000},
-            "train": {"epochs": 3, "eval_every": 3},
-        },
-        "ci": {
-            "description": "10,000 training images, all 10,000 test images, 10 epochs, the four methods at "
-                           "widths 16, 64, 256, 3 seeds (CPU, a few minutes)",
-            "device": "cpu",
-            "seeds": 3,
-            "methods": METHODS_ALL,
-            "widths": [16, 64, 256],
-            "activations": ["relu"],
-            "options": {"n_train": 10000},
-            "train": {"epochs": 10, "eval_every": 5},
-        },
-        "paper": {
-            "description": "all 50,000 / 10,000 images, widths 16-4096, relu, 100 epochs, the four methods, "
-                           "3 seeds (our choice: the paper publishes no such grid)",
-            "device": "cuda",
-            "seeds": 3,
-            "methods": METHODS_ALL,
-            "widths": GENERALIZATION_WIDTHS,
-            "activations": ["relu"],
-        },
-    }
+    grid: dict[str, list] = dict(GENERALIZATION_GRID)
+    profiles: dict[str, dict[str, Any]] = generalization_profiles(CIFAR10_TRAIN, CIFAR10_TEST)
     defaults_rationale = GENERALIZATION_RATIONALE
 
     @classmethod

@@ -6,11 +6,11 @@ from typing import Any
 
 from .base import Task, TaskData, register_task
 from .cifar10 import (
+    GENERALIZATION_GRID,
     GENERALIZATION_RATIONALE,
     GENERALIZATION_TRAIN_DEFAULTS,
-    GENERALIZATION_WIDTHS,
-    METHODS_ALL,
     check_subset_size,
+    generalization_profiles,
 )
 
 MNIST_TRAIN, MNIST_TEST = 60_000, 10_000  # the published split
@@ -35,44 +35,8 @@ class Mnist(Task):
         "n_test": None,  # None = all 10,000
     }
     train_defaults: dict[str, Any] = dict(GENERALIZATION_TRAIN_DEFAULTS)
-    grid: dict[str, list] = {
-        "methods": METHODS_ALL,
-        "widths": GENERALIZATION_WIDTHS,
-        "activations": ["relu"],
-    }
-    profiles: dict[str, dict[str, Any]] = {
-        "smoke": {
-            "description": "1,000 / 1,000 images, 3 epochs, the four methods at widths 16 and 64 (CPU, seconds); "
-                           "skipped without MNIST",
-            "device": "cpu",
-            "seeds": 1,
-            "methods": METHODS_ALL,
-            "widths": [16, 64],
-            "activations": ["relu"],
-            "options": {"n_train": 1000, "n_test": 1000},
-            "train": {"epochs": 3, "eval_every": 3},
-        },
-        "ci": {
-            "description": "10,000 training images, all 10,000 test images, 10 epochs, the four methods at "
-                           "widths 16, 64, 256, 3 seeds (CPU); skipped without MNIST",
-            "device": "cpu",
-            "seeds": 3,
-            "methods": METHODS_ALL,
-            "widths": [16, 64, 256],
-            "activations": ["relu"],
-            "options": {"n_train": 10000},
-            "train": {"epochs": 10, "eval_every": 5},
-        },
-        "paper": {
-            "description": "all 60,000 / 10,000 images, widths 16-4096, relu, 100 epochs, the four methods, "
-                           "3 seeds (our choice: the paper publishes no such grid)",
-            "device": "cuda",
-            "seeds": 3,
-            "methods": METHODS_ALL,
-            "widths": GENERALIZATION_WIDTHS,
-            "activations": ["relu"],
-        },
-    }
+    grid: dict[str, list] = dict(GENERALIZATION_GRID)
+    profiles: dict[str, dict[str, Any]] = generalization_profiles(MNIST_TRAIN, MNIST_TEST, needs="MNIST")
     defaults_rationale = GENERALIZATION_RATIONALE
 
     @classmethod
