@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cluster_helpers import events, no_run_outlives_its_test, run_cli, wait_for  # noqa: F401 - the fixture is autouse
 
 from bench_suite.store import ResultStore
 
@@ -82,43 +83,6 @@ def dask_processes(tmp_path):
     cluster = DaskProcesses(tmp_path / "dask")
     yield cluster
     cluster.close()
-
-
-_RUNS: list[subprocess.Popen] = []
-
-
-@pytest.fixture(autouse=True)
-def _no_run_outlives_its_test():
-    yield
-    while _RUNS:
-        proc = _RUNS.pop()
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-
-
-def run_cli(args: list[str], **kw) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "bench_suite", "run", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
-    _RUNS.append(proc)
-    return proc
-
-
-def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"the run ended (exit {proc.returncode}) before {what}:\n{err[-3000:]}")
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
-
-def events(store: Path, kind: str) -> list[dict]:
-    return [e for e in ResultStore(store).events() if e["event"] == kind]
 
 
 def test_a_worker_killed_mid_grid_loses_no_cell_and_trains_none_twice(dask_processes, tmp_path):

@@ -18,11 +18,11 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from cluster_helpers import events, no_run_outlives_its_test, run_cli, wait_for  # noqa: F401 - the fixture is autouse
 
 from bench_suite.cli import main
 from bench_suite.store import ResultStore
@@ -118,10 +118,6 @@ def jobs_json(store: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(store.glob("runs/*/jobs.json"))]
 
 
-def events(store: Path, kind: str | None = None) -> list[dict]:
-    return [e for e in ResultStore(store).events() if kind is None or e["event"] == kind]
-
-
 def squeue(job: str) -> tuple[str, str] | None:
     out = subprocess.run(["squeue", "-h", "-r", "-t", "all", "-j", job.split("_")[0], "-o", "%i|%T|%r"],
                          capture_output=True, text=True).stdout
@@ -130,39 +126,6 @@ def squeue(job: str) -> tuple[str, str] | None:
         if jid == job:
             return state, reason
     return None
-
-
-def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            _, err = proc.communicate()
-            pytest.fail(f"the run ended (exit {proc.returncode}) before {what}:\n{err[-3000:]}")
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.3)
-
-
-_RUNS: list[subprocess.Popen] = []
-
-
-@pytest.fixture(autouse=True)
-def _no_run_outlives_its_test():
-    yield
-    while _RUNS:
-        proc = _RUNS.pop()
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-
-
-def run_cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "bench_suite", "run", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
-    _RUNS.append(proc)
-    return proc
 
 
 def test_cpu_cells_run_as_cpu_jobs_whose_ids_and_states_are_shown_and_recorded(slurm, store, tmp_path, capsys):
