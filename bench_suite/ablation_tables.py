@@ -386,11 +386,11 @@ class Selection:
 def select(records: Sequence[Record], profile: str, *, task: str = TASK) -> Selection:
     """The current-code, done-or-diverged records whose configuration ``profile`` declares (any
     record of that configuration, whichever profile it was first run for)."""
-    from .grid import code_digest, expand, profile_declares
+    from .grid import expand, profile_declares
+    from .versions import is_current
 
-    current = code_digest(task)
     declared = [r for r in records if r.task == task and profile_declares(task, profile, r.config) is None]
-    now = [r for r in declared if r.code_digest == current]
+    now = [r for r in declared if is_current(r)]
     used = [r for r in now if r.status in USABLE]
     expected = {c.cell_id for c in expand(task, profile=profile)}
     have = {r.cell_id for r in used}
@@ -437,8 +437,10 @@ def _provenance_line(records: Sequence[Record]) -> str:
                     for r in records)
     versions = tally(f"python {r.provenance.get('python')}, torch {r.provenance.get('torch')}" for r in records)
     devices = tally(f"{r.provenance.get('device')} ({r.provenance.get('device_name')})" for r in records)
-    digests = tally(str(r.code_digest) for r in records)
-    return f"Records: commit {commits}; {versions}; {devices}; code digest {digests}."
+    from .records import code_version_text
+
+    codes = tally(str(code_version_text(r)) for r in records)
+    return f"Records: commit {commits}; {versions}; {devices}; code version {codes}."
 
 
 def profile_section(records: Sequence[Record], profile: str, *, task: str = TASK,

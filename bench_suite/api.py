@@ -126,13 +126,14 @@ class Scoring:
     scored: "pd.DataFrame"
     left_out: "pd.DataFrame"
     verdicts: "pd.DataFrame"
-    current_code: dict[str, str]
+    current_code: dict[str, Any]  # versions.current_versions: the engine, theory, tasks and methods in scope
 
     def stale(self) -> list[Record]:
         """Records of the checked profiles computed by other code than the current one."""
+        from .versions import is_current
+
         profiles = {(r.task, r.profile) for r in self.references}
-        return [r for r in self.records
-                if (r.task, r.profile) in profiles and r.code_digest != self.current_code.get(r.task)]
+        return [r for r in self.records if (r.task, r.profile) in profiles and not is_current(r)]
 
 
 def score(store: str | os.PathLike, *, profile: str | None = None, tasks: list[str] | None = None,
@@ -140,9 +141,10 @@ def score(store: str | os.PathLike, *, profile: str | None = None, tasks: list[s
           confidence: float = 0.95) -> Scoring:
     """Select and score: the rules of docs/checks.md ("Which results count")."""
     from .baselines import load_references
-    from .grid import code_digest, profile_declares
+    from .grid import profile_declares
     from .scoring import explain_skips, run_checks, select
     from .tasks import TASKS
+    from .versions import current_versions, is_current, why_not_current
 
     st = _store(store)
     records = st.records()
@@ -159,9 +161,9 @@ def score(store: str | os.PathLike, *, profile: str | None = None, tasks: list[s
         refs = [r for r in refs if r.profile == profile]
     if tasks:
         refs = [r for r in refs if r.task in tasks]
-    current = {t: code_digest(t) for t in {r.task for r in refs} | {r.task for r in records} if t in TASKS}
-    scored, left_out = select(records, refs, current_code=current.get, declares=profile_declares,
-                              include_old_code=include_old_code, rejected=st.rejected)
+    current = current_versions({r.task for r in refs} | {r.task for r in records}, {r.method for r in records})
+    scored, left_out = select(records, refs, is_current=is_current, why_not_current=why_not_current,
+                              declares=profile_declares, include_old_code=include_old_code, rejected=st.rejected)
     verdicts = explain_skips(run_checks(scored, refs, confidence=confidence), records, left_out)
     return Scoring(st, records, refs, scored, left_out, verdicts, current)
 

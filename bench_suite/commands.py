@@ -502,17 +502,18 @@ def _stale_line(scoring) -> str | None:
     stale = scoring.stale()
     if not stale:
         return None
-    digests = sorted({str(r.code_digest) for r in stale})
+    from .versions import why_not_current
+
+    reasons = sorted({why_not_current(r) for r in stale})
     profiles = sorted({str(r.profile) for r in stale})
     return (f"STALE: {len(stale)} record(s) of profile(s) {', '.join(profiles)} in {scoring.store.root} were computed "
-            f"by other code (digest(s) {', '.join(digests)}; current: "
-            f"{', '.join(sorted(set(scoring.current_code.values())))}); re-run them (e.g. `nox -s reproduce`) "
-            f"to score them, or pass --include-old-code")
+            f"by other code ({'; '.join(reasons)}); re-run them (e.g. `nox -s reproduce`) to score them, or pass "
+            f"--include-old-code")
 
 
 def _code_line(verdicts) -> str:
-    digests = sorted({d for ds in verdicts["code_digests"] for d in (ds or [])}) if len(verdicts) else []
-    return f"code version(s) scored: {', '.join(digests) if digests else 'none'}"
+    versions = sorted({d for ds in verdicts["code_versions"] for d in (ds or [])}) if len(verdicts) else []
+    return f"code version(s) scored: {'; '.join(versions) if versions else 'none'}"
 
 
 def cmd_check(args: argparse.Namespace) -> int:

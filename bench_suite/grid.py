@@ -9,26 +9,18 @@ method/width/activation axes, which fall back to the task's ``grid``).
 
 from __future__ import annotations
 
-import ast
-import hashlib
-import inspect
 import json
 import os
 from dataclasses import asdict, dataclass, field, replace
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from .config import ACTIVATIONS, TrainConfig
-from .methods import BUILTIN_METHODS, METHODS, MethodError
+from .methods import METHODS, MethodError
 from .records import PROTOCOL_VERSION, compute_cell_id
 from .seeds import seeds_for
 from .tasks import TASKS, Task
-
-# the modules whose source decides the numbers a cell computes (plus the task's own module)
-_COMPUTE_MODULES = ("config.py", "model.py", "training.py", "engine/__init__.py", "engine/layout.py", "engine/step.py",
-                    "engine/epochs.py", "methods.py", "seeds.py", "tasks/base.py", "theory.py", "projection.py",
-                    "reference_trainer.py", "trainers.py")
+from .versions import code_version
 
 
 @dataclass(frozen=True)
@@ -52,10 +44,8 @@ class Cell:
         return seeds_for(self.task, self.repetition)
 
     def config(self) -> dict[str, Any]:
-        """The resolved configuration, as stored in the record. A plug-in method's cells also
-        carry ``method_code`` (``Method.code_fingerprint``: its declaration and its functions'
-        source), so a changed plug-in makes new cells; the built-in methods are in ``code_digest``."""
-        out = {
+        """The resolved configuration, as stored in the record."""
+        return {
             "task": self.task,
             "task_options": dict(sorted(self.options.items())),
             "method": self.method,
@@ -64,9 +54,10 @@ class Cell:
             "repetition": self.repetition,
             "train": asdict(self.train),
         }
-        if self.method not in BUILTIN_METHODS and self.method in METHODS:
-            out["method_code"] = METHODS.get(self.method).code_fingerprint()
-        return out
+
+    def code_version(self) -> dict[str, Any]:
+        """The versions of the code that computes it (``versions.code_version``)."""
+        return code_version(self.task, self.method, self.activation)
 
     @property
     def name(self) -> str:
@@ -85,7 +76,9 @@ class Cell:
 
     @property
     def cell_id(self) -> str:
-        return compute_cell_id(self.config(), self.seeds(), code_digest(self.task), PROTOCOL_VERSION)
+        """A hash of what it computes: config, seeds, code version and protocol (docs/design.md,
+        "What identifies a result")."""
+        return compute_cell_id(self.config(), self.seeds(), self.code_version(), PROTOCOL_VERSION)
 
     def to_dict(self) -> dict[str, Any]:
         """The cell as plain data (JSON-safe): its resolved :meth:`config` plus the profile, what
@@ -115,51 +108,6 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
-
-
-@lru_cache(maxsize=None)
-def code_digest(task: str) -> str:
-    """Hash of the code that computes a cell of ``task``: changed code makes a new cell.
-
-    Each file counts by its syntax tree without docstrings (comments are not in it), so editing
-    a comment or a docstring keeps every cell id, and any change to what runs makes new ones."""
-    root = Path(__file__).parent
-    files = [root / rel for rel in _COMPUTE_MODULES]
-    files.append(Path(inspect.getsourcefile(TASKS.get(task))))
-    files += sorted((root / "data").glob("*.py"))
-    h = hashlib.sha256()
-    for path in dict.fromkeys(files):  # de-duplicated, order kept
-        if path.exists():
-            h.update(path.name.encode())
-            h.update(_code_only(path.read_text()).encode())
-    return h.hexdigest()[:16]
-
-
-# a task class's declarations that do not change what a cell computes: its profiles and grid
-# (which cells exist), defaults (already resolved into the cell's config) and prose
-_DECLARATIONS = {"description", "profiles", "grid", "defaults_rationale", "train_defaults", "options",
-                 "classification"}
-
-
-def _code_only(source: str) -> str:
-    """The source's syntax tree as text, without docstrings and without the task declarations
-    (``_DECLARATIONS``) of its classes: editing a profile or a comment keeps every cell id."""
-    tree = ast.parse(source)
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-            body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
-                    and isinstance(body[0].value.value, str):
-                body = body[1:]
-            if isinstance(node, ast.ClassDef):
-                body = [stmt for stmt in body if not _is_declaration(stmt)]
-            node.body = body or [ast.Pass()]
-    return ast.dump(tree, include_attributes=False)
-
-
-def _is_declaration(stmt: ast.stmt) -> bool:
-    targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target] if isinstance(stmt, ast.AnnAssign) else []
-    return bool(targets) and all(isinstance(t, ast.Name) and t.id in _DECLARATIONS for t in targets)
 
 
 # the largest grid `run` and `plan` build (a typo such as --seeds 1000000000 must not exhaust memory)

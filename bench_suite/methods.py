@@ -99,6 +99,8 @@ class Method:
       applied above the task's defaults and below a profile's and the command line's values.
     - ``trainer_choice``: ``auto`` (the fused engine when the method is expressible there,
       :attr:`trainer`) or ``reference`` (always the reference trainer).
+    - ``version``: part of its cells' ids (:meth:`identity`): bump it when a change that the
+      declaration does not show moves the method's numbers (bench_suite/versions.py).
     """
 
     name: str
@@ -115,6 +117,7 @@ class Method:
     train_step: Callable | None = None
     train_defaults: Mapping[str, Any] = field(default_factory=dict, hash=False)
     trainer_choice: str = "auto"
+    version: int = 1
 
     def __post_init__(self) -> None:
         name = self.name
@@ -130,6 +133,8 @@ class Method:
             raise bad("output", f"unknown output layer {self.output!r}; valid: {', '.join(OUTPUTS)}")
         if not isinstance(self.constrained, bool):
             raise bad("constrained", f"must be true or false, got {self.constrained!r}")
+        if isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 1:
+            raise bad("version", f"must be an integer >= 1, got {self.version!r}")
         if not isinstance(self.optimizer, str) or not self.optimizer:
             raise bad("optimizer", f"must be the name of a torch.optim optimizer, got {self.optimizer!r}")
         if self.optimizer in _NEEDS_OWN_STEP and self.train_step is None:
@@ -290,31 +295,46 @@ class Method:
         _CHECKED[name] = self
 
     # ----- identity -----
-    def code_fingerprint(self) -> str:
-        """A hash of the declaration and of the source files of its functions (train_step,
-        projection, schedule): what a plug-in method's cell ids carry, so a changed plug-in makes
-        new cells (the package's own code is in ``grid.code_digest``)."""
-        cached = _FINGERPRINTS.get(id(self))
+    def identity(self) -> str:
+        """What its cells' ids carry (``versions.code_version``): ``"<version>-<hash>"``, the hash
+        of its declaration (every field but the prose, ``description`` and ``rationale``, and
+        ``train_defaults``, which are resolved into each cell's config) and, for a function
+        (``train_step``, ``projection``, ``lr_schedule``), of the source file that defines it. So
+        a changed declaration or plug-in makes new cells; moving the package's code does not."""
+        cached = _IDENTITIES.get(id(self))
         if cached is not None and cached[0] is self:
             return cached[1]
         h = hashlib.sha256()
         for f in fields(self):
+            if f.name in _NOT_IDENTITY:
+                continue
             value = getattr(self, f.name)
             if callable(value):
                 h.update(f"{f.name}=<function>".encode())
-                h.update(_source_of(value).encode())
+                h.update(source_of(value).encode())
             else:
-                h.update(f"{f.name}={value!r}".encode())
-        digest = h.hexdigest()[:16]
-        _FINGERPRINTS[id(self)] = (self, digest)
-        return digest
+                h.update(f"{f.name}={_stable_repr(value)}".encode())
+        identity = f"{self.version}-{h.hexdigest()[:8]}"
+        _IDENTITIES[id(self)] = (self, identity)
+        return identity
+
+
+# prose and what each cell's config already holds: not part of a method's identity
+_NOT_IDENTITY = ("description", "rationale", "train_defaults", "version")
+
+
+def _stable_repr(value: Any) -> str:
+    """``repr`` with mappings sorted by key (a declaration written in another order is the same)."""
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k!r}: {_stable_repr(v)}" for k, v in sorted(value.items())) + "}"
+    return repr(value)
 
 
 _CHECKED: dict[str, Method] = {}
-_FINGERPRINTS: dict[int, tuple[Method, str]] = {}
+_IDENTITIES: dict[int, tuple[Method, str]] = {}
 
 
-def _source_of(fn: Callable) -> str:
+def source_of(fn: Callable) -> str:
     """The source of the file that defines ``fn`` (its helpers count too), else its own source."""
     try:
         path = inspect.getsourcefile(fn)
@@ -388,5 +408,5 @@ for _method in (
 ):
     METHODS.add(_method.name, _method)
 
-# the methods this package defines (their code is in grid.code_digest; a plug-in's is in its cells' config)
+# the methods this package defines
 BUILTIN_METHODS = frozenset(METHODS.names())

@@ -7,8 +7,8 @@ JSON reader: non-finite floats (a diverged cell's curves, an infinite loss) are 
 strings ``"nan"``, ``"inf"`` and ``"-inf"`` in the numeric sections (``final``, ``curves``,
 ``timing``, ``theory``) and read back as floats. Reading validates the record
 (:meth:`Record.from_json`): its schema and protocol are ones this code understands, its fields
-have their types, and its ``cell_id`` is the hash of its own content (config, seeds, code digest,
-protocol) and the name of its file, so a record copied over another cell's file is refused,
+have their types, and its ``cell_id`` is the hash of its own content (config, seeds, code
+version, protocol: ``compute_cell_id``) and the name of its file, so a record copied over another cell's file is refused,
 and its ``content_digest`` matches the rest of its content, so an edited result is refused.
 """
 
@@ -21,9 +21,10 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
-# what a record file's layout is (1: bare NaN in the JSON, no `schema` key; 2: valid JSON)
-SCHEMA_VERSION = 2
-KNOWN_SCHEMAS = (1, 2)
+# what a record file's layout is (1: bare NaN in the JSON, no `schema` key; 2: valid JSON, ids
+# from a digest of the code's source; 3: ids from the code's versions, bench_suite/versions.py)
+SCHEMA_VERSION = 3
+KNOWN_SCHEMAS = (2, 3)  # schema 1 carries no content digest: it cannot be verified, so it is refused
 # what a cell measures and how (the reference rows in baselines/ name the protocol they score)
 PROTOCOL_VERSION = 1
 KNOWN_PROTOCOLS = (1,)
@@ -73,8 +74,16 @@ class RecordError(ValueError):
     """A record file this code cannot use; the message says why (one line)."""
 
 
-def compute_cell_id(config: dict[str, Any], seeds: dict[str, Any], code_digest: str, protocol: int) -> str:
-    """The content id of a cell: a hash of its resolved config, seeds, code digest and protocol."""
+def compute_cell_id(config: dict[str, Any], seeds: dict[str, Any], code_version: dict[str, Any], protocol: int) -> str:
+    """The content id of a cell: a hash of what it computes, i.e. its resolved config, seeds,
+    code version (``versions.code_version``: the versions of the engine, theory, task and
+    method, never the code's files) and protocol."""
+    payload = {"config": config, "seeds": seeds, "code_version": code_version, "protocol": protocol}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def legacy_cell_id(config: dict[str, Any], seeds: dict[str, Any], code_digest: str, protocol: int) -> str:
+    """The id of a schema 1-2 record: its code was named by a digest of the source files."""
     payload = {"config": config, "seeds": seeds, "code": code_digest, "protocol": protocol}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -124,7 +133,13 @@ class Record:
         return self.config["method"]
 
     @property
-    def code_digest(self) -> str | None:
+    def code_version(self) -> dict[str, Any] | None:
+        """The versions of the code that computed it (``versions.code_version``); None for a
+        record of schema 1-2, whose code is named by ``legacy_code_digest``."""
+        return self.provenance.get("code_version")
+
+    @property
+    def legacy_code_digest(self) -> str | None:
         return self.provenance.get("code_digest")
 
     @property
@@ -136,7 +151,9 @@ class Record:
         return self.status.finished
 
     def expected_id(self) -> str:
-        return compute_cell_id(self.config, self.seeds, str(self.code_digest), self.protocol)
+        if self.schema >= 3:
+            return compute_cell_id(self.config, self.seeds, self.code_version or {}, self.protocol)
+        return legacy_cell_id(self.config, self.seeds, str(self.legacy_code_digest), self.protocol)
 
     def replace(self, **changes: Any) -> "Record":
         data = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -166,6 +183,9 @@ class Record:
         if not isinstance(data, dict):
             raise RecordError(f"not a record (a JSON {type(data).__name__}, expected an object)")
         schema = data.get("schema", 1)
+        if schema == 1:
+            raise RecordError("record schema 1 carries no content digest, so its content cannot be verified: "
+                              "re-run its cell")
         if schema not in KNOWN_SCHEMAS:
             raise RecordError(f"record schema {schema!r} is not one this bench_suite understands "
                               f"({', '.join(map(str, KNOWN_SCHEMAS))}): written by another version")
@@ -194,12 +214,12 @@ class Record:
             _optional(data, key, str)
         for key in ("shape", "data_info", "curves", "final", "timing", "theory"):
             _optional(data, key, dict)
-        if schema >= 2:  # the file's whole content, results included, as written: an edit shows
-            stored = data.get("content_digest")
-            body = {k: v for k, v in data.items() if k != "content_digest"}
-            if stored != _content_digest(body):
-                raise RecordError("its content does not match its content_digest: edited after it was written"
-                                  if stored else "it has no content_digest (every schema-2 record has one)")
+        # the file's whole content, results included, as written: an edit shows
+        stored = data.get("content_digest")
+        body = {k: v for k, v in data.items() if k != "content_digest"}
+        if stored != _content_digest(body):
+            raise RecordError("its content does not match its content_digest: edited after it was written"
+                              if stored else "it has no content_digest (every record of schema 2 or later has one)")
         data = {k: v for k, v in data.items() if k != "content_digest"}
         decoded = {k: (_decode_floats(data[k]) if k in _NUMERIC_SECTIONS and data.get(k) is not None else data.get(k))
                    for k in data}
@@ -216,7 +236,9 @@ class Record:
         known = {f.name for f in fields(cls)} - {"extra"}
         record = cls(**{k: v for k, v in decoded.items() if k in known and k not in ("status", "schema")},
                      status=status, schema=schema, extra={k: v for k, v in decoded.items() if k not in known})
-        if "code_digest" not in provenance:
+        if schema >= 3 and not isinstance(provenance.get("code_version"), dict):
+            raise RecordError("provenance has no code_version: its cell id cannot be verified")
+        if schema < 3 and "code_digest" not in provenance:
             raise RecordError("provenance has no code_digest: its cell id cannot be verified")
         if record.expected_id() != record.cell_id:
             raise RecordError(f"cell_id {record.cell_id} is not the hash of the record's own config, seeds and code "
@@ -307,6 +329,15 @@ def _theory(part: str, key: str) -> Callable[[Record], Any]:
     return get
 
 
+def code_version_text(r: Record) -> str | None:
+    """The record's code version as one line (``engine 1, theory 1, task 1, method 1-…``)."""
+    version = r.code_version
+    if version:
+        return ", ".join(f"{k} {v}" for k, v in version.items())
+    digest = r.legacy_code_digest
+    return f"source digest {digest}" if digest else None
+
+
 def _rank_excess(r: Record) -> Any:
     """rank - the rank the relu activation patterns allow (0: they explain every missing rank)."""
     jac = (r.theory or {}).get("jacobian") or {}
@@ -376,7 +407,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("device_name", "string", _section("provenance", "device_name"), "device model"),
     Column("data_source", "string", _section("provenance", "data_source"), "where the data came from"),
     Column("data_checksum", "string", _section("provenance", "data_checksum"), "checksum of the data source"),
-    Column("code_digest", "string", _section("provenance", "code_digest"), "digest of the computing code"),
+    Column("code_version", "string", lambda r: code_version_text(r),
+           "the versions of the code that computed it (engine, theory, task, method); schema 1-2: its source digest"),
     Column("git_commit", "string", _section("provenance", "git_commit"), "git commit"),
     Column("git_dirty", "boolean", _section("provenance", "git_dirty"), "uncommitted changes at run time"),
     Column("executor", "string", _section("provenance", "executor"), "local, devices, dask or slurm"),
@@ -402,5 +434,6 @@ def to_frame(records: list[Record]):
 __all__ = [
     "COLUMNS", "COLUMN_NAMES", "FAILED", "FINISHED", "KNOWN_PROTOCOLS", "KNOWN_SCHEMAS", "METRICS", "PROTOCOL_VERSION",
     "SCORED_METRICS", "THEORY_METRICS",
-    "Record", "RecordError", "SCHEMA_VERSION", "STATUSES", "Status", "USABLE", "compute_cell_id", "to_frame",
+    "Record", "RecordError", "SCHEMA_VERSION", "STATUSES", "Status", "USABLE", "code_version_text", "compute_cell_id", "legacy_cell_id",
+    "to_frame",
 ]

@@ -203,7 +203,7 @@ class _ReferenceRun:
         self.step_fn = method.train_step or default_step
         self.order_gen = torch.Generator().manual_seed(order_seed)
         self.fingerprint = {
-            "method": method.name, "method_code": method.code_fingerprint(), "width": cell.width,
+            "method": method.name, "method_code": method.identity(), "width": cell.width,
             "activation": cell.activation, "config": asdict(cfg), "init_seed": cell.init_seed,
             "order_seed": order_seed, "n": self.n, "d": self.dim, "k": self.k, "dtype": str(self.dtype),
             "labels": data.label_digest(), "data_checksum": data.checksum,

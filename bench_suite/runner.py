@@ -27,7 +27,7 @@ import torch
 from . import exit_codes, provenance, theory
 from .checkpoints import CheckpointStore
 from .config import check_device_text
-from .grid import Cell, code_digest
+from .grid import Cell
 from .grouping import PlanItem, describe, group_cells, is_settled, plan, trainer_groups, unique  # noqa: F401
 from .methods import METHODS
 from .records import FAILED, PROTOCOL_VERSION, Record, Status
@@ -113,7 +113,7 @@ def make_record(cell: Cell, status: str, *, reason: str | None = None, result=No
     prov = provenance.collect(device or torch.device("cpu"), cell.train.precision)
     prov.update({
         "protocol": PROTOCOL_VERSION,
-        "code_digest": code_digest(cell.task),
+        "code_version": cell.code_version(),
         "executor": executor,
         "data_source": data.source if data is not None else None,
         "data_checksum": data.checksum if data is not None else None,

@@ -43,7 +43,7 @@ USABLE = tuple(s.value for s in USABLE_STATUSES)  # done: a measurement; diverge
 VERDICT_COLUMNS = [
     "id", "kind", "source", "task", "profile", "protocol", "method", "versus", "width", "activation", "setting",
     "metric", "direction", "reference", "ours", "ci_low", "ci_high", "n", "difference", "tolerance", "method_mean",
-    "versus_mean", "verdict", "note", "known_deviation", "cells", "code_digests", "data_checksums",
+    "versus_mean", "verdict", "note", "known_deviation", "cells", "code_versions", "data_checksums",
 ]
 # what `check` and `report` list for records they did not score
 LEFT_OUT_COLUMNS = ["cell_id", "name", "task", "profile", "why", "detail"]
@@ -198,7 +198,7 @@ def _norm_profile(v) -> str | None:
 
 def _prepare(df: pd.DataFrame) -> pd.DataFrame:
     needed = ["profile", "protocol", "status", "reason", "task", "method", "width", "activation", "repetition",
-              "cell_id", "code_digest", "data_checksum"]
+              "cell_id", "code_version", "data_checksum"]
     df = df.copy()
     for col in needed:
         if col not in df.columns:
@@ -207,7 +207,7 @@ def _prepare(df: pd.DataFrame) -> pd.DataFrame:
     if "scoring_profile" not in df.columns:  # a frame not from select(): score rows by their own profile
         df["scoring_profile"] = df["profile"]
     df["scoring_profile"] = df["scoring_profile"].map(_norm_profile).astype(object)
-    for col in ("task", "method", "activation", "status", "reason", "cell_id", "code_digest", "data_checksum",
+    for col in ("task", "method", "activation", "status", "reason", "cell_id", "code_version", "data_checksum",
                 *(c for c in ("task_options", "loss", "eps_mode", "precision") if c in df.columns)):
         df[col] = df[col].map(lambda v: None if _missing(v) else str(v)).astype(object)
     for col in ("width", "repetition", "protocol"):
@@ -219,14 +219,15 @@ def _prepare(df: pd.DataFrame) -> pd.DataFrame:
 # which records a verdict may be computed from
 # --------------------------------------------------------------------------------------------
 def select(records: Iterable[Record], references: Iterable[Reference], *,
-           current_code: Callable[[str], str | None], declares: Callable[[str, str, dict], str | None],
+           is_current: Callable[[Record], bool], why_not_current: Callable[[Record], str],
+           declares: Callable[[str, str, dict], str | None],
            include_old_code: bool = False, rejected: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(scored, left_out) for the reference rows' profiles.
 
     A record is scored for profile P when its resolved configuration is one P declares
     (``declares(task, P, config)`` is None: any override of a profile's settings makes an ad-hoc
-    cell), and, unless ``include_old_code``, when its code digest is the current code's for its
-    task (``current_code(task)``). ``scored`` is the flat results table with one row per record
+    cell), and, unless ``include_old_code``, when the current code computes its cell as its code
+    did (``is_current(record)``: the same code version, bench_suite/versions.py). ``scored`` is the flat results table with one row per record
     and profile it is scored for (column ``scoring_profile``); ``left_out`` one row per record
     (of the rows' tasks) that a row of its profile could have scored but did not, with why
     (``LEFT_OUT_COLUMNS``), plus the unreadable files of ``rejected`` (path -> reason)."""
@@ -247,10 +248,8 @@ def select(records: Iterable[Record], references: Iterable[Reference], *,
                 if record.profile in (None, profile):  # launched for it (or ad hoc), but not declared by it
                     reasons[profile] = ("ad hoc", f"not a configuration profile {profile} declares: {why}")
                 continue
-            current = current_code(record.task)
-            if not include_old_code and record.code_digest != current:
-                reasons[profile] = ("older code", f"code digest {record.code_digest}, the current code's is "
-                                    f"{current} (--include-old-code scores it)")
+            if not include_old_code and not is_current(record):
+                reasons[profile] = ("older code", f"{why_not_current(record)} (--include-old-code scores it)")
                 continue
             scored.append({**record.flat(), "scoring_profile": profile})
             used = True
@@ -386,7 +385,7 @@ def _per_repetition(frame: pd.DataFrame, metric: str) -> tuple[dict[int, tuple[s
         vals = [float(v) for v in rows[metric] if not _missing(v)]
         if len(rows) > 1:
             notes.append(f"{len(rows)} records for repetition {rep} (code versions "
-                         f"{', '.join(sorted({str(c) for c in rows['code_digest']}))}): averaged")
+                         f"{'; '.join(sorted({str(c) for c in rows['code_version']}))}): averaged")
         out[rep] = ("done", math.fsum(vals) / len(vals) if vals else math.nan)
     return out, notes
 
@@ -394,10 +393,10 @@ def _per_repetition(frame: pd.DataFrame, metric: str) -> tuple[dict[int, tuple[s
 def _provenance_fields(*frames: pd.DataFrame) -> dict:
     cells, codes, data = set(), set(), set()
     for frame in frames:
-        cells.update(str(c) for c in frame["cell_id"] if c is not None)
-        codes.update(str(c) for c in frame["code_digest"] if c is not None)
-        data.update(str(c) for c in frame["data_checksum"] if c is not None)
-    return {"cells": sorted(cells), "code_digests": sorted(codes), "data_checksums": sorted(data)}
+        cells.update(str(c) for c in frame["cell_id"] if not _missing(c))
+        codes.update(str(c) for c in frame["code_version"] if not _missing(c))
+        data.update(str(c) for c in frame["data_checksum"] if not _missing(c))
+    return {"cells": sorted(cells), "code_versions": sorted(codes), "data_checksums": sorted(data)}
 
 
 def _decide_every(ref: Reference, per_rep: dict[int, tuple[str, float]]) -> dict:
@@ -502,7 +501,7 @@ def _row(ref: Reference, width, activation, **fields) -> dict:
         "reference": ref.target,
         "ours": math.nan, "ci_low": math.nan, "ci_high": math.nan, "n": 0, "difference": math.nan,
         "tolerance": ref.tolerance, "method_mean": math.nan, "versus_mean": math.nan, "verdict": SKIPPED, "note": "",
-        "known_deviation": ref.known_deviation, "cells": [], "code_digests": [], "data_checksums": [],
+        "known_deviation": ref.known_deviation, "cells": [], "code_versions": [], "data_checksums": [],
     }
     extra_notes = fields.pop("note_extra", None)
     row.update(fields)
@@ -725,7 +724,7 @@ def save_verdicts(verdicts: pd.DataFrame, out_dir, *, left_out: pd.DataFrame | N
     json_path = out_dir / "verdicts.json"
     json_path.write_text(json.dumps(payload, indent=1, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")
     flat = verdicts.copy()
-    for col in ("cells", "code_digests", "data_checksums"):
+    for col in ("cells", "code_versions", "data_checksums"):
         flat[col] = flat[col].map(lambda v: ";".join(v) if isinstance(v, (list, tuple)) else v)
     csv_path = out_dir / "verdicts.csv"
     flat.to_csv(csv_path, index=False, lineterminator="\n")

@@ -42,7 +42,7 @@ def rec(method, rep, loss, *, lr=0.1, lr_v=None, eps=1.0, status="done", width=2
         curves = {"eval_epoch": list(curve), "eval_train_loss": [v[0] for v in curve.values()],
                   "dist_w0": [v[1] for v in curve.values()], "proj_active_frac": [v[2] for v in curve.values()]}
     return Record(cell_id=f"{method}-{rep}-{lr}-{lr_v}-{eps}-{width}", name=f"{method}[rep={rep},lr={lr},eps={eps}]",
-                  status=Status(status), config=config, seeds={}, provenance={"code_digest": "test"}, final=final,
+                  status=Status(status), config=config, seeds={}, provenance={"code_version": {"engine": 1}}, final=final,
                   curves=curves)
 
 
@@ -299,7 +299,8 @@ def test_selection_leaves_out_old_code_and_failed_cells_and_names_the_missing(sm
     records = ResultStore(smoke_store).records()
     sel = select(records, "ablation_smoke")
     assert (len(sel.used), sel.expected, sel.missing, sel.old_code) == (24, 24, 0, 0)
-    old = records[0].replace(cell_id="0" * 16, provenance={**records[0].provenance, "code_digest": "older"})
+    older = {**records[0].provenance["code_version"], "engine": 0}
+    old = records[0].replace(cell_id="0" * 16, provenance={**records[0].provenance, "code_version": older})
     failed = records[1].replace(status=Status.ERROR, reason="boom")
     rest = records[2:]
     sel = select([old, failed, *rest], "ablation_smoke")

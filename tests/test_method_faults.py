@@ -130,7 +130,7 @@ def test_a_step_defined_without_a_source_file_keeps_its_cell_id(tmp_path):
         def step(model, batch, state):
             return default_step(model, batch, state)
         m = Method("inline", "x", init="lecun", output="free", constrained=False, train_step=step)
-        print(m.code_fingerprint())
+        print(m.identity())
     """)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     prints = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,

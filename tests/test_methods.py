@@ -4,6 +4,7 @@ naming the method and the setting (at registration, or when a grid uses the meth
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -218,15 +219,19 @@ def test_a_plug_in_methods_cells_carry_its_code_so_a_change_makes_new_cells(tmp_
 
         scratch_methods(_method(name="fp", train_step=fingerprinted.step))
         (cell,) = expand("synthetic_ablation", methods=["fp"])
-        first, first_id = cell.config()["method_code"], cell.cell_id
+        first, first_id = cell.code_version()["method"], cell.cell_id
         METHODS._items.pop("fp")  # noqa: SLF001
         module.write_text("def step(model, batch, state):\n    return None  # changed\n")
         scratch_methods(_method(name="fp", train_step=fingerprinted.step))
         (again,) = expand("synthetic_ablation", methods=["fp"])
-        assert again.config()["method_code"] != first and again.cell_id != first_id
+        assert again.code_version()["method"] != first and again.cell_id != first_id
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("fingerprinted", None)
-    # the built-in methods' code is in the package digest: their config is as before
+    # a method's identity is its version and declaration: prose does not count, settings do
     (builtin,) = expand("synthetic_ablation", methods=["adam"])
-    assert "method_code" not in builtin.config()
+    adam = METHODS.get("adam")
+    assert builtin.code_version()["method"] == adam.identity() and adam.identity().startswith("1-")
+    assert dataclasses.replace(adam, description="other words", rationale="why not").identity() == adam.identity()
+    assert dataclasses.replace(adam, optimizer_settings={"amsgrad": True}).identity() != adam.identity()
+    assert dataclasses.replace(adam, version=2).identity() != adam.identity()

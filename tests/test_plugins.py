@@ -44,7 +44,8 @@ def test_the_template_plug_in_runs_from_outside_the_package(tmp_path):
     assert mine["timing"]["trainer"] == "reference" and builtin["timing"]["trainer"] == "fused"
     assert mine["timing"]["engine"].endswith("/step=clipped_step")
     assert mine["w0_digest"] == builtin["w0_digest"] and mine["label_digest"] == builtin["label_digest"]
-    assert mine["config"]["method_code"]  # a plug-in method's cells carry its code's fingerprint
+    # a plug-in method's cells carry its code's fingerprint (its functions' source)
+    assert mine["provenance"]["code_version"]["method"] != builtin["provenance"]["code_version"]["method"]
     assert mine["final"]["train_loss"] != builtin["final"]["train_loss"]  # clipping at norm 0.1 is active
     # a plug-in method on a built-in task, beside the built-ins
     proc = _bench(tmp_path, "--plugin", "my_method_plugin", "run", "--task", "synthetic_ablation", "--profile",

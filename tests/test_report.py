@@ -64,7 +64,7 @@ def make_record(task="synthetic_ablation", method="mli_paired_pgd", width=20, ac
         "provenance": {"git_commit": commit, "git_dirty": dirty, "python": "3.11.7", "torch": "2.4.1",
                        "cuda": None, "cudnn": None, "device": device, "device_name": device_name,
                        "precision": "fp32", "tf32_matmul": False, "data_source": source, "data_checksum": None,
-                       "protocol": 1, "hostname": "host", "created": created, "code_digest": "c0de"},
+                       "protocol": 1, "hostname": "host", "created": created, "code_version": {"engine": 1}},
     })
 
 

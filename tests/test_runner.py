@@ -266,7 +266,7 @@ def test_records_carry_provenance(store_dir):
     record = store.get(cell.cell_id)
     prov = record.provenance
     for key in ("git_commit", "git_dirty", "python", "torch", "cuda", "cudnn", "device", "device_name", "precision",
-                "tf32_matmul", "data_source", "data_checksum", "protocol", "code_digest", "hostname", "created"):
+                "tf32_matmul", "data_source", "data_checksum", "protocol", "code_version", "hostname", "created"):
         assert key in prov, key
     assert prov["device"] == "cpu" and prov["precision"] == "fp32" and prov["tf32_matmul"] is False
     assert prov["data_source"].startswith("synthetic") and prov["executor"] == "local"

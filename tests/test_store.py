@@ -116,7 +116,8 @@ def test_an_edited_result_is_refused_and_the_original_is_kept_aside_when_the_cel
     (lambda d: d.update(curves={"train_loss": 3}), "curves.train_loss"),
     (lambda d: d["config"].update(width=5), "not the hash"),
     (lambda d: d["config"].pop("task"), "config.task"),
-    (lambda d: d["provenance"].pop("code_digest"), "code_digest"),
+    (lambda d: d["provenance"].pop("code_version"), "code_version"),
+    (lambda d: d.update(schema=1), "schema 1"),
     (lambda d: d.update(status="finished"), "status"),
     (lambda d: d.update(name=None), "name"),
 ])

@@ -21,7 +21,7 @@ from data_fixtures import SMALL_COUNTS, write_cifar_image_folder
 from bench_suite import api
 from bench_suite.baselines import loads_references
 from bench_suite.cli import main
-from bench_suite.records import Record, compute_cell_id
+from bench_suite.records import Record, code_version_text, compute_cell_id
 from bench_suite.scoring import FAIL, INCONCLUSIVE, PASS, SKIPPED, run_checks
 from bench_suite.store import ResultStore
 from bench_suite.tasks import Task, TaskData, register_task
@@ -113,9 +113,9 @@ def test_a_record_labelled_with_a_profile_that_no_longer_declares_it_is_left_out
 
 def _as_older_code(record: Record, **changes) -> Record:
     """The same cell as an older code version would have recorded it (its own id)."""
-    prov = {**record.provenance, "code_digest": "0ld0ld0ld0ld0ld0"}
+    prov = {**record.provenance, "code_version": {**record.code_version, "engine": 0}}
     old = record.replace(provenance=prov, **changes)
-    old.cell_id = compute_cell_id(old.config, old.seeds, "0ld0ld0ld0ld0ld0", old.protocol)
+    old.cell_id = compute_cell_id(old.config, old.seeds, old.code_version, old.protocol)
     return old
 
 
@@ -129,15 +129,16 @@ def test_records_of_older_code_are_left_out_by_default_and_named_when_included(t
                                 final={**r.final, "train_loss": math.inf}))
     verdicts = api.check(store, profile="ci", baselines=baselines)
     assert verdicts.verdict.tolist() == [PASS]  # the diverged old records do not make it FAIL
-    assert verdicts.iloc[0]["code_digests"] == sorted({r.code_digest for r in sgd})
+    current = sorted({code_version_text(r) for r in sgd})
+    assert verdicts.iloc[0]["code_versions"] == current
     left = verdicts.attrs["left_out"]
-    assert len(left) == 2 and set(left["why"]) == {"older code"} and "0ld0ld0ld0ld0ld0" in left["detail"].iloc[0]
+    assert len(left) == 2 and set(left["why"]) == {"older code"} and "engine 0 -> 1" in left["detail"].iloc[0]
     with_old = api.check(store, profile="ci", baselines=baselines, include_old_code=True)
     assert with_old.verdict.tolist() == [FAIL]
-    assert "0ld0ld0ld0ld0ld0" in with_old.iloc[0]["code_digests"]
+    assert any("engine 0" in v for v in with_old.iloc[0]["code_versions"])
     assert check(store, baselines, "--profile", "ci") == 0
     out = capsys.readouterr().out
-    assert "code version(s) scored: " + sgd[0].code_digest in out and "2 older code" in out
+    assert "code version(s) scored: " + current[0] in out and "2 older code" in out
     # a committed store that holds older code is STALE: CI can make that an error
     assert check(store, baselines, "--profile", "ci", "--stale", "error") == 2
     assert "STALE: 2 record(s) of profile(s) ci" in capsys.readouterr().err
@@ -236,7 +237,7 @@ def test_verdicts_are_saved_as_json_and_csv_with_the_records_and_code_versions(t
     assert check(store, baselines, "--save", str(tmp_path / "v")) == 0
     payload = json.loads((tmp_path / "v" / "verdicts.json").read_text())
     (row,) = payload["verdicts"]
-    assert row["verdict"] == PASS and len(row["cells"]) == 2 and len(row["code_digests"]) == 1
+    assert row["verdict"] == PASS and len(row["cells"]) == 2 and len(row["code_versions"]) == 1
     assert payload["summary"]["PASS"] == 1 and payload["exit_code"] == 0
     csv = pd.read_csv(tmp_path / "v" / "verdicts.csv")
     assert csv.loc[0, "id"] == "integrity/at-most" and ";" in csv.loc[0, "cells"]
@@ -259,8 +260,8 @@ def test_check_and_report_of_a_store_that_does_not_exist_are_errors(tmp_path):
         assert "report written" not in proc.stdout
 
 
-def test_the_code_digest_ignores_docstrings_comments_and_task_declarations_but_not_code():
-    from bench_suite.grid import _code_only
+def test_a_plug_in_tasks_fingerprint_ignores_docstrings_comments_and_declarations_but_not_code():
+    from bench_suite.versions import code_only as _code_only
 
     source = '''
 class T(Task):

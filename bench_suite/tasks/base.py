@@ -117,6 +117,9 @@ class Task(abc.ABC):
     defaults_rationale: ClassVar[str] = ""
     # True: labels (cross-entropy and accuracy apply); False: regression targets; None: not declared
     classification: ClassVar[bool | None] = None
+    # part of its cells' ids (bench_suite/versions.py): bump it when a change moves the task's
+    # data (generation, reading, preprocessing, labels); None: the source of its module is used
+    version: ClassVar[int | None] = None
 
     @classmethod
     def check_options(cls, options: dict[str, Any]) -> dict[str, Any]:

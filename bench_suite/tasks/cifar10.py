@@ -39,6 +39,7 @@ class Cifar10Random(Task):
     """
 
     name = "cifar10_random"
+    version = 1
     description = "CIFAR-10 (d=3072) with uniformly random training labels: memorization (Table 3)"
     classification = True
     options: dict[str, Any] = {
@@ -252,6 +253,7 @@ class Cifar10(Task):
     """
 
     name = "cifar10"
+    version = 1
     classification = True
     description = "CIFAR-10 (d=3072) with its true labels: test accuracy vs width per method (generalization)"
     options: dict[str, Any] = {

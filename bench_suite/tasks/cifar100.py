@@ -30,6 +30,7 @@ class Cifar100(Task):
     """
 
     name = "cifar100"
+    version = 1
     classification = True
     description = "CIFAR-100 (d=3072, 100 fine or 20 coarse classes) with its true labels: test accuracy vs width"
     options: dict[str, Any] = {

@@ -28,6 +28,7 @@ class Mnist(Task):
     """
 
     name = "mnist"
+    version = 1
     classification = True
     description = "MNIST (d=784) with its true labels: test accuracy vs width per method (generalization)"
     options: dict[str, Any] = {

@@ -24,6 +24,7 @@ class RestrictedImageNet(Task):
     """
 
     name = "restricted_imagenet"
+    version = 1
     description = "Restricted ImageNet, 9 super-classes, 32x32 flattened (d=3072): test accuracy vs width"
     classification = True
     options: dict[str, Any] = {

@@ -103,6 +103,7 @@ class SyntheticAblation(Task):
     """
 
     name = "synthetic_ablation"
+    version = 1
     description = "Gaussian inputs, random scalar targets, narrow net (m < n, m >= 2n/d), full-batch GD"
     classification = False
     options: dict[str, Any] = {"n": 1000, "d": 100}
