@@ -15,7 +15,10 @@ The thinning rule (:func:`thin_indices`, docs/design.md "Curves"): a family of a
 ``MAX_POINTS // 2`` linearly spaced and ``MAX_POINTS // 2`` log-spaced indices, the first and
 the last among them. It depends on the length alone, computed in exact integer arithmetic, so
 cells that ran the same epochs keep the same x values on every machine (repetitions can be
-averaged point by point), and thinning a thinned curve changes nothing.
+averaged point by point), and thinning a thinned curve changes nothing. A thinned family also
+keeps, for each of its curves, the **envelope** ``<curve>:min`` / ``<curve>:max``: the extremes
+of the full curve over the points each kept point stands for (those after the previous kept
+index, up to its own), so a spike between kept points (an oscillating loss) is still seen.
 """
 
 from __future__ import annotations
@@ -29,16 +32,25 @@ EVAL_X = "eval_epoch"
 EPOCH_CURVES = ("train_loss", "train_acc")
 MAX_POINTS = 256
 RULE = "linear+log"
+
+# a thinned curve's envelope: "<curve>:min" and "<curve>:max", indexed as the curve
+ENVELOPE = ("min", "max")
 # what a schema-3 record says about its stored curves (``Record.curves_points``)
-THINNING = {"rule": RULE, "max_points": MAX_POINTS}
+THINNING = {"rule": RULE, "max_points": MAX_POINTS, "envelope": list(ENVELOPE)}
 
 # the tail statistics of the per-epoch curves (``final["<curve>_tail_median"]``)
 TAIL_METRICS = tuple(f"{name}_tail_median" for name in EPOCH_CURVES)
 
 
+def base_curve(name: str) -> str:
+    """The curve a stored name belongs to: ``train_loss`` for ``train_loss`` and ``train_loss:max``."""
+    return name.split(":", 1)[0]
+
+
 def x_key(curve: str) -> str:
-    """The x values a curve is indexed by: ``epoch`` for :data:`EPOCH_CURVES`, else ``eval_epoch``."""
-    return EPOCH_X if curve in EPOCH_CURVES else EVAL_X
+    """The x values a curve (or its envelope) is indexed by: ``epoch`` for :data:`EPOCH_CURVES`,
+    else ``eval_epoch``."""
+    return EPOCH_X if base_curve(curve) in EPOCH_CURVES else EVAL_X
 
 
 def thin_indices(length: int, max_points: int = MAX_POINTS) -> list[int]:
@@ -75,7 +87,8 @@ def _round_power(base: int, k: int, q: int) -> int:
 def thin_curves(curves: dict[str, list]) -> dict[str, list]:
     """``curves`` as stored: each family thinned by :func:`thin_indices` of its length, x values
     as ints, values as floats (None kept: a value not defined, e.g. the test accuracy of a task
-    without a test split). A family of no points is left out. Applying it twice changes nothing.
+    without a test split); a family that was thinned gets each curve's envelope
+    (:func:`envelope`). A family of no points is left out. Applying it twice changes nothing.
 
     Raises ``ValueError`` (one line) for a curve whose length differs from its x values' or a
     curve without its x values: a trainer's bug, not data."""
@@ -93,11 +106,35 @@ def thin_curves(curves: dict[str, list]) -> dict[str, list]:
         if not xs:
             continue
         keep = thin_indices(len(xs))
+        thinned = len(keep) < len(xs)
+        if thinned and any(":" in name for name in names):
+            raise ValueError(f"curves.{next(n for n in names if ':' in n)} is an envelope of stored curves: thin the "
+                             f"full curves")
         out[x] = [int(xs[i]) for i in keep]
         for name in names:
             values = curves[name]
             out[name] = [None if values[i] is None else float(values[i]) for i in keep]
+            if thinned:
+                out[f"{name}:min"], out[f"{name}:max"] = envelope(values, keep)
     return out
+
+
+def envelope(values: list, keep: list[int]) -> tuple[list, list]:
+    """The minimum and maximum of ``values`` over the points each kept index stands for: for
+    ``keep[j]``, the indices after ``keep[j - 1]`` up to ``keep[j]`` (for ``keep[0]``, those up to
+    it). NaN where that stretch holds a NaN, None where it holds a missing value; infinities are
+    extremes like any other."""
+    lows, highs, start = [], [], 0
+    for k in keep:
+        stretch = values[start:k + 1]
+        start = k + 1
+        if any(v is None for v in stretch):
+            lows.append(None), highs.append(None)
+        elif any(math.isnan(v) for v in stretch):
+            lows.append(math.nan), highs.append(math.nan)
+        else:
+            lows.append(float(min(stretch))), highs.append(float(max(stretch)))
+    return lows, highs
 
 
 def tail_window(epochs_run: int) -> int:
@@ -127,5 +164,6 @@ def tail_statistics(curves: dict[str, Any]) -> dict[str, float | None]:
     return {f"{name}_tail_median": tail_median(list(curves[name])) for name in EPOCH_CURVES if name in curves}
 
 
-__all__ = ["EPOCH_CURVES", "EPOCH_X", "EVAL_X", "MAX_POINTS", "RULE", "TAIL_METRICS", "THINNING", "tail_median",
-           "tail_statistics", "tail_window", "thin_curves", "thin_indices", "x_key"]
+__all__ = ["ENVELOPE", "EPOCH_CURVES", "EPOCH_X", "EVAL_X", "MAX_POINTS", "RULE", "TAIL_METRICS", "THINNING",
+           "base_curve", "envelope", "tail_median", "tail_statistics", "tail_window", "thin_curves", "thin_indices",
+           "x_key"]

@@ -19,7 +19,16 @@ from hypothesis import strategies as st
 import bench_suite as bs
 from bench_suite.api import CURVE_COLUMNS
 from bench_suite.curve_store import CurveStore, CurveWarning, from_bytes, to_table
-from bench_suite.curves import MAX_POINTS, tail_median, tail_statistics, tail_window, thin_curves, thin_indices
+from bench_suite.curves import (
+    MAX_POINTS,
+    THINNING,
+    envelope,
+    tail_median,
+    tail_statistics,
+    tail_window,
+    thin_curves,
+    thin_indices,
+)
 from bench_suite.engine.layout import CellResult
 from bench_suite.grid import expand
 from bench_suite.records import (
@@ -128,13 +137,41 @@ def test_thin_curves_thins_each_family_by_its_own_length_and_is_idempotent():
     assert thinned["eval_epoch"] == [res.curves["eval_epoch"][i] for i in eval_idx]
     assert thinned["test_acc"] == [None] * len(eval_idx)  # undefined values stay undefined
     assert thin_curves(thinned) == thinned
+    assert THINNING == {"rule": "linear+log", "max_points": 256, "envelope": ["min", "max"]}
     short = result(20, evals=4).curves
     assert thin_curves(short) == {**short, "eval_train_acc": [None] * 4}  # kept whole
     assert "epoch" not in thin_curves(result(0, evals=0).curves)  # a family of no points is left out
+    assert not any(":" in k for k in thin_curves(short))  # a curve kept whole needs no envelope
     with pytest.raises(ValueError, match="curves.train_loss has 3 values for 4 curves.epoch"):
         thin_curves({"epoch": [1, 2, 3, 4], "train_loss": [1.0, 2.0, 3.0]})
     with pytest.raises(ValueError, match="has no curves.eval_epoch"):
         thin_curves({"test_acc": [0.5]})
+
+
+def test_a_thinned_curve_keeps_its_envelope_so_spikes_between_kept_points_are_seen():
+    loss = [1.0 + 4.0 * (e % 37 == 5) for e in range(1000)]  # 27 one-epoch spikes to 5
+    loss[600] = float("inf")
+    loss[700] = float("nan")
+    thinned = thin_curves({"epoch": list(range(1, 1001)), "train_loss": loss})
+    keep = thin_indices(1000)
+    low, high = thinned["train_loss:min"], thinned["train_loss:max"]
+    assert len(low) == len(high) == len(keep) == len(thinned["epoch"])
+    spikes_kept = sum(1 for i in keep if loss[i] == 5.0)
+    assert spikes_kept < 27  # the kept points alone miss spikes ...
+    stretches = [range(0 if j == 0 else keep[j - 1] + 1, k + 1) for j, k in enumerate(keep)]
+    assert sum(1 for r in stretches for i in r if loss[i] == 5.0) == 27  # (the stretches cover every point once)
+    for r, lo, hi in zip(stretches, low, high):  # ... the envelope does not
+        values = [loss[i] for i in r]
+        if any(math.isnan(v) for v in values):
+            assert math.isnan(lo) and math.isnan(hi)
+        else:
+            assert (lo, hi) == (min(values), max(values))
+    assert high.count(5.0) + sum(1 for r, h in zip(stretches, high) if 600 in r) >= 26
+    assert float("inf") in high and sum(1 for h in high if math.isnan(h)) == 1
+    assert envelope([None, 1.0, 2.0], [0, 2]) == ([None, 1.0], [None, 2.0])
+    assert thin_curves(thinned) == thinned  # idempotent, envelopes included
+    with pytest.raises(ValueError, match="envelope of stored curves"):
+        thin_curves({"epoch": list(range(300)), "train_loss": [0.0] * 300, "train_loss:max": [0.0] * 300})
 
 
 # --------------------------------------------------------------------------------------------
@@ -189,7 +226,7 @@ def test_curves_round_trip_exactly_and_the_record_holds_only_their_digest(store_
     path = store.records_dir / f"{cell.cell_id}.json"
     data = json.loads(path.read_text())
     assert "curves" not in data and data["schema"] == 3
-    assert data["curves_points"] == {"rule": "linear+log", "max_points": 256}
+    assert data["curves_points"] == {"rule": "linear+log", "max_points": 256, "envelope": ["min", "max"]}
     assert data["curves_digest"] == curves_digest(record.curves) == hashlib.sha256(json.dumps(
         _encode_floats(record.curves), sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     assert path.stat().st_size < 5000  # a 10,000-epoch cell
@@ -197,7 +234,9 @@ def test_curves_round_trip_exactly_and_the_record_holds_only_their_digest(store_
     back = store.get(cell.cell_id, with_curves=True)
     assert json.dumps(back.curves, sort_keys=True) == json.dumps(thin_curves(result(10000, loss=loss).curves),
                                                                  sort_keys=True)  # NaN, inf, None included
-    assert store.curves() == {cell.cell_id: back.curves}
+    assert json.dumps(store.curves(), sort_keys=True) == json.dumps({cell.cell_id: back.curves}, sort_keys=True)
+    high = back.curves["train_loss:max"]  # the inf and the NaN survive in the envelope, kept points or not
+    assert float("inf") in high and sum(1 for v in high if math.isnan(v)) == 1
     loose = store_dir / "curves" / f"{cell.cell_id}.parquet"
     table = pq.read_table(loose)
     assert table.schema.field("cell_id").type == pa.dictionary(pa.int32(), pa.string())
@@ -419,4 +458,5 @@ def test_run_packs_at_the_end_and_report_export_and_load_curves_read_the_pack(tm
     assert main(["report", "--store", str(store), "--reports-dir", str(tmp_path / "rep")]) == 0
     text = (tmp_path / "rep" / "all" / "report.md").read_text()
     assert "## Training curves" in text and "_No curves" not in text
+    assert "the shaded band is the full curve's range between the points drawn" in text  # 300 epochs: thinned
     assert list((tmp_path / "rep" / "all" / "plots").glob("*.png"))
