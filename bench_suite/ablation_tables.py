@@ -166,7 +166,10 @@ def study_frame(records: Iterable[Record], labels: Sequence[str], at_steps: Sequ
                          "status": "done" if math.isfinite(loss) else "diverged", "train_loss": loss,
                          "dist_w0": final.get("dist_w0"), "proj_active_frac": final.get("proj_active_frac")})
             continue
-        curves = r.curves or {}
+        if r.curves is None:
+            raise StudyError(f"record {r.name} has no curves in memory (read records with "
+                             f"ResultStore.records(with_curves=True))")
+        curves = r.curves
         at = {name: dict(zip(curves.get("eval_epoch") or [], curves.get(name) or []))
               for name in ("eval_train_loss", "dist_w0", "proj_active_frac")}
         for T in at_steps:
@@ -473,8 +476,15 @@ def profile_section(records: Sequence[Record], profile: str, *, task: str = TASK
         names = ", ".join(sorted(r.name for r in blown))
         out += [f"Counted as diverged: {len(blown)} cell(s) recorded done whose final ‖W − W0‖_F is not finite (the "
                 f"weights blew up; the loss sits at a finite value such as the zero predictor's): {names}.", ""]
-    labels = tables.labels or auto_labels(sel.used)
-    frame = study_frame(sorted(sel.used, key=lambda r: (r.name, r.cell_id)), labels, tables.at_steps)
+    used = sel.used
+    if tables.at_steps and any(r.curves is None for r in used):  # stored curves refused: said on stderr
+        names = ", ".join(sorted(r.name for r in used if r.curves is None))
+        out += [f"Left out of the tables at T steps, their curves could not be loaded: {names}.", ""]
+        used = [r for r in used if r.curves is not None]
+        if not used:
+            return out
+    labels = tables.labels or auto_labels(used)
+    frame = study_frame(sorted(used, key=lambda r: (r.name, r.cell_id)), labels, tables.at_steps)
     n_reps = frame["repetition"].nunique()
     what = "Training loss after T steps" if tables.at_steps else "Final training loss"
     out += [f"{what} (mean ± sd over {n_reps} repetitions):", "", to_markdown(summary_table(frame)), ""]

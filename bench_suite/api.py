@@ -18,16 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
+from .curves import EPOCH_CURVES, x_key  # noqa: F401 - EPOCH_CURVES: part of this module's names
 from .records import COLUMNS, Record
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from .runner import RunSummary
+    from .store import ResultStore
 
-# curves recorded once per epoch (indexed by curves["epoch"]); the others once per exact
-# evaluation (indexed by curves["eval_epoch"])
-EPOCH_CURVES = ("train_loss", "train_acc")
 CURVE_COLUMNS = ["cell_id", "task", "profile", "method", "width", "activation", "repetition", "epoch", "metric",
                  "value"]
 
@@ -70,9 +69,32 @@ def run(task: str | Iterable[str] = "synthetic_ablation", *, profile: str | None
                         repetitions=reps, options=options, train=train)
     from .store import ResultStore
 
-    runner = Runner(ResultStore(writable_dir(store, "store")), device=device, data_root=data_root,
-                    cache_dir=cache_dir, force=force, fuse=fuse, max_group=max_group)
-    return runner.run(cells)
+    st = ResultStore(writable_dir(store, "store"))
+    runner = Runner(st, device=device, data_root=data_root, cache_dir=cache_dir, force=force, fuse=fuse,
+                    max_group=max_group)
+    summary = runner.run(cells)
+    problem = pack_curves(st)
+    if problem:
+        import warnings
+
+        warnings.warn(problem, RuntimeWarning, stacklevel=2)
+    return summary
+
+
+def pack_curves(store: "ResultStore") -> str | None:
+    """Pack the store's curves at the end of a run (``ResultStore.pack``). Returns None, or one
+    line saying why they were not packed (the loose files stay: nothing is lost, the next run
+    packs them)."""
+    import filelock
+
+    try:
+        store.pack(timeout_s=30.0)
+    except filelock.Timeout:
+        return (f"another process is packing the curves of {store.root}; this run's stay loose until the next run "
+                f"packs them")
+    except (OSError, ValueError) as exc:
+        return f"packing the curves of {store.root} failed ({exc}); they stay loose until the next run packs them"
+    return None
 
 
 def load_results(store: str | os.PathLike) -> "pd.DataFrame":
@@ -83,10 +105,11 @@ def load_results(store: str | os.PathLike) -> "pd.DataFrame":
 
 
 def curves_frame(records: Iterable[Record]) -> "pd.DataFrame":
-    """The curves of ``records`` in long form (``CURVE_COLUMNS``): one row per cell, epoch and metric."""
+    """The curves of ``records`` (those in memory: ``Record.curves``) in long form
+    (``CURVE_COLUMNS``): one row per cell, epoch and metric."""
     import pandas as pd
 
-    rows = []
+    columns: dict[str, list] = {c: [] for c in CURVE_COLUMNS}
     for r in records:
         curves = r.curves or {}
         base = {"cell_id": r.cell_id, "task": r.task, "profile": r.profile, "method": r.method,
@@ -95,10 +118,14 @@ def curves_frame(records: Iterable[Record]) -> "pd.DataFrame":
         for metric, values in sorted(curves.items()):
             if metric in ("epoch", "eval_epoch"):
                 continue
-            epochs = curves.get("epoch" if metric in EPOCH_CURVES else "eval_epoch") or []
-            for epoch, value in zip(epochs, values):
-                rows.append({**base, "epoch": epoch, "metric": metric, "value": value})
-    frame = pd.DataFrame(rows, columns=CURVE_COLUMNS)
+            epochs = list(curves.get(x_key(metric)) or [])
+            n = min(len(epochs), len(values))
+            for col, value in base.items():
+                columns[col] += [value] * n
+            columns["epoch"] += epochs[:n]
+            columns["metric"] += [metric] * n
+            columns["value"] += list(values[:n])
+    frame = pd.DataFrame(columns, columns=CURVE_COLUMNS)
     for col in ("width", "repetition", "epoch"):
         frame[col] = frame[col].astype("Int64")
     for col in ("cell_id", "task", "profile", "method", "activation", "metric"):
@@ -111,8 +138,11 @@ def load_curves(store: str | os.PathLike) -> "pd.DataFrame":
     """Every record's curves in long form: columns ``cell_id, task, profile, method, width,
     activation, repetition, epoch, metric, value``. Per-epoch running means (``train_loss``,
     ``train_acc``) are indexed by epoch; exact evaluations (``eval_train_loss``, ``test_acc``,
-    ``dist_w0``, ...) by the epoch they were taken at."""
-    return curves_frame(_store(store).records())
+    ``dist_w0``, ...) by the epoch they were taken at. Curves longer than 256 points are stored
+    thinned, with their envelope between the kept points as the metrics ``<curve>:min`` and
+    ``<curve>:max`` (docs/runner.md "Curves"); each record's are verified against its
+    ``curves_digest``, and those that do not match are left out with one warning line each."""
+    return curves_frame(_store(store).records(with_curves=True))
 
 
 @dataclass
@@ -186,7 +216,10 @@ def export(store: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:
     """Write ``results.csv``/``.parquet`` and ``curves.csv``/``.parquet`` of ``store`` into
     ``out_dir``; return the paths written (parquet needs pyarrow; without it only CSV)."""
     st = _store(store)
-    return write_tables(st.to_dataframe(), curves_frame(st.records()), out_dir)
+    records = st.records(with_curves=True)
+    from .records import to_frame
+
+    return write_tables(to_frame(records), curves_frame(records), out_dir)
 
 
 def write_tables(results: "pd.DataFrame", curves: "pd.DataFrame", out_dir: str | os.PathLike) -> list[Path]:
@@ -207,5 +240,5 @@ def write_tables(results: "pd.DataFrame", curves: "pd.DataFrame", out_dir: str |
     return written
 
 
-__all__ = ["COLUMNS", "CURVE_COLUMNS", "Scoring", "check", "curves_frame", "export", "load_curves", "load_results",
-           "run", "score"]
+__all__ = ["COLUMNS", "CURVE_COLUMNS", "EPOCH_CURVES", "Scoring", "check", "curves_frame", "export", "load_curves",
+           "load_results", "pack_curves", "run", "score"]

@@ -203,6 +203,11 @@ def cmd_run(args: argparse.Namespace, cells: list[Cell]) -> int:
                 return 0
     finally:
         progress.close()
+    from .api import pack_curves
+
+    problem = pack_curves(store)  # every worker is done: one curves file for the store
+    if problem:
+        print(f"note: {problem}", file=sys.stderr)
     if summary.records:
         rows = _drop_empty_columns(_final_rows(summary.records))
         print(tabulate(rows, headers="keys", floatfmt=".4g", missingval="-"))
@@ -544,6 +549,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         out = writable_dir(args.save, "--save")
         save_verdicts(verdicts, out, left_out=scoring.left_out, context=_context(args, scoring))
         print(f"verdicts written to {out / 'verdicts.json'} and {out / 'verdicts.csv'}")
+    for line in scoring.store.verify_curves():  # the curves do not enter a verdict: said, not fatal
+        print(f"warning: {line}", file=sys.stderr)
     stale = _stale_line(scoring)
     if stale and args.stale == "error":
         print(stale, file=sys.stderr)
@@ -569,7 +576,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         _check_selection(args)
         from .ablation_tables import write_study
 
-        path = write_study(existing_store(args.store).records(), writable_dir(args.reports_dir, "--reports-dir")
+        path = write_study(existing_store(args.store).records(with_curves=True),
+                           writable_dir(args.reports_dir, "--reports-dir")
                            / (args.name or "ablation"), profiles=[args.profile] if args.profile else None,
                            **({"title": args.title} if args.title else {}))
         print(f"report written to {path}")
@@ -582,6 +590,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.profile:  # the cells the profile declares (whatever profile first ran them), and those run as it
         records = [r for r in records if r.profile == args.profile
                    or profile_declares(r.task, args.profile, r.config) is None]
+    records = scoring.store.attach_curves(records)  # the plots, the ablation tables at T steps, curves.csv
     df = to_frame(records)
     notes = []
     devices = sorted({str(d) for d in df["device"].dropna()})

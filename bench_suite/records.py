@@ -5,7 +5,9 @@ records without it).
 A record is one cell's result: ``<store>/records/<cell_id>.json``. Its JSON is valid for any
 JSON reader: non-finite floats (a diverged cell's curves, an infinite loss) are written as the
 strings ``"nan"``, ``"inf"`` and ``"-inf"`` in the numeric sections (``final``, ``curves``,
-``timing``, ``theory``) and read back as floats. Reading validates the record
+``timing``, ``theory``) and read back as floats. From schema 3 the curves are not in the file:
+they are stored thinned (``bench_suite.curves``) in the store's ``curves/`` folder
+(``bench_suite.curve_store``), and the record holds their ``curves_digest``. Reading validates the record
 (:meth:`Record.from_json`): its schema and protocol are ones this code understands, its fields
 have their types, and its ``cell_id`` is the hash of its own content (config, seeds, code
 version, protocol: ``compute_cell_id``) and the name of its file, so a record copied over another cell's file is refused,
@@ -21,8 +23,11 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
-# what a record file's layout is (1: bare NaN in the JSON, no `schema` key; 2: valid JSON, ids
-# from a digest of the code's source; 3: ids from the code's versions, bench_suite/versions.py)
+from .curves import TAIL_METRICS, THINNING, thin_curves
+
+# what a record file's layout is (1: bare NaN in the JSON, no `schema` key; 2: valid JSON, curves
+# inline, ids from a digest of the code's source; 3: the curves outside the file, thinned, named
+# by ``curves_digest``, ids from the code's versions, bench_suite/versions.py)
 SCHEMA_VERSION = 3
 KNOWN_SCHEMAS = (2, 3)  # schema 1 carries no content digest: it cannot be verified, so it is refused
 # what a cell measures and how (the reference rows in baselines/ name the protocol they score)
@@ -60,8 +65,9 @@ FAILED = frozenset({Status.ERROR, Status.DIVERGED, Status.INTERRUPTED, Status.LO
 # what a verdict may be computed from: done (a measurement) and diverged (a measured failure)
 USABLE = FINISHED
 
-# the per-cell final metrics (``record.final``) a reference row may score
-METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "dist_w0", "proj_active_frac")
+# the per-cell final metrics (``record.final``) a reference row may score: the last evaluation's,
+# and the tail medians of the per-epoch curves (``bench_suite.curves.tail_median``)
+METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "dist_w0", "proj_active_frac") + TAIL_METRICS
 # the per-cell measurements of the record's ``theory`` section (bench_suite/theory.py) a row may score
 THEORY_METRICS = ("jacobian_rank", "jacobian_rank_predicted", "jacobian_rank_deficit", "jacobian_rank_excess",
                   "jacobian_sigma_min", "jacobian_sigma_max", "kkt_residual", "kkt_residual_w", "loss_floor")
@@ -92,8 +98,11 @@ def legacy_cell_id(config: dict[str, Any], seeds: dict[str, Any], code_digest: s
 class Record:
     """One cell's result. ``config`` is the resolved cell (``Cell.config()``: task, task_options,
     method, width, activation, repetition, train); ``final`` the metrics at the last evaluation
-    (None where not defined, e.g. accuracy of a regression task); ``curves`` per-epoch and
-    per-evaluation lists; ``timing`` seconds, FLOPs, the engine path and the trainer
+    (None where not defined, e.g. accuracy of a regression task) and the tail medians of the
+    per-epoch curves; ``curves`` per-epoch and per-evaluation lists, thinned
+    (``bench_suite.curves.thin_curves``; None when not loaded: a schema-3 file holds their
+    ``curves_digest`` and ``curves_points``, the store holds them, ``ResultStore.records(with_curves=True)``
+    loads them); ``timing`` seconds, FLOPs, the engine path and the trainer
     (``timing.trainer``: ``fused`` or ``reference``, bench_suite/trainers.py); ``provenance`` where the
     result came from (code version and digest, versions, device, precision, data source and
     checksum). Sections a cell does not have are None."""
@@ -114,6 +123,8 @@ class Record:
     w0_digest: str | None = None
     data_info: dict[str, Any] | None = None
     curves: dict[str, list] | None = None
+    curves_digest: str | None = None
+    curves_points: dict[str, Any] | None = None
     final: dict[str, float | None] | None = None
     timing: dict[str, Any] | None = None
     theory: dict[str, Any] | None = None
@@ -162,9 +173,17 @@ class Record:
 
     # ----- JSON -----
     def to_dict(self) -> dict[str, Any]:
-        """Plain data, as written to the file (non-finite floats still floats)."""
+        """Plain data, as written to the file (non-finite floats still floats). Schema 3: no
+        ``curves``; ``curves_digest`` and ``curves_points`` of the curves in memory (thinned), or
+        those read from the file when the curves are not loaded."""
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
         out["status"] = self.status.value
+        if self.schema >= 3:
+            curves = out.pop("curves")
+            if curves is not None:
+                out["curves_digest"], out["curves_points"] = curves_digest(thin_curves(curves)), dict(THINNING)
+        else:
+            out.pop("curves_digest"), out.pop("curves_points")
         out.update(self.extra)
         return {k: v for k, v in out.items() if v is not None or k in ("profile", "reason", "run_id")}
 
@@ -210,9 +229,9 @@ class Record:
             _require(config, key, int, where="config")
         _require(data, "seeds", dict)
         provenance = _require(data, "provenance", dict)
-        for key in ("profile", "reason", "run_id", "label_digest", "w0_digest"):
+        for key in ("profile", "reason", "run_id", "label_digest", "w0_digest", "curves_digest"):
             _optional(data, key, str)
-        for key in ("shape", "data_info", "curves", "final", "timing", "theory"):
+        for key in ("shape", "data_info", "curves", "final", "timing", "theory", "curves_points"):
             _optional(data, key, dict)
         # the file's whole content, results included, as written: an edit shows
         stored = data.get("content_digest")
@@ -233,6 +252,11 @@ class Record:
             for key, value in curves.items():
                 if not isinstance(value, list):
                     raise RecordError(f"curves.{key} is a {type(value).__name__}, not a list")
+        if schema >= 3 and curves is not None:
+            raise RecordError(f"a schema-{schema} record holds its curves in the store's curves/ folder, "
+                              f"not in the file")
+        if schema < 3 and (decoded.get("curves_digest") is not None or decoded.get("curves_points") is not None):
+            raise RecordError(f"a schema-{schema} record holds its curves in the file: curves_digest is of schema 3")
         known = {f.name for f in fields(cls)} - {"extra"}
         record = cls(**{k: v for k, v in decoded.items() if k in known and k not in ("status", "schema")},
                      status=status, schema=schema, extra={k: v for k, v in decoded.items() if k not in known})
@@ -259,6 +283,14 @@ class Record:
     def flat(self) -> dict[str, Any]:
         """One row of the results table: a value for each of :data:`COLUMNS`."""
         return {col.name: col.get(self) for col in COLUMNS}
+
+
+def curves_digest(curves: dict[str, list]) -> str:
+    """SHA-256 (hex) of the canonical JSON of stored (thinned) curves: sorted keys, no spaces,
+    non-finite floats as the strings "nan", "inf", "-inf". A schema-3 record holds it, so curves
+    read back from the store are verified against the digest-checked record."""
+    return hashlib.sha256(json.dumps(_encode_floats(curves), sort_keys=True, allow_nan=False,
+                                     separators=(",", ":")).encode()).hexdigest()
 
 
 def _content_digest(data: dict[str, Any]) -> str:
@@ -370,7 +402,11 @@ COLUMNS: tuple[Column, ...] = (
     Column("precision", "string", _train("precision"), "fp32, tf32 or bf16"),
     Column("task_options", "string", lambda r: json.dumps(r.config.get("task_options") or {}, sort_keys=True),
            "the task's options, as JSON"),
-    *(Column(m, "float64", _section("final", m), f"final {m}") for m in METRICS),
+    *(Column(m, "float64", _section("final", m), f"final {m}") for m in METRICS if m not in TAIL_METRICS),
+    *(Column(m, "float64", _section("final", m),
+             f"the median of {m[:-len('_tail_median')]} over the last quarter of the epochs run: a statistic of a "
+             f"training curve robust to where an oscillation lands (NaN if that window is not finite)")
+      for m in TAIL_METRICS),
     Column("radius", "float64", _section("final", "radius"), "the ball's radius (null: unconstrained)"),
     Column("jacobian_status", "string", lambda r: ((r.theory or {}).get("jacobian") or {}).get("status"),
            "the theory section's Jacobian: done, skipped (too large) or null (not computed)"),
@@ -433,7 +469,8 @@ def to_frame(records: list[Record]):
 
 __all__ = [
     "COLUMNS", "COLUMN_NAMES", "FAILED", "FINISHED", "KNOWN_PROTOCOLS", "KNOWN_SCHEMAS", "METRICS", "PROTOCOL_VERSION",
-    "SCORED_METRICS", "THEORY_METRICS",
-    "Record", "RecordError", "SCHEMA_VERSION", "STATUSES", "Status", "USABLE", "code_version_text", "compute_cell_id", "legacy_cell_id",
+    "SCORED_METRICS", "TAIL_METRICS", "THEORY_METRICS",
+    "Record", "RecordError", "SCHEMA_VERSION", "STATUSES", "Status", "USABLE", "code_version_text", "compute_cell_id",
+    "curves_digest", "legacy_cell_id",
     "to_frame",
 ]

@@ -488,12 +488,14 @@ def _plot_group(path: Path, title: str, recs: list[Record]) -> None:
             if loss:
                 positive = positive and all(v > 0 for v in loss if not math.isnan(v))
                 ax_loss.plot(epochs, loss, color=color, lw=1.2, label=label)
+                _envelope(ax_loss, c, "train_loss", epochs, color)
             if has_acc:
                 ax_acc = axes[1]
                 acc = _finite(c.get("train_acc") or [])
                 if acc:
-                    ax_acc.plot(list(c.get("epoch") or range(1, len(acc) + 1))[: len(acc)], acc, color=color, lw=1.2,
-                                label=f"{label} train")
+                    acc_epochs = list(c.get("epoch") or range(1, len(acc) + 1))[: len(acc)]
+                    ax_acc.plot(acc_epochs, acc, color=color, lw=1.2, label=f"{label} train")
+                    _envelope(ax_acc, c, "train_acc", acc_epochs, color)
                 test = _finite(c.get("test_acc") or [])
                 if test and not all(math.isnan(v) for v in test):
                     ax_acc.plot(list(c.get("eval_epoch") or [])[: len(test)], test, color=color, lw=1.2, ls="--",
@@ -517,6 +519,14 @@ def _plot_group(path: Path, title: str, recs: list[Record]) -> None:
         fig.savefig(path, format="png", dpi=100, metadata={"Software": None})
 
 
+def _envelope(ax, curves: dict, name: str, epochs: list, color: str) -> None:
+    """A thinned curve's envelope (its extremes between the kept points: a spike the kept points
+    miss), as a band under its line."""
+    low, high = curves.get(f"{name}:min"), curves.get(f"{name}:max")
+    if low and high and len(low) == len(high) == len(epochs):
+        ax.fill_between(epochs, _finite(low), _finite(high), color=color, alpha=0.3, lw=0)
+
+
 def _curves_section(records: list[Record], out_dir: Path) -> list[str]:
     out = ["## Training curves", ""]
     groups: dict[tuple, list[Record]] = {}
@@ -532,6 +542,9 @@ def _curves_section(records: list[Record], out_dir: Path) -> list[str]:
     plots = out_dir / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     out += ["One plot per task, profile, width, activation and repetition; one line per method.", ""]
+    if any(any(":" in k for k in (r.curves or {})) for recs in groups.values() for r in recs):
+        out += ["Curves longer than 256 points are stored thinned (docs/runner.md, \"Curves\"); the shaded band is "
+                "the full curve's range between the points drawn.", ""]
     current = None
     for key in sorted(groups, key=lambda k: tuple(_sort_key(x) for x in k)):
         task, profile, width, activation, rep = key

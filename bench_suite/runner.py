@@ -27,6 +27,7 @@ import torch
 from . import exit_codes, provenance, theory
 from .checkpoints import CheckpointStore
 from .config import check_device_text
+from .curves import tail_statistics, thin_curves
 from .grid import Cell
 from .grouping import PlanItem, describe, group_cells, is_settled, plan, trainer_groups, unique  # noqa: F401
 from .methods import METHODS
@@ -130,7 +131,9 @@ def make_record(cell: Cell, status: str, *, reason: str | None = None, result=No
         if data.info:
             record.data_info = data.info
     if result is not None:
-        record.curves, record.final, record.timing = result.curves, result.final, result.timing
+        # the tail statistics come from the full curves; the record keeps them thinned (the storage rule)
+        record.final = {**result.final, **tail_statistics(result.curves)}
+        record.curves, record.timing = thin_curves(result.curves), result.timing
         record.w0_digest = result.w0_digest
     elif cell.method in METHODS:  # an error or skipped cell still names the trainer it was (or would be) on
         record.timing = {"trainer": METHODS.get(cell.method).trainer}

@@ -1,11 +1,14 @@
 """The result store: one JSON record per cell under ``<root>/records/<cell_id>.json``.
 
-Layout (docs/runner.md): ``records/`` (the results), ``locks/`` (one lock file per cell ever
-claimed), ``events.jsonl`` (an append-only journal: which process started and finished which
-cell, for audits and tests) and ``runs/<run_id>/`` (job files and logs of parallel executors).
+Layout (docs/runner.md): ``records/`` (the results), ``curves/`` (the records' curves as
+parquet, :mod:`bench_suite.curve_store`), ``locks/`` (one lock file per cell ever claimed),
+``events.jsonl`` (an append-only journal: which process started and finished which cell, for
+audits and tests) and ``runs/<run_id>/`` (job files and logs of parallel executors).
 
 - Writes are atomic (write a temporary file in the same folder, fsync, rename), so a run killed
   at any moment leaves either the old record or the new one, never a torn file.
+- A record's curves are written (``curves/<cell_id>.parquet``) before the record, so a record
+  never names curves that are not there; :meth:`ResultStore.pack` merges them into one file.
 - A finished record (``done`` or ``diverged``) is never replaced by a non-finished one
   (``error``, ``skipped``, ``interrupted``, ``lost``) unless the caller forces it: no finished result is
   lost to a later failure.
@@ -28,6 +31,8 @@ from typing import Any, Iterator
 
 import filelock
 
+from .curve_store import CurveStore, CurveWarning, PackResult
+from .curves import thin_curves
 from .records import FINISHED, Record, RecordError, to_frame
 
 
@@ -43,14 +48,17 @@ class ResultStore:
         self.runs_dir = self.root / "runs"
         self.events_path = self.root / "events.jsonl"
         self.rejected: dict[Path, str] = {}  # record files that could not be used, and why
+        self.curve_files = CurveStore(self.root, self.locks_dir)
+        self.curves_refused: dict[str, str] = {}  # cell id -> why its stored curves were not loaded
 
     def _path(self, cell_id: str) -> Path:
         return self.records_dir / f"{cell_id}.json"
 
-    def get(self, cell_id: str) -> Record | None:
+    def get(self, cell_id: str, *, with_curves: bool = False) -> Record | None:
         """The cell's record, validated (:meth:`Record.from_json`), or None when there is none or
         it cannot be used (one :class:`RecordWarning` per file naming it and why; the cell then
-        re-runs, and ``check``/``report`` leave the file out and say so: :attr:`rejected`)."""
+        re-runs, and ``check``/``report`` leave the file out and say so: :attr:`rejected`).
+        ``with_curves``: its stored curves loaded too (:meth:`attach_curves`)."""
         path = self._path(cell_id)
         try:
             text = path.read_text()
@@ -60,10 +68,11 @@ class ResultStore:
             self._reject(path, f"unreadable ({exc})")
             return None
         try:
-            return Record.from_json(text, expected_id=cell_id)
+            record = Record.from_json(text, expected_id=cell_id)
         except RecordError as exc:
             self._reject(path, str(exc))
             return None
+        return self.attach_curves([record])[0] if with_curves else record
 
     def _reject(self, path: Path, why: str) -> None:
         if path not in self.rejected:
@@ -108,6 +117,8 @@ class ResultStore:
         cell_id = record.cell_id
         if not force and record.status not in FINISHED and self.is_finished(cell_id):
             return False
+        if record.schema >= 3 and record.curves is not None:  # first: a record never names missing curves
+            self.curve_files.write(cell_id, thin_curves(record.curves))
         self.records_dir.mkdir(parents=True, exist_ok=True)
         self._keep_aside(self._path(cell_id))
         text = record.to_json()
@@ -128,9 +139,9 @@ class ResultStore:
     def remove_stale_temp(self, max_age_s: float = 3600.0) -> int:
         """Delete temporary files of writes that a killed process left behind (a live write
         holds its temporary file for milliseconds, so an hour-old one is an orphan)."""
-        removed = 0
+        removed = self.curve_files.remove_stale_temp(max_age_s)
         if not self.records_dir.is_dir():
-            return 0
+            return removed
         now = time.time()
         for path in self.records_dir.glob(".*.tmp"):
             with contextlib.suppress(FileNotFoundError):
@@ -192,16 +203,72 @@ class ResultStore:
         """Whether the store's folder is there (``check``/``report`` of a store that is not: an error)."""
         return self.root.is_dir()
 
-    def records(self) -> list[Record]:
+    def records(self, *, with_curves: bool = False) -> list[Record]:
         """Every usable record, sorted by name then id (deterministic); the files left out are
-        in :attr:`rejected`."""
+        in :attr:`rejected`. ``with_curves``: their stored curves loaded too (:meth:`attach_curves`)."""
         out = []
         if self.records_dir.is_dir():
             for path in sorted(self.records_dir.glob("*.json")):
                 record = self.get(path.stem)
                 if record is not None:
                     out.append(record)
-        return sorted(out, key=lambda r: (r.name, r.cell_id))
+        out = sorted(out, key=lambda r: (r.name, r.cell_id))
+        return self.attach_curves(out) if with_curves else out
+
+    # ----- curves -----
+    def attach_curves(self, records: list[Record]) -> list[Record]:
+        """``records`` with their curves in memory (``Record.curves``; the same objects where
+        there is nothing to load). A schema-3 record's curves are read from ``curves/`` and
+        verified against its ``curves_digest``; curves that are missing or do not match are left
+        out (``curves`` None) with one :class:`~bench_suite.curve_store.CurveWarning` per record,
+        and :attr:`curves_refused` says why: the record itself still counts (its ``final`` is
+        in the digest-checked record). Records of schema 1 and 2 hold their curves already."""
+        wanted = {r.cell_id: r.curves_digest for r in records if r.curves is None and r.curves_digest}
+        if not wanted:
+            return list(records)
+        found, problems = self.curve_files.read(wanted)
+        out = []
+        for record in records:
+            if record.cell_id in found:
+                record = record.replace(curves=found[record.cell_id])
+            elif record.cell_id in problems:
+                why = problems[record.cell_id]
+                if self.curves_refused.get(record.cell_id) != why:
+                    self.curves_refused[record.cell_id] = why
+                    warnings.warn(f"leaving out the curves of {record.name} ({record.cell_id}): {why}; the record "
+                                  f"still counts (re-run the cell with --force to store its curves again)",
+                                  CurveWarning, stacklevel=3)
+            out.append(record)
+        return out
+
+    def curves(self, cell_ids: list[str] | None = None) -> dict[str, dict[str, list]]:
+        """``{cell_id: {curve: values}}`` of the records of ``cell_ids`` (default: every record)
+        whose curves could be loaded (:meth:`attach_curves`): ``epoch``/``eval_epoch`` and the
+        curves indexed by them, as ``Record.curves``."""
+        if cell_ids is None:
+            records = self.records()
+        else:
+            records = [r for r in (self.get(c) for c in cell_ids) if r is not None]
+        return {r.cell_id: r.curves for r in self.attach_curves(records) if r.curves is not None}
+
+    def pack(self, *, timeout_s: float = 60.0) -> PackResult:
+        """Merge the loose curves files (those matching their records) and any earlier pack into
+        one ``curves/pack-<sha256>.parquet`` and delete what was merged
+        (:meth:`~bench_suite.curve_store.CurveStore.pack`). Safe while other processes write
+        cells: a loose file is deleted only while holding its cell's claim. Raises
+        ``filelock.Timeout`` when another process packs for longer than ``timeout_s``."""
+        digests = {r.cell_id: r.curves_digest for r in self.records() if r.curves_digest}
+        return self.curve_files.pack(digests, self.claim, timeout_s=timeout_s)
+
+    def verify_curves(self) -> list[str]:
+        """One line per problem with the stored curves: a pack whose bytes do not match its name
+        (or unreadable), a record whose curves are missing or do not match its digest."""
+        with warnings.catch_warnings():  # said once, by the caller
+            warnings.simplefilter("ignore", CurveWarning)
+            lines = self.curve_files.verify_packs()
+            self.attach_curves(self.records())
+        lines += [f"curves of record {cell_id}: {why}" for cell_id, why in sorted(self.curves_refused.items())]
+        return lines
 
     def to_dataframe(self):
         """All records as the flat, typed results table (``bench_suite.records.COLUMNS``)."""

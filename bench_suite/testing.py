@@ -77,7 +77,7 @@ def _run(cells: list, device: str) -> list:
     with tempfile.TemporaryDirectory(prefix="bench_suite-plugin-check-") as root:
         store = ResultStore(root)
         Runner(store, device=device, wait_for_others=False).run(cells)
-        return [store.get(c.cell_id) for c in cells]
+        return [store.get(c.cell_id, with_curves=True) for c in cells]
 
 
 def _comparable(record) -> dict[str, Any]:

@@ -296,7 +296,7 @@ def test_selection_leaves_out_old_code_and_failed_cells_and_names_the_missing(sm
     from bench_suite.ablation_tables import profile_section, select
     from bench_suite.store import ResultStore
 
-    records = ResultStore(smoke_store).records()
+    records = ResultStore(smoke_store).records(with_curves=True)
     sel = select(records, "ablation_smoke")
     assert (len(sel.used), sel.expected, sel.missing, sel.old_code) == (24, 24, 0, 0)
     older = {**records[0].provenance["code_version"], "engine": 0}
@@ -315,6 +315,19 @@ def test_selection_leaves_out_old_code_and_failed_cells_and_names_the_missing(sm
     assert blown.name in text
     # another profile's records are not this one's
     assert select(records, "ablation_eps").used == []
+
+
+def test_records_whose_curves_could_not_be_loaded_are_left_out_of_the_tables_at_T_steps(smoke_store):
+    from bench_suite.ablation_tables import profile_section
+    from bench_suite.store import ResultStore
+
+    records = ResultStore(smoke_store).records(with_curves=True)
+    refused = records[0].replace(curves=None)  # e.g. its stored curves do not match its digest
+    text = "\n".join(profile_section([refused, *records[1:]], "ablation_smoke"))
+    assert f"Left out of the tables at T steps, their curves could not be loaded: {refused.name}." in text
+    assert "Training loss after T steps" in text  # the others' tables are still there
+    with pytest.raises(StudyError, match="no curves in memory.*with_curves=True"):
+        study_frame([refused], ("eps",), at_steps=(25,))
 
 
 def test_a_users_own_ablation_profile_from_a_toml_file(tmp_path, monkeypatch):

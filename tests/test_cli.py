@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from bench_suite.cli import main
+from bench_suite.store import ResultStore
 
 FAST = ["--task", "synthetic_ablation", "--option", "n=40", "--option", "d=8", "--width", "4", "--epochs", "20",
         "--eval-every", "5", "--lr", "0.3", "--quiet"]
@@ -30,8 +31,10 @@ def test_run_prints_final_metrics_and_writes_json_records(tmp_path, capsys):
     records = [json.loads(p.read_text()) for p in (store / "records").glob("*.json")]
     assert sorted(r["config"]["method"] for r in records) == sorted(
         ["mli_paired_pgd", "sgd", "constraint_only", "no_mirroring"])
+    curves = ResultStore(store).curves()  # beside the records, in store/curves/
     for r in records:
-        assert r["status"] == "done" and r["final"]["train_loss"] < r["curves"]["train_loss"][0]
+        assert "curves" not in r and r["curves_digest"]
+        assert r["status"] == "done" and r["final"]["train_loss"] < curves[r["cell_id"]]["train_loss"][0]
         assert r["provenance"]["torch"] and r["provenance"]["device"] == "cpu"
         assert r["shape"] == {"n": 40, "d": 8, "m": 4, "k": 1, "width_ratio": 4 * 8 / 80, "n_test": 0}
     # a second run finds every cell finished and trains nothing

@@ -52,8 +52,8 @@ def tiny_cells(**kw):
 
 def assert_same_results(store_a, store_b, *, executor=None):
     """Same cells, statuses, final metrics, curves (but wall-clock times) and digests."""
-    a = {r.cell_id: r for r in ResultStore(store_a).records()}
-    b = {r.cell_id: r for r in ResultStore(store_b).records()}
+    a = {r.cell_id: r for r in ResultStore(store_a).records(with_curves=True)}
+    b = {r.cell_id: r for r in ResultStore(store_b).records(with_curves=True)}
     assert a and set(a) == set(b)
     for cell_id, ra in a.items():
         rb = b[cell_id]
@@ -118,6 +118,8 @@ def test_several_local_devices_share_the_grid_through_the_store(tmp_path):
     assert len(logs) == 2
     for log in logs:  # the environment each worker got: a CPU worker sees no GPU
         assert "on cpu (CUDA_VISIBLE_DEVICES='')" in log.read_text().splitlines()[0]
+    # the workers wrote their cells' curves loose; the submitting run packed them once they were done
+    assert [p.name[:5] for p in (shared / "curves").iterdir()] == ["pack-"]
     assert main(["run", *FAST, "--seeds", "3", "--store", str(alone)]) == 0
     assert_same_results(alone, shared, executor="devices")
 
@@ -136,6 +138,7 @@ def test_dask_local_cluster_gives_the_same_records_as_a_local_run(tmp_path, caps
         assert "8 of these found finished in the store" in capsys.readouterr().out
     assert_same_results(local, remote, executor="dask")
     assert all(r.provenance["dask_worker"] for r in ResultStore(remote).records())
+    assert [p.name[:5] for p in (remote / "curves").iterdir()] == ["pack-"]
 
 
 def test_submitit_local_executor_runs_the_slurm_path(tmp_path, capsys):

@@ -18,6 +18,7 @@ import torch
 import bench_suite as bs
 from bench_suite.methods import METHODS, Method, MethodError
 from bench_suite.registry import Registry
+from bench_suite.store import ResultStore
 from bench_suite.testing import registered_by
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +31,10 @@ def _add(monkeypatch, method: Method) -> Method:
 
 
 def _records(store: Path) -> dict[str, dict]:
-    return {r["config"]["method"]: r for r in (json.loads(p.read_text()) for p in (store / "records").glob("*.json"))}
+    """The record files by method, each with its curves (stored beside it) as "curves"."""
+    curves = ResultStore(store).curves()
+    return {r["config"]["method"]: {**r, "curves": curves.get(r["cell_id"])}
+            for r in (json.loads(p.read_text()) for p in (store / "records").glob("*.json"))}
 
 
 def test_a_step_that_calls_sys_exit_is_its_cells_error_and_the_grid_goes_on(monkeypatch, tmp_path):

@@ -90,7 +90,7 @@ def test_a_diverged_cell_is_recorded_reported_and_not_rerun(store_dir, capsys):
     captured = capsys.readouterr()
     assert "DIVERGED" in captured.err and "lower the learning rates" in captured.err
     assert "0 done, 2 diverged" in captured.out
-    for sgd in ResultStore(store_dir).records():
+    for sgd in ResultStore(store_dir).records(with_curves=True):
         assert sgd.status == "diverged" and "non-finite" in sgd.reason
         assert sgd.timing["epochs"] < 20 and len(sgd.curves["train_loss"]) == sgd.timing["epochs"]
     assert main(args) == 1  # still a failed grid, but a diverged cell is finished: not re-run
@@ -263,7 +263,7 @@ def test_records_carry_provenance(store_dir):
     store = ResultStore(store_dir)
     (cell,) = tiny_cells(methods=["sgd"])
     summary = Runner(store, device="cpu").run([cell])
-    record = store.get(cell.cell_id)
+    record = store.get(cell.cell_id, with_curves=True)
     prov = record.provenance
     for key in ("git_commit", "git_dirty", "python", "torch", "cuda", "cudnn", "device", "device_name", "precision",
                 "tf32_matmul", "data_source", "data_checksum", "protocol", "code_version", "hostname", "created"):

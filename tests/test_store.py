@@ -68,11 +68,11 @@ def test_a_non_finished_record_never_replaces_a_finished_one(store_dir):
 def test_records_are_valid_json_and_non_finite_floats_round_trip(store_dir):
     store = ResultStore(store_dir)
     a = record("a", "diverged", final={"train_loss": float("inf"), "test_loss": float("nan"), "train_acc": None},
-               curves={"train_loss": [1.0, float("inf"), float("-inf"), float("nan")]})
+               curves={"epoch": [1, 2, 3, 4], "train_loss": [1.0, float("inf"), float("-inf"), float("nan")]})
     store.write(a)
     text = (store.records_dir / f"{a.cell_id}.json").read_text()
     json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in the JSON"))  # strict JSON
-    back = store.get(a.cell_id)
+    back = store.get(a.cell_id, with_curves=True)
     assert back.final["train_loss"] == float("inf") and back.final["test_loss"] != back.final["test_loss"]
     assert back.curves["train_loss"][1:3] == [float("inf"), float("-inf")]
     assert back.final["train_acc"] is None
