@@ -139,7 +139,7 @@ def _init_probes() -> dict[str, dict[str, Any]]:
 
     from .model import init_weights
     from .seeds import seeds_for
-    from .tasks import TASKS
+    from .tasks import BUILTIN_TASKS
 
     out: dict[str, dict[str, Any]] = {}
     for init in ("lecun", "mirrored_lecun"):
@@ -149,7 +149,7 @@ def _init_probes() -> dict[str, dict[str, Any]]:
                                             "values": {"w0": _numbers(weights.w), "v0": _numbers(weights.v)}}
     out["seeds"] = {"depends": ["engine"], "values": {
         f"{task}/{rep}": {k: str(v) for k, v in sorted(seeds_for(task, rep).items())}
-        for task in sorted(TASKS.names()) for rep in (0, 1)}}
+        for task in sorted(BUILTIN_TASKS) for rep in (0, 1)}}
     return out
 
 

@@ -41,6 +41,7 @@ from bench_suite.records import (
     _content_digest,
     _encode_floats,
     curves_digest,
+    legacy_cell_id,
 )
 from bench_suite.runner import make_record
 from bench_suite.store import ResultStore
@@ -408,19 +409,22 @@ def test_two_processes_write_loose_files_while_a_third_packs(store_dir, tmp_path
 def test_a_schema_2_record_is_read_with_its_curves_inline(store_dir):
     store = ResultStore(store_dir)
     a, b = cells(2)
-    old = make_record(a, "done", result=result(400)).replace(schema=2, curves=result(400).curves)
-    store.write(old)  # written as schema 2 wrote it: curves in the file, unthinned
-    data = json.loads((store.records_dir / f"{a.cell_id}.json").read_text())
+    old = make_record(a, "done", result=result(400))
+    provenance = {k: v for k, v in old.provenance.items() if k != "code_version"} | {"code_digest": "0" * 16}
+    old = old.replace(schema=2, curves=result(400).curves, provenance=provenance)
+    old.cell_id = legacy_cell_id(old.config, old.seeds, "0" * 16, old.protocol)
+    store.write(old)  # written as schema 2 wrote it: curves in the file, unthinned, a source-digest id
+    data = json.loads((store.records_dir / f"{old.cell_id}.json").read_text())
     assert data["schema"] == 2 and len(data["curves"]["train_loss"]) == 400 and "curves_digest" not in data
     assert not (store_dir / "curves").exists()
     new = written(store, b, result(400))
     got = {r.cell_id: r for r in ResultStore(store_dir).records()}
-    assert got[a.cell_id].curves == result(400).curves and got[b.cell_id].curves is None
+    assert got[old.cell_id].curves == result(400).curves and got[b.cell_id].curves is None
     frame = bs.load_curves(store_dir)
     per_cell = frame[frame["metric"] == "train_loss"].groupby("cell_id").size().to_dict()
-    assert per_cell == {a.cell_id: 400, b.cell_id: len(new.curves["train_loss"])}
+    assert per_cell == {old.cell_id: 400, b.cell_id: len(new.curves["train_loss"])}
     store.pack()
-    assert ResultStore(store_dir).curves()[a.cell_id] == result(400).curves
+    assert ResultStore(store_dir).curves()[old.cell_id] == result(400).curves
 
 
 def test_a_schema_3_record_with_inline_curves_is_refused(store_dir):

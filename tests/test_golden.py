@@ -40,7 +40,7 @@ from data_fixtures import (
 from bench_suite import probes
 from bench_suite.grid import expand
 from bench_suite.seeds import seeds_for
-from bench_suite.tasks import TASKS
+from bench_suite.tasks import BUILTIN_TASKS, TASKS
 
 GOLDEN = Path(__file__).parent / "golden" / "probes.json"
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,7 +110,7 @@ def test_every_built_in_method_task_and_activation_is_probed(current):
 
     methods = {n.split("/")[1] for n in current if n.startswith("train/")}
     assert methods == set(BUILTIN_METHODS)
-    assert {n.split("/")[1] for n in current if n.startswith("task/")} == set(TASKS.names())
+    assert {n.split("/")[1] for n in current if n.startswith("task/")} == set(BUILTIN_TASKS)
     assert {n.split("/")[2] for n in current if n.startswith("train/")} == set(probes.ACTIVATIONS)
     assert {n.split("/")[1] for n in current if n.startswith("theory/")} == set(BUILTIN_METHODS)
 
@@ -138,7 +138,7 @@ def test_compare_tells_a_moved_number_from_a_version_bump(current):
 SNIPPET = """
 import json, sys
 from bench_suite.grid import expand
-from bench_suite.tasks import TASKS
+from bench_suite.tasks import BUILTIN_TASKS, TASKS
 from bench_suite import probes
 ids = {}
 for task in sorted(TASKS.names()):
@@ -153,7 +153,7 @@ print(json.dumps({"ids": ids, "probes": probes.run_probes()}))
 
 def _ids_here() -> dict[str, str]:
     ids = {}
-    for task in sorted(TASKS.names()):
+    for task in sorted(BUILTIN_TASKS):
         for profile in ("smoke", "ci"):
             try:
                 ids.update({c.name: c.cell_id for c in expand(task, profile=profile)})
