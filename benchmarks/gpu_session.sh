@@ -29,9 +29,10 @@ set -u -o pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 if [ "${1:-}" = --print-call ]; then
     cd "$ROOT" || exit 1
+    head=$(git rev-parse HEAD 2> /dev/null) || { echo "gpu_session: --print-call runs in a git checkout"; exit 2; }
     dirty=0
     [ -z "$(git status --porcelain --untracked-files=no)" ] || dirty=1
-    echo "BENCH_SUITE_GIT_COMMIT=$(git rev-parse HEAD) BENCH_SUITE_GIT_DIRTY=$dirty bash benchmarks/gpu_session.sh"
+    echo "BENCH_SUITE_GIT_COMMIT=$head BENCH_SUITE_GIT_DIRTY=$dirty bash benchmarks/gpu_session.sh"
     exit 0
 fi
 START=$SECONDS
