@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import platform
+import re
 import shutil
 import socket
 import subprocess
 import sys
+import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,8 +31,31 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
+# The commit of a tree that has no .git (the copy a GPU machine gets: benchmarks/gpu_session.sh),
+# given by whoever sent it: 7 to 40 hex digits, and "1"/"0" (or true/false) for uncommitted changes
+GIT_COMMIT_ENV = "BENCH_SUITE_GIT_COMMIT"
+GIT_DIRTY_ENV = "BENCH_SUITE_GIT_DIRTY"
+_COMMIT = re.compile(r"[0-9a-fA-F]{7,40}")
+_FLAGS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+
+
 @lru_cache(maxsize=1)
 def git_state() -> dict:
+    """``{"git_commit", "git_dirty"}`` of this code. ``$BENCH_SUITE_GIT_COMMIT`` (and
+    ``$BENCH_SUITE_GIT_DIRTY``) when set: an explicit statement, for a copied tree without
+    ``.git``; else ``git rev-parse HEAD`` and whether tracked files differ from it (``git status
+    --porcelain --untracked-files=no``) in the package's checkout; None for what neither says.
+    A malformed value is ignored with a warning (git is asked instead)."""
+    commit = os.environ.get(GIT_COMMIT_ENV, "").strip()
+    if commit:
+        if _COMMIT.fullmatch(commit):
+            dirty_text = os.environ.get(GIT_DIRTY_ENV, "").strip().lower()
+            if dirty_text and dirty_text not in _FLAGS:
+                warnings.warn(f"${GIT_DIRTY_ENV}={dirty_text!r} is not 1/0/true/false: recorded as unknown",
+                              stacklevel=2)
+            return {"git_commit": commit.lower(), "git_dirty": _FLAGS.get(dirty_text)}
+        warnings.warn(f"${GIT_COMMIT_ENV}={commit!r} is not a commit (7 to 40 hex digits): ignored, asking git",
+                      stacklevel=2)
     commit = _git("rev-parse", "HEAD")
     dirty = None
     if commit is not None:

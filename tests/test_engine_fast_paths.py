@@ -325,3 +325,27 @@ def test_gpu_cadence_equals_the_reference_in_float64(gpu_cadence, tracking, eps,
         res = assert_matches_reference(data, cells, norm_tracking=tracking)
         assert cadence in res[0].timing["fold_cadence_segments"]
         assert (res[0].timing["refolded_stretches"] > 0) is rerun  # the first stretch ran at no cadence
+
+
+def test_gpu_cadence_a_float32_norm_overflow_re_runs_the_stretch(gpu_cadence, monkeypatch):
+    # A CUDA step takes ||U|| per row from one float32 read (no float64 copy of U) and cannot
+    # look at it: here s stays above FOLD_DANGER but ||U|| = ||W - W0||/s passes 1.8e19, so the
+    # float32 norm overflows; the cell's s becomes 0 and the stretch is re-run at cadence 1,
+    # which is the CPU's fold schedule: the same numbers as the CPU's host-checked run
+    from bench_suite.engine.step import _FusedEngine
+
+    data = classification(n=48, d=40, k=5, dtype=torch.float32)
+    cells = [spec("mli_paired_pgd", 8, "relu", batch_size=8, epochs=1, eval_every=1, eps=30.0, momentum=0.9,
+                  lr_w=3e4, lr_v=0.01)]
+    (device_side,) = train_group(data, cells, order_seed=0)
+    assert device_side.status == "done" and device_side.timing["refolded_stretches"] == 1
+    # control: the same run with an overflowed norm taken again in float64 (as the CPU does) never
+    # leaves s below FOLD_DANGER, so the re-run above came from the float32 norm
+    row_sq_norms = _FusedEngine.row_sq_norms
+    with monkeypatch.context() as m:
+        m.setattr(_FusedEngine, "row_sq_norms", lambda self, a, may_sync: row_sq_norms(self, a, may_sync=True))
+        (checked,) = train_group(data, cells, order_seed=0)
+    assert checked.timing["refolded_stretches"] == 0
+    monkeypatch.undo()  # the CPU's own path: s read on the host after every step
+    (host,) = train_group(data, cells, order_seed=0)
+    assert host.curves["train_loss"] == device_side.curves["train_loss"] and host.final == device_side.final

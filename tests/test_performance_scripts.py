@@ -14,7 +14,7 @@ sys.path.insert(0, str(ROOT))  # the `benchmarks` package (asv's benchmark_dir) 
 from data_fixtures import write_cifar_zip  # noqa: E402
 
 from benchmarks import benchmarks as asv_suite  # noqa: E402
-from benchmarks import cpu_epoch_vs_matmul, gpu_paper_grid, reference_vs_fused  # noqa: E402
+from benchmarks import cpu_epoch_vs_matmul, gpu_paper_grid, reference_vs_fused, step_traffic  # noqa: E402
 
 PER_CLASS = {"train": 8, "test": 2}
 
@@ -203,58 +203,6 @@ def test_asv_configuration_uses_the_existing_environment():
     assert Path(conf.benchmark_dir).resolve() == ROOT / "benchmarks"
 
 
-@pytest.mark.slow
-def test_the_gpu_call_script_runs_doctor_then_the_grid_resumably_at_tiny_scale(tmp_path):
-    # the script of docs/performance.md on the CPU: doctor, a grid stopped by its time budget
-    # (exit 75), the next call completes it, then check, report and the peers
-    import os
-    import subprocess
-
-    zip_path = write_cifar_zip(tmp_path / "cifar10-tiny.zip", per_class=PER_CLASS)
-    site = tmp_path / "site"  # the reader is told to expect the tiny counts, in every process
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(
-        "import bench_suite.data.cifar10 as c\nc.CIFAR10_COUNTS = {'train': 80, 'test': 20}\n")
-    cache = tmp_path / "cache"
-    env = {**os.environ, "PYTHONPATH": f"{site}:{ROOT}", "OUT": str(tmp_path / "out"), "DATA": str(zip_path),
-           "STORE": str(tmp_path / "store"), "DEVICE": "cpu", "PYTHON": sys.executable, "OMP_NUM_THREADS": "1",
-           "GRID_ARGS": f"--option n_train=64 --option n_test=20 --epochs 4 --eval-every 2 --width 16 "
-                        f"--activation relu --seeds 1 --cache-dir {cache}",
-           "PEER_ARGS": f"--n-train 64 --n-test 20 --widths 16 --activations relu --peer-epochs 1 --peer-steps 1 "
-                        f"--peer-workers 0 --cache-dir {cache}"}
-    env.pop("BENCH_SUITE_CUDA_GRAPHS", None)
-    script = str(ROOT / "benchmarks" / "gpu_call.sh")
-    first = subprocess.run(["bash", script], env={**env, "BUDGET": "0.001"}, cwd=tmp_path, capture_output=True,
-                           text=True)
-    assert first.returncode == 75, first.stdout + first.stderr
-    doctor_out = (tmp_path / "out" / "doctor.txt").read_text()
-    assert "doctor: " in doctor_out and " 0 failed" in doctor_out
-    assert "call again" in first.stdout and list((tmp_path / "store" / "checkpoints").glob("*.pt"))
-    second = subprocess.run(["bash", script], env={**env, "BUDGET": "600"}, cwd=tmp_path, capture_output=True,
-                            text=True)
-    assert second.returncode == 0, second.stdout + second.stderr
-    records = [json.loads(p.read_text()) for p in (tmp_path / "out" / "store" / "records").glob("*.json")]
-    assert len(records) == 1 and records[0]["status"] == "done" and records[0]["timing"]["resumed_at_epochs"]
-    speed = json.loads((tmp_path / "out" / "gpu_paper_grid.json").read_text())
-    assert speed["engine"]["from_store"] and speed["speedup_vs_peer"] > 0 and speed["speedup_vs_resident_peer"] > 0
-    assert (tmp_path / "out" / "check.txt").exists() and (tmp_path / "reports" / "paper").is_dir()
-
-
-def test_the_gpu_call_script_stops_when_the_doctor_fails(tmp_path):
-    import os
-    import subprocess
-
-    fake = tmp_path / "python"  # a python whose doctor reports a mismatch
-    fake.write_text("#!/bin/sh\nif [ \"$3\" = doctor ]; then echo '[FAIL] fused = alone: 0.1'; exit 1; fi\n"
-                    "echo ran \"$@\" >> " + str(tmp_path / "ran") + "\n")
-    fake.chmod(0o755)
-    env = {**os.environ, "OUT": str(tmp_path / "out"), "PYTHON": str(fake), "DEVICE": "cpu"}
-    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_call.sh")], env=env, cwd=tmp_path,
-                          capture_output=True, text=True)
-    assert proc.returncode == 1 and "not running the grid" in proc.stdout
-    assert not (tmp_path / "ran").exists()
-
-
 @pytest.mark.parametrize("ab", ["gpu-cadence", "engine-file:" + str(ROOT / "bench_suite" / "training.py")])
 def test_cpu_epoch_vs_matmul_times_two_variants_alternately(ab):
     result = cpu_epoch_vs_matmul.main(["--n", "100", "--d", "16", "--widths", "4", "--methods", "mli_paired_pgd",
@@ -278,3 +226,25 @@ def test_reference_vs_fused_runs_at_tiny_scale(capsys):
     # both trainers train the same cell: the same loss to float32 rounding
     assert abs(row["losses"]["fused"] - row["losses"]["reference"]) <= 1e-5 * abs(row["losses"]["fused"])
     assert "| synthetic_ablation ci |" in capsys.readouterr().out
+
+
+def test_step_traffic_counts_every_operator_of_a_step(tmp_path, monkeypatch, capsys):
+    # the momentum path: U read by the forward GEMM; B read and written by its GEMM; U read and
+    # written, B read by the update; U read once by the norm (one float32 read, no float64 copy)
+    from bench_suite.engine import step as step_module
+
+    monkeypatch.setattr(step_module, "FOLD_CHECK_STEPS", dict(step_module.FOLD_CHECK_STEPS))  # restored after
+    monkeypatch.setenv(step_module.P0_TABLE_ENV, "1")
+    result = step_traffic.main(["--widths", "32,64", "--d", "768", "--n", "200", "--batch", "16", "--json",
+                                str(tmp_path / "t.json")])
+    md = result["md_bytes"]
+    assert md == 2 * (32 + 64) * 768 * 4 and result["M"] == 192 and result["tracking"] == "exact"
+    ops = result["per_operator"]
+    assert ops["mm"]["read"] >= md and ops["addmm_"]["read"] >= md and ops["addmm_"]["write"] == md
+    assert ops["linalg_vector_norm"]["read"] == md and "_to_copy" in ops  # the norms' float32 -> float64 only
+    assert ops["_to_copy"]["calls"] == 1 and ops["_to_copy"]["read"] == result["M"] * 4
+    assert 7 * md < result["bytes_per_step"] < 9 * md
+    est = result["estimates"]
+    assert 0 < est["tf32"]["best"]["step_s"] <= est["fp32"]["best"]["step_s"] <= est["fp32"]["worst"]["step_s"]
+    assert json.loads((tmp_path / "t.json").read_text())["bytes_per_step"] == result["bytes_per_step"]
+    assert "| **total** |" in capsys.readouterr().out

@@ -36,7 +36,7 @@ from .layout import CellSpec, _act_backward, _act_forward, _Layout
 # stretch is re-run from a snapshot at cadence 1 (docs/performance.md has the costs).
 FOLD_BELOW = 1e-4
 # s >= FOLD_DANGER keeps U = (W - W0)/s, x·Uᵀ and the Gram tracking's products inside float32's
-# range with a margin of ~1e8 (norms of U are taken in float64, see row_sq_norms)
+# range with a margin of ~1e8 (a float32 norm of U can still overflow: row_sq_norms says what then)
 FOLD_DANGER = 1e-20
 FOLD_CADENCES = (64, 16, 4, 1)
 FOLD_RATE_MARGIN = 2.0  # the cadence assumes s may shrink twice as many orders per step as seen
@@ -247,17 +247,21 @@ class _FusedEngine:
         self.seg_buf.index_copy_(0, self.row_pos, per_row.to(self.tdt))
         return self.seg_buf.view(self.L.C, self.L.Wmax).sum(1)
 
-    def row_sq_norms(self, a: torch.Tensor) -> torch.Tensor:
-        """||a_r||² per row in the tracking dtype, computed so that it cannot overflow float32:
-        in float64 on CUDA (a read of ``a`` either way); on the CPU, where a float64 reduction
-        costs ~10x a float32 one, in float32 and again in float64 only when that overflowed
-        (reading the check costs nothing there)."""
+    def row_sq_norms(self, a: torch.Tensor, *, may_sync: bool) -> torch.Tensor:
+        """||a_r||² per row in the tracking dtype from one float32 read of ``a`` (a float64
+        reduction of float32 data would first write a float64 copy of it: 3x the traffic of
+        the step's own passes over U). Its sum of squares overflows when ||a_r|| > ~1.8e19;
+        with ``may_sync`` (where the host may read the device: the CPU's steps, every exact
+        fold) an overflow is seen and the norms are taken again in float64. Without it (a
+        CUDA step, which reads nothing back, so that an epoch can be a CUDA graph) the
+        overflowed cell's tracked norm is inf, the projection makes its s 0 (or NaN), and the
+        stretch check that guards float32's range (``FOLD_DANGER``) re-runs the stretch at
+        fold cadence 1, where s >= FOLD_BELOW before every step's norm: there the float32
+        norm overflows only for ||W_r - W0_r|| > 1.8e15, a cell diverged by any measure."""
         if a.dtype == torch.float64 or self.tdt != torch.float64:
             return torch.linalg.vector_norm(a, dim=1).to(self.tdt).square()
-        if self.device.type != "cpu":
-            return torch.linalg.vector_norm(a, dim=1, dtype=torch.float64).square()
         norms = torch.linalg.vector_norm(a, dim=1)
-        if not bool(torch.isfinite(norms).all()):
+        if may_sync and not bool(torch.isfinite(norms).all()):
             norms = torch.linalg.vector_norm(a, dim=1, dtype=torch.float64)
         return norms.to(self.tdt).square()
 
@@ -406,7 +410,7 @@ class _FusedEngine:
                 with self.autocast:
                     self.U.sub_(torch.mm(step_rows, xb))
         if self.tracking == "exact":
-            self.nrm2.copy_(self.segsum(self.row_sq_norms(self.U)))
+            self.nrm2.copy_(self.segsum(self.row_sq_norms(self.U, may_sync=self.host_check is not None)))
 
         # --- output weights ---
         if self.momentum:
@@ -475,7 +479,7 @@ class _FusedEngine:
         tracked norm) is projected exactly here. The momentum buffer is folded too."""
         if self.momentum:
             self.fold_momentum()
-        exact = self.segsum(self.row_sq_norms(self.U))
+        exact = self.segsum(self.row_sq_norms(self.U, may_sync=True))
         if not self.constrained:
             self.nrm2.copy_(exact)
             return
