@@ -279,6 +279,16 @@ def build_parser() -> argparse.ArgumentParser:
                                           "as DIR/results.{csv,parquet} and DIR/curves.{csv,parquet}")
     _add_store_arg(p_export, "result store folder to read")
     p_export.add_argument("--dir", required=True, metavar="DIR", help="where to write the files")
+    p_store = sub.add_parser("store", help="maintain a result store: migrate old records, pack curves, prune",
+                             description="maintain a result store (docs/runner.md): `migrate` rewrites records of "
+                                         "schema 2 computed by version-1 code as schema 3 (verified first); `pack` "
+                                         "merges the loose curve files into one; `prune --status skipped` removes "
+                                         "records that are not results (never done or diverged ones)")
+    p_store.add_argument("action", choices=("migrate", "pack", "prune"))
+    _add_store_arg(p_store, "result store folder")
+    p_store.add_argument("--status", type=_csv(str), action="extend", default=None, metavar="STATUS[,STATUS]",
+                         help="prune: the statuses to remove (error, skipped, interrupted, lost)")
+    p_store.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
     return parser
 
 
@@ -516,6 +526,8 @@ def main(argv: list[str] | None = None) -> int:
             return commands.cmd_doctor(args)
         if args.command == "plugin-check":
             return commands.cmd_plugin_check(args)
+        if args.command == "store":
+            return commands.cmd_store(args)
         if args.command in ("check", "report", "export"):
             for path in getattr(args, "profile_file", []):
                 load_profile_file(path)

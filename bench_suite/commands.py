@@ -626,6 +626,26 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_store(args: argparse.Namespace) -> int:
+    """``store migrate|pack|prune``: bench_suite/migrate.py and the store's pack."""
+    from .migrate import migrate_store, prune_store
+
+    store = existing_store(args.store)
+    if args.action == "migrate":
+        for line in migrate_store(store.root, dry_run=args.dry_run).lines():
+            print(line + (" (dry run)" if args.dry_run else ""))
+    elif args.action == "pack":
+        result = store.pack()
+        print(f"packed {result.cells} cell(s) into {result.pack}" if result.pack else "nothing to pack")
+    else:
+        if not args.status:
+            raise ValueError("store prune needs --status (e.g. --status skipped)")
+        removed = prune_store(store.root, args.status, dry_run=args.dry_run)
+        print(f"{'would remove' if args.dry_run else 'removed'} {len(removed)} record(s) of status "
+              f"{', '.join(args.status)}")
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     """``doctor``: the checks live in :mod:`bench_suite.doctor`."""
     from .doctor import main as doctor_main
