@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .curves import tail_statistics, thin_curves
-from .records import PROTOCOL_VERSION, FINISHED, Record, RecordError, Status, compute_cell_id
+from .records import FINISHED, PROTOCOL_VERSION, Record, RecordError, Status, compute_cell_id
 from .store import ResultStore
 
 # the schema-2 code digests of version 1 (commit d8d437e): task -> code digest
