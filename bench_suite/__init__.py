@@ -9,6 +9,10 @@ the CLI's ``--help``) stay light.
 
 __version__ = "0.1.0"
 
+from . import _compat  # noqa: E402 - former module names still import, with a DeprecationWarning
+
+_compat.install()
+
 _API = ("run", "load_results", "load_curves", "check", "export")
 _PLUGIN_API = {"Method": "methods", "METHODS": "methods", "register_task": "tasks"}
 

@@ -18,21 +18,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from .curves import EPOCH_CURVES, x_key  # noqa: F401 - EPOCH_CURVES: part of this module's names
-from .records import COLUMNS, Record
+from .core.curves import EPOCH_CURVES, x_key  # noqa: F401 - EPOCH_CURVES: part of this module's names
+from .core.records import COLUMNS, Record
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from .runner import RunSummary
-    from .store import ResultStore
+    from .run.runner import RunSummary
+    from .store.result_store import ResultStore
 
 CURVE_COLUMNS = ["cell_id", "task", "profile", "method", "width", "activation", "repetition", "epoch", "metric",
                  "value"]
 
 
 def _store(store: str | os.PathLike):
-    from .commands import existing_store
+    from .cli.commands import existing_store
 
     return existing_store(store)
 
@@ -47,17 +47,17 @@ def run(task: str | Iterable[str] = "synthetic_ablation", *, profile: str | None
 
     ``options`` and ``train`` map a task option / training setting (``TrainConfig`` field, or
     ``lr`` for both learning rates) to a value or a list of values (an axis); ``repetitions`` is
-    a count (0..N-1) or a list of indexes. Returns the :class:`~bench_suite.runner.RunSummary`:
-    ``.records`` (one :class:`~bench_suite.records.Record` per cell, run or found finished),
+    a count (0..N-1) or a list of indexes. Returns the :class:`~bench_suite.run.runner.RunSummary`:
+    ``.records`` (one :class:`~bench_suite.core.records.Record` per cell, run or found finished),
     ``.to_frame()`` and ``.exit_code`` (0 all done, 1 some failed, 3 some skipped).
     ``plugins`` names modules to import first (as ``--plugin``); ``$BENCH_SUITE_PLUGINS`` and
     installed entry points are loaded too, as on the command line.
     Raises ``ValueError`` (e.g. :class:`~bench_suite.grid.GridError`) for a bad grid,
-    :class:`~bench_suite.registry.PluginError` for a plug-in that cannot be loaded."""
-    from .commands import writable_dir
+    :class:`~bench_suite.core.registry.PluginError` for a plug-in that cannot be loaded."""
+    from .cli.commands import writable_dir
+    from .core.registry import load_plugins
     from .grid import expand
-    from .registry import load_plugins
-    from .runner import Runner
+    from .run.runner import Runner
 
     load_plugins(plugins)
 
@@ -67,7 +67,7 @@ def run(task: str | Iterable[str] = "synthetic_ablation", *, profile: str | None
     for name in tasks:
         cells += expand(name, profile=profile, methods=methods, widths=widths, activations=activations,
                         repetitions=reps, options=options, train=train)
-    from .store import ResultStore
+    from .store.result_store import ResultStore
 
     st = ResultStore(writable_dir(store, "store"))
     runner = Runner(st, device=device, data_root=data_root, cache_dir=cache_dir, force=force, fuse=fuse,
@@ -98,7 +98,7 @@ def pack_curves(store: "ResultStore") -> str | None:
 
 
 def load_results(store: str | os.PathLike) -> "pd.DataFrame":
-    """The store's results table: one row per record, flat, typed columns (``bench_suite.records.COLUMNS``:
+    """The store's results table: one row per record, flat, typed columns (``bench_suite.core.records.COLUMNS``:
     config, final metrics, timing, shape, provenance; statuses kept, so failed cells are rows
     too). Raises ``ValueError`` when ``store`` is not a result store."""
     return _store(store).to_dataframe()
@@ -160,7 +160,7 @@ class Scoring:
 
     def stale(self) -> list[Record]:
         """Records of the checked profiles computed by other code than the current one."""
-        from .versions import is_current
+        from .grid.versions import is_current
 
         profiles = {(r.task, r.profile) for r in self.references}
         return [r for r in self.records if (r.task, r.profile) in profiles and not is_current(r)]
@@ -170,11 +170,11 @@ def score(store: str | os.PathLike, *, profile: str | None = None, tasks: list[s
           baselines: str | os.PathLike | None = None, include_old_code: bool = False,
           confidence: float = 0.95) -> Scoring:
     """Select and score: the rules of docs/checks.md ("Which results count")."""
-    from .baselines import load_references
+    from .check.references import load_references
+    from .check.scoring import explain_skips, run_checks, select
     from .grid import profile_declares
-    from .scoring import explain_skips, run_checks, select
+    from .grid.versions import current_versions, is_current, why_not_current
     from .tasks import TASKS
-    from .versions import current_versions, is_current, why_not_current
 
     st = _store(store)
     records = st.records()
@@ -217,7 +217,7 @@ def export(store: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:
     ``out_dir``; return the paths written (parquet needs pyarrow; without it only CSV)."""
     st = _store(store)
     records = st.records(with_curves=True)
-    from .records import to_frame
+    from .core.records import to_frame
 
     return write_tables(to_frame(records), curves_frame(records), out_dir)
 

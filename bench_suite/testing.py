@@ -9,7 +9,7 @@ or, in the plug-in's own tests::
     def test_my_plugin_keeps_the_contract():
         assert_plugin_contract("my_plugin")
 
-It imports the module (which registers methods and tasks, ``bench_suite/methods.py``,
+It imports the module (which registers methods and tasks, ``bench_suite/methods/__init__.py``,
 ``bench_suite/tasks/base.py``), then trains what it registered on a tiny problem through the
 runner, into throw-away stores, the way ``run`` would:
 
@@ -40,7 +40,7 @@ import math
 import tempfile
 from typing import Any, Callable
 
-from .doctor import FAIL, OK, SKIP, Check  # one vocabulary of check lines (doctor, plugin-check)
+from .diagnostics.doctor import FAIL, OK, SKIP, Check  # one vocabulary of check lines (doctor, plugin-check)
 
 TINY_OPTIONS = {"n": 64, "d": 16}  # ablation_smoke's shape
 TINY_WIDTH = 8
@@ -53,8 +53,8 @@ PAIRED_WITH = {"lecun": "sgd", "mirrored_lecun": "mli_paired_pgd"}  # the built-
 def registered_by(module: str) -> tuple[list[str], list[str]]:
     """(methods, tasks) that importing ``module`` registers (``PluginError`` if it cannot be
     imported). Already imported: the methods whose functions and the tasks whose classes live in it."""
+    from .core.registry import load_plugins
     from .methods import METHODS
-    from .registry import load_plugins
     from .tasks import TASKS
 
     methods_before, tasks_before = set(METHODS.names()), set(TASKS.names())
@@ -71,8 +71,8 @@ def registered_by(module: str) -> tuple[list[str], list[str]]:
 
 def _run(cells: list, device: str) -> list:
     """The cells' records, run by the runner into a fresh temporary store (re-read from disk)."""
-    from .runner import Runner
-    from .store import ResultStore
+    from .run.runner import Runner
+    from .store.result_store import ResultStore
 
     with tempfile.TemporaryDirectory(prefix="bench_suite-plugin-check-") as root:
         store = ResultStore(root)
@@ -97,7 +97,7 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _record_check(name: str, records: list) -> Check:
-    from .records import Record, RecordError
+    from .core.records import Record, RecordError
 
     problems, skipped = [], []
     for record in records:

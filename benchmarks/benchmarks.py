@@ -26,7 +26,7 @@ import torch
 from bench_suite.grid import expand
 from bench_suite.methods import METHODS
 from bench_suite.tasks import TASKS, TaskData
-from bench_suite.training import CellSpec, TrainConfig, train_group
+from bench_suite.train import CellSpec, TrainConfig, train_group
 
 torch.set_num_threads(int(os.environ.get("BENCH_SUITE_ASV_THREADS", "1")))
 
@@ -130,7 +130,7 @@ class TimeReferenceTrainer:
 
     def setup(self, problem, trainer):
         try:
-            from bench_suite.reference_trainer import train_reference
+            from bench_suite.train.reference import train_reference
         except ImportError:
             raise NotImplementedError("no reference trainer in this commit") from None
         from dataclasses import replace

@@ -18,7 +18,7 @@ are the least disturbed: compare variants of the engine by those.
     python benchmarks/cpu_epoch_vs_matmul.py --momentum 0.9 --gpu-cadence        # CUDA's fold decisions
     python benchmarks/cpu_epoch_vs_matmul.py --ab gpu-cadence     # A/B, alternating in one process
 
-``--engine-file`` loads a ``training.py`` of another commit (``git show REV:bench_suite/training.py``)
+``--engine-file`` loads a ``training.py`` of another commit (``git show REV:bench_suite/train/__init__.py``)
 in place of the installed one, for before/after numbers on the same machine.
 """
 
@@ -74,7 +74,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eps-mode", choices=["relative", "absolute"], help="radius mode (default: the problem's)")
     p.add_argument("--gpu-cadence", action="store_true",
                    help="decide folds on the device, as on CUDA (no host read of s inside an epoch)")
-    p.add_argument("--engine-file", help="a training.py to load instead of bench_suite.training")
+    p.add_argument("--engine-file", help="a training.py to load instead of bench_suite.train")
     p.add_argument("--ab", default=None, metavar="B",
                    help="also time variant B, alternating with this one run by run in this process (the same "
                         "machine load for both): 'gpu-cadence' or 'engine-file:PATH'")
@@ -87,7 +87,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def load_engine(path: str | None):
     if path is None:
-        import bench_suite.training as engine
+        import bench_suite.train as engine
 
         return engine
     spec = importlib.util.spec_from_file_location("bench_suite._engine_under_test", path)
@@ -99,10 +99,10 @@ def load_engine(path: str | None):
 
 def set_gpu_cadence(engine, on: bool) -> None:
     """Fold decisions made on the device, as on CUDA (or back to the CPU's host checks). The
-    switch sits in an old single-file engine itself, or in bench_suite.engine.step."""
+    switch sits in an old single-file engine itself, or in bench_suite.train.engine.step."""
     import importlib
 
-    holder = engine if hasattr(engine, "FOLD_CHECK_STEPS") else importlib.import_module("bench_suite.engine.step")
+    holder = engine if hasattr(engine, "FOLD_CHECK_STEPS") else importlib.import_module("bench_suite.train.engine.step")
     if not hasattr(holder, "_cpu_fold_checks"):
         holder._cpu_fold_checks = dict(holder.FOLD_CHECK_STEPS)
     holder.FOLD_CHECK_STEPS = {} if on else dict(holder._cpu_fold_checks)
@@ -208,9 +208,9 @@ def measure(engine, data, cfg: dict[str, Any], unfused: bool) -> tuple[list[floa
 def op_costs(cfg: dict[str, Any], data, rounds: int = 30) -> dict[str, float]:
     """Seconds (fastest of ``rounds``) of one engine step and of each piece the device-side
     fold decision adds, on this problem's fused group (the current engine only)."""
-    from bench_suite.engine.step import _FusedEngine
     from bench_suite.methods import METHODS
-    from bench_suite.training import CellSpec, TrainConfig
+    from bench_suite.train import CellSpec, TrainConfig
+    from bench_suite.train.engine.step import _FusedEngine
 
     tc = TrainConfig(epochs=1, batch_size=cfg["batch"], lr_w=cfg["lr"], lr_v=cfg["lr"], loss=cfg["loss"],
                      eps=cfg["eps"], eps_mode=cfg["eps_mode"], momentum=cfg["momentum"])
@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result = {
         "problem": args.problem, "n": cfg["n"], "d": cfg["d"], "k": cfg["k"], "widths": cfg["widths"],
         "methods": cfg["methods"], "activation": cfg["activation"], "batch": cfg["batch"], "unfused": args.unfused,
-        "engine": args.engine_file or "bench_suite.training", "threads": args.threads, "repeat": args.repeat,
+        "engine": args.engine_file or "bench_suite.train", "threads": args.threads, "repeat": args.repeat,
         "momentum": cfg["momentum"], "lr": cfg["lr"], "eps": cfg["eps"], "eps_mode": cfg["eps_mode"],
         "gpu_cadence": args.gpu_cadence,
         "epochs_timed": len(epochs), "epoch_s": round(epoch_s, 5), "matmul_s": round(mm_s, 5),

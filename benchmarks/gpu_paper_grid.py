@@ -3,8 +3,8 @@
 
 Part 1, the engine: the ``paper`` profile of ``cifar10_random`` (n = 50,000, d = 3072, widths
 1024/2048/4096 x relu/tanh, mli_paired_pgd, 1000 epochs, batch 128, SGD lr 0.01 with momentum
-0.9 on both layers), run through ``bench_suite.runner.Runner`` (cells of one repetition are
-fused into one group), with TF32 by default. Before it, on CUDA, ``bench_suite.doctor.graph_check``
+0.9 on both layers), run through ``bench_suite.run.runner.Runner`` (cells of one repetition are
+fused into one group), with TF32 by default. Before it, on CUDA, ``bench_suite.diagnostics.doctor.graph_check``
 trains small fused groups with and without CUDA graphs (more steps per epoch than the largest
 fold cadence, folds inside the captured epoch, momentum 0.9, both norm-tracking paths) and the
 grid uses graphs only when both give the same numbers (``--cuda-graphs auto``). A group whose
@@ -59,7 +59,7 @@ if str(ROOT) not in sys.path:  # runs from a checkout without `pip install -e .`
 # discovers the suite, also against older commits of the package
 
 TASK = "cifar10_random"
-CUDA_GRAPHS_ENV = "BENCH_SUITE_CUDA_GRAPHS"  # bench_suite.training.CUDA_GRAPHS_ENV
+CUDA_GRAPHS_ENV = "BENCH_SUITE_CUDA_GRAPHS"  # bench_suite.train.CUDA_GRAPHS_ENV
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)  # the usual CIFAR-10 training-set channel statistics
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
 
@@ -107,7 +107,7 @@ def device_info(device: torch.device, precision: str) -> dict[str, Any]:
         info.update({"name": torch.cuda.get_device_name(device), "cuda": torch.version.cuda,
                      "memory_gib": round(props.total_memory / 2**30, 1), "sms": props.multi_processor_count})
     else:
-        from bench_suite.provenance import device_name
+        from bench_suite.run.provenance import device_name
 
         info["name"] = device_name(device)
     return info
@@ -122,9 +122,9 @@ def sync(device: torch.device) -> None:
 
 
 def check_cuda_graphs(device: torch.device, precision: str) -> dict[str, Any]:
-    """``bench_suite.doctor.graph_check``: graphed epochs equal eager ones on groups that cover
+    """``bench_suite.diagnostics.doctor.graph_check``: graphed epochs equal eager ones on groups that cover
     what the grid runs."""
-    from bench_suite.doctor import OK, graph_check
+    from bench_suite.diagnostics.doctor import OK, graph_check
 
     check = graph_check(device, precision)
     return {"ok": check.status == OK, "status": check.status, "detail": check.detail}
@@ -150,8 +150,8 @@ def group_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
 def run_engine(args: argparse.Namespace, device: torch.device, on_update=None) -> dict[str, Any]:
     """The paper grid through the Runner; ``on_update(partial)`` after every group."""
     from bench_suite import grid as grid_mod
-    from bench_suite.runner import Runner
-    from bench_suite.store import ResultStore
+    from bench_suite.run.runner import Runner
+    from bench_suite.store.result_store import ResultStore
     from bench_suite.tasks import TASKS
 
     options = {k: v for k, v in (("n_train", args.n_train), ("n_test", args.n_test)) if v is not None}
@@ -229,7 +229,7 @@ def run_engine(args: argparse.Namespace, device: torch.device, on_update=None) -
 def engine_from_store(store_dir: str) -> dict[str, Any]:
     """The engine's numbers from finished paper-profile records of the task in a store, one fused
     group per (repetition, training schedule), as ``run_engine`` reports them."""
-    from bench_suite.store import ResultStore
+    from bench_suite.store.result_store import ResultStore
 
     # every finished cell of the task (the store is the grid's own; at a tiny test scale the cells
     # are ad hoc, not the paper profile's)
@@ -327,7 +327,7 @@ def peer_dataset(data_root: str, n: int, workdir: Path):
 
 def peer_context(precision: str, device: torch.device):
     """The engine's precision for a peer: TF32 switched as the engine does, bf16 autocast."""
-    from bench_suite.training import precision_context
+    from bench_suite.train import precision_context
 
     stack = contextlib.ExitStack()
     stack.enter_context(precision_context(precision, device))
@@ -363,7 +363,7 @@ def peer_model(width: int, activation: str, dim: int, device: torch.device, defa
 def timed_epochs(batches, model, opt, w0, radius, device, args, precision) -> tuple[float, int]:
     """(seconds per step, steps timed) over ``--peer-epochs`` epochs of ``batches()`` (an
     iterator per epoch), the first not timed when there are more."""
-    from bench_suite.projection import project_frobenius_ball
+    from bench_suite.model.projection import project_frobenius_ball
 
     step_times, steps_timed = [], 0
     for _ in range(args.peer_epochs):
@@ -388,7 +388,7 @@ def timed_epochs(batches, model, opt, w0, radius, device, args, precision) -> tu
 
 
 def _peer_cell(width, activation, per_step, steps_timed, steps_full, batch) -> dict[str, Any]:
-    from bench_suite.training import step_flops
+    from bench_suite.train import step_flops
 
     epoch_time = per_step * steps_full
     flops = step_flops(batch, 3072, width, 10, "paired") * steps_full
@@ -489,7 +489,7 @@ def run_peer(args: argparse.Namespace, device: torch.device, engine: dict[str, A
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    from bench_suite.runner import resolve_device
+    from bench_suite.run.runner import resolve_device
 
     args = parse_args(argv)
     if args.threads:

@@ -60,8 +60,8 @@ def measure(p: dict, repeats: int) -> dict:
     from dataclasses import replace
 
     from bench_suite.methods import METHODS
-    from bench_suite.reference_trainer import train_reference
-    from bench_suite.training import CellSpec, TrainConfig, train_group
+    from bench_suite.train import CellSpec, TrainConfig, train_group
+    from bench_suite.train.reference import train_reference
 
     data = _data(p)
     cfg = TrainConfig(epochs=p["epochs"], batch_size=p["batch"], lr_w=p["lr"], lr_v=p["lr"], momentum=p["momentum"],

@@ -1,6 +1,6 @@
 """asv benchmarks of the command line's start-up: `--help`, `list` and `import bench_suite` in a
 fresh interpreter. These commands do not import torch (the CLI's flags come from
-``bench_suite.config``), so they start in a fraction of a second; a regression that pulls torch
+``bench_suite.core.config``), so they start in a fraction of a second; a regression that pulls torch
 back in shows here as seconds.
 
     nox -s bench                 # quick: each once

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Memory traffic of one engine step, counted op by op, and the time it implies on a GPU.
 
-Runs one SGD step of the fused engine (``bench_suite.engine.step._FusedEngine.step``) on the CPU
+Runs one SGD step of the fused engine (``bench_suite.train.engine.step._FusedEngine.step``) on the CPU
 with CUDA's code path (fold decisions on the device, the X·W0ᵀ table as on CUDA) and records
 every aten operator it calls (``TorchDispatchMode``). Per operator it charges, as a model of a
 GPU kernel that streams its operands once: the tensors it reads (its inputs; only the selected
@@ -93,10 +93,10 @@ def paper_engine(widths, activations, d, n, batch, momentum, method="mli_paired_
     """A fused engine at these shapes, on the CPU with CUDA's fold path and the X·W0ᵀ table."""
     import os
 
-    from bench_suite.engine import step as step_module
     from bench_suite.methods import METHODS
     from bench_suite.tasks import TaskData
-    from bench_suite.training import CellSpec, TrainConfig
+    from bench_suite.train import CellSpec, TrainConfig
+    from bench_suite.train.engine import step as step_module
 
     step_module.FOLD_CHECK_STEPS = {}  # decisions on the device, as on CUDA
     os.environ[step_module.P0_TABLE_ENV] = str(1 << 20)  # the table, as on CUDA (8 GiB budget there)

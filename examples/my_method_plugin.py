@@ -17,11 +17,11 @@ declare a ``bench_suite.plugins`` entry point). In your own tests::
     def test_contract():
         assert_plugin_contract("my_method_plugin")
 
-What a method declares (all of it in ``bench_suite/methods.py``, ``Method``): init, output
+What a method declares (all of it in ``bench_suite/methods/__init__.py``, ``Method``): init, output
 layer, whether W is projected and onto what, an optimizer from ``torch.optim`` with its
 settings, an lr schedule, frozen parameters, default training settings, and optionally a
 training step of its own. A method with a training step runs on the reference trainer
-(``bench_suite/reference_trainer.py``); its records say so (``timing.trainer``). Settings that
+(``bench_suite/train/reference.py``); its records say so (``timing.trainer``). Settings that
 conflict fail when the method is built or when a grid uses it, in one line naming the method
 and the setting; a training step that raises becomes that cell's ``error`` record and the grid
 goes on. The seeds (data, W0, V0, sample order) come from the task and the repetition, never
@@ -42,7 +42,7 @@ def clipped_step(model, batch, state):
     """One step of SGD on the gradient clipped to norm MAX_GRAD_NORM (over W and V together).
 
     ``model``: the ``TwoLayerNet`` (parameters ``w``, ``v``); ``batch``: (x (B, d), y);
-    ``state``: ``bench_suite.reference_trainer.StepState`` (``optimizer`` at this step's learning
+    ``state``: ``bench_suite.train.reference.StepState`` (``optimizer`` at this step's learning
     rates, ``loss_fn``, ``step``, ``epoch``, ``total_steps``, ``w0``, ``v0``, ``radius``,
     ``autocast()``, ``memory``). Return (mean loss, outputs (B, K)) before the update; the
     trainer projects W afterwards (``constrained=True``)."""

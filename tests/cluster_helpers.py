@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench_suite.store import ResultStore
+from bench_suite.store.result_store import ResultStore
 
 _RUNS: list[subprocess.Popen] = []
 

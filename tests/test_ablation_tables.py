@@ -1,4 +1,4 @@
-"""The ablation study's tables (bench_suite/ablation_tables.py): their definitions on small
+"""The ablation study's tables (bench_suite/report/ablation.py): their definitions on small
 hand-made records, and the whole path run -> store -> report on the tiny ``ablation_smoke``."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench_suite.ablation_tables import (
+from bench_suite.core.records import Record, Status
+from bench_suite.report.ablation import (
     StudyError,
     auto_labels,
     best_table,
@@ -20,7 +21,6 @@ from bench_suite.ablation_tables import (
     study_frame,
     summary_table,
 )
-from bench_suite.records import Record, Status
 
 METHODS = ("mli_paired_pgd", "sgd", "constraint_only", "no_mirroring")
 ORDER_COL = "ours < (sgd, c_only, no_mirr)"
@@ -42,7 +42,8 @@ def rec(method, rep, loss, *, lr=0.1, lr_v=None, eps=1.0, status="done", width=2
         curves = {"eval_epoch": list(curve), "eval_train_loss": [v[0] for v in curve.values()],
                   "dist_w0": [v[1] for v in curve.values()], "proj_active_frac": [v[2] for v in curve.values()]}
     return Record(cell_id=f"{method}-{rep}-{lr}-{lr_v}-{eps}-{width}", name=f"{method}[rep={rep},lr={lr},eps={eps}]",
-                  status=Status(status), config=config, seeds={}, provenance={"code_version": {"engine": 1}}, final=final,
+                  status=Status(status), config=config, seeds={},
+                  provenance={"code_version": {"engine": 1}}, final=final,
                   curves=curves)
 
 
@@ -137,7 +138,7 @@ def test_a_done_cell_with_a_non_finite_loss_counts_as_diverged():
 def test_a_done_cell_whose_weights_blew_up_counts_as_diverged():
     """The engine may record a cell done with its loss at the zero predictor's (finite) while
     ||W - W0|| is NaN: the weights are not finite, so the tables count it as diverged."""
-    from bench_suite.ablation_tables import unflagged_blowups
+    from bench_suite.report.ablation import unflagged_blowups
 
     records = _grid({"mli_paired_pgd": [0.92], "sgd": [0.5], "constraint_only": [0.6], "no_mirroring": [0.7]})
     records[0] = rec("mli_paired_pgd", 0, 0.92, dist=math.nan, curve={50: (0.92, math.nan, 1.0)})
@@ -293,8 +294,8 @@ def test_ablation_smoke_run_then_report_section(smoke_store, tmp_path):
 
 
 def test_selection_leaves_out_old_code_and_failed_cells_and_names_the_missing(smoke_store):
-    from bench_suite.ablation_tables import profile_section, select
-    from bench_suite.store import ResultStore
+    from bench_suite.report.ablation import profile_section, select
+    from bench_suite.store.result_store import ResultStore
 
     records = ResultStore(smoke_store).records(with_curves=True)
     sel = select(records, "ablation_smoke")
@@ -318,8 +319,8 @@ def test_selection_leaves_out_old_code_and_failed_cells_and_names_the_missing(sm
 
 
 def test_records_whose_curves_could_not_be_loaded_are_left_out_of_the_tables_at_T_steps(smoke_store):
-    from bench_suite.ablation_tables import profile_section
-    from bench_suite.store import ResultStore
+    from bench_suite.report.ablation import profile_section
+    from bench_suite.store.result_store import ResultStore
 
     records = ResultStore(smoke_store).records(with_curves=True)
     refused = records[0].replace(curves=None)  # e.g. its stored curves do not match its digest

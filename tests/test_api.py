@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import bench_suite as bs
-from bench_suite.records import COLUMN_NAMES, Status
+from bench_suite.core.records import COLUMN_NAMES, Status
 
 TINY = dict(options={"n": 40, "d": 8}, widths=[4], train={"epochs": 6, "eval_every": 3, "lr": [0.1, 0.3]})
 

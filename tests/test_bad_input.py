@@ -18,7 +18,7 @@ import sys
 import pytest
 
 from bench_suite.cli import main
-from bench_suite.store import ResultStore
+from bench_suite.store.result_store import ResultStore
 
 TINY = ["--task", "synthetic_ablation", "--option", "n=40", "--option", "d=8", "--width", "4", "--epochs", "4",
         "--eval-every", "2", "--quiet"]

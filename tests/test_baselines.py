@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from bench_suite.baselines import (
+from bench_suite.check.references import (
     BaselineError,
     default_baselines_path,
     load_references,

@@ -14,14 +14,14 @@ import time
 import pytest
 import torch
 
-from bench_suite.checkpoints import CheckpointStore, group_key
 from bench_suite.cli import main as cli_main
-from bench_suite.engine import step as step_module
 from bench_suite.methods import METHODS
-from bench_suite.runner import EXIT_STOPPED, Runner
-from bench_suite.store import ResultStore
+from bench_suite.run.checkpoints import CheckpointStore, group_key
+from bench_suite.run.runner import EXIT_STOPPED, Runner
+from bench_suite.store.result_store import ResultStore
 from bench_suite.tasks import TaskData
-from bench_suite.training import CellSpec, Checkpointing, TrainConfig, TrainingStopped, train_group
+from bench_suite.train import CellSpec, Checkpointing, TrainConfig, TrainingStopped, train_group
+from bench_suite.train.engine import step as step_module
 
 TIME_KEYS = ("train_time_s", "wall_time_s", "group_tflops_per_s", "resumed_at_epochs")
 

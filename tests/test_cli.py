@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from bench_suite.cli import main
-from bench_suite.store import ResultStore
+from bench_suite.store.result_store import ResultStore
 
 FAST = ["--task", "synthetic_ablation", "--option", "n=40", "--option", "d=8", "--width", "4", "--epochs", "20",
         "--eval-every", "5", "--lr", "0.3", "--quiet"]

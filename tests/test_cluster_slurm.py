@@ -25,7 +25,7 @@ import pytest
 from cluster_helpers import events, no_run_outlives_its_test, run_cli, wait_for  # noqa: F401 - the fixture is autouse
 
 from bench_suite.cli import main
-from bench_suite.store import ResultStore
+from bench_suite.store.result_store import ResultStore
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 

@@ -18,8 +18,7 @@ from hypothesis import strategies as st
 
 import bench_suite as bs
 from bench_suite.api import CURVE_COLUMNS
-from bench_suite.curve_store import CurveStore, CurveWarning, from_bytes, to_table
-from bench_suite.curves import (
+from bench_suite.core.curves import (
     MAX_POINTS,
     THINNING,
     envelope,
@@ -29,9 +28,7 @@ from bench_suite.curves import (
     thin_curves,
     thin_indices,
 )
-from bench_suite.engine.layout import CellResult
-from bench_suite.grid import expand
-from bench_suite.records import (
+from bench_suite.core.records import (
     COLUMN_NAMES,
     COLUMNS,
     METRICS,
@@ -43,8 +40,11 @@ from bench_suite.records import (
     curves_digest,
     legacy_cell_id,
 )
-from bench_suite.runner import make_record
-from bench_suite.store import ResultStore
+from bench_suite.grid import expand
+from bench_suite.run.runner import make_record
+from bench_suite.store.curves import CurveStore, CurveWarning, from_bytes, to_table
+from bench_suite.store.result_store import ResultStore
+from bench_suite.train.engine.layout import CellResult
 
 TINY = dict(options={"n": 40, "d": 8}, widths=[4], train={"epochs": 20, "eval_every": 5, "lr_w": 0.3, "lr_v": 0.3})
 
@@ -369,8 +369,8 @@ def test_a_reader_lists_again_when_a_pack_replaced_the_loose_files_it_listed(sto
 WRITER = textwrap.dedent("""
     import sys
     from bench_suite.grid import expand
-    from bench_suite.runner import make_record
-    from bench_suite.store import ResultStore
+    from bench_suite.run.runner import make_record
+    from bench_suite.store.result_store import ResultStore
     sys.path.insert(0, sys.argv[3])
     from test_curves import TINY, result
 

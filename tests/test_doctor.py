@@ -5,10 +5,10 @@ import math
 
 import pytest
 
-from bench_suite import doctor
-from bench_suite.engine import step as step_module
-from bench_suite.engine.step import FOLD_CADENCES
-from bench_suite.training import train_group
+from bench_suite.diagnostics import doctor
+from bench_suite.train import train_group
+from bench_suite.train.engine import step as step_module
+from bench_suite.train.engine.step import FOLD_CADENCES
 
 
 @pytest.mark.slow

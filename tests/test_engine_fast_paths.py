@@ -15,9 +15,9 @@ import torch.nn.functional as F
 
 from bench_suite.methods import METHODS
 from bench_suite.model import hidden_features, init_weights
-from bench_suite.projection import project_frobenius_ball
+from bench_suite.model.projection import project_frobenius_ball
 from bench_suite.tasks import TaskData
-from bench_suite.training import CUDA_GRAPHS_ENV, NORM_TRACKING_ENV, P0_TABLE_ENV, CellSpec, TrainConfig, train_group
+from bench_suite.train import CUDA_GRAPHS_ENV, NORM_TRACKING_ENV, P0_TABLE_ENV, CellSpec, TrainConfig, train_group
 
 
 def classification(n=72, d=40, k=5, seed=0, dtype=torch.float64):
@@ -276,7 +276,7 @@ def test_a_tiny_radius_cell_leaves_its_group_neighbours_untouched():
 # ------------------------------------------------------------------------------------------
 @pytest.fixture
 def gpu_cadence(monkeypatch):
-    from bench_suite.engine import step as step_module
+    from bench_suite.train.engine import step as step_module
 
     monkeypatch.setattr(step_module, "FOLD_CHECK_STEPS", {})
 
@@ -332,7 +332,7 @@ def test_gpu_cadence_a_float32_norm_overflow_re_runs_the_stretch(gpu_cadence, mo
     # look at it: here s stays above FOLD_DANGER but ||U|| = ||W - W0||/s passes 1.8e19, so the
     # float32 norm overflows; the cell's s becomes 0 and the stretch is re-run at cadence 1,
     # which is the CPU's fold schedule: the same numbers as the CPU's host-checked run
-    from bench_suite.engine.step import _FusedEngine
+    from bench_suite.train.engine.step import _FusedEngine
 
     data = classification(n=48, d=40, k=5, dtype=torch.float32)
     cells = [spec("mli_paired_pgd", 8, "relu", batch_size=8, epochs=1, eval_every=1, eps=30.0, momentum=0.9,

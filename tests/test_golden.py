@@ -1,8 +1,8 @@
-"""The guard of the code versions that identify results (bench_suite/versions.py).
+"""The guard of the code versions that identify results (bench_suite/grid/versions.py).
 
 A cell's id names the versions of the engine, theory, task and method, never the code's files,
 so a refactor keeps every id. These tests keep the versions honest: the numbers of the probes
-(bench_suite/probes.py, plus each data-set task on fixture files in its exact format) must equal
+(bench_suite/diagnostics/probes.py, plus each data-set task on fixture files in its exact format) must equal
 the golden ones stored with the versions that made them (tests/golden/probes.json).
 
 When a change moves numbers on purpose: bump the version of the part that moved (the failure
@@ -37,9 +37,9 @@ from data_fixtures import (
     write_mnist_idx,
 )
 
-from bench_suite import probes
+from bench_suite.core.seeds import seeds_for
+from bench_suite.diagnostics import probes
 from bench_suite.grid import expand
-from bench_suite.seeds import seeds_for
 from bench_suite.tasks import BUILTIN_TASKS, TASKS
 
 GOLDEN = Path(__file__).parent / "golden" / "probes.json"
@@ -139,7 +139,7 @@ SNIPPET = """
 import json, sys
 from bench_suite.grid import expand
 from bench_suite.tasks import BUILTIN_TASKS, TASKS
-from bench_suite import probes
+from bench_suite.diagnostics import probes
 ids = {}
 for task in sorted(TASKS.names()):
     for profile in ("smoke", "ci"):
@@ -187,19 +187,19 @@ def test_a_pure_refactor_keeps_every_cell_id_and_probe(tmp_path):
     dest = _copy_package(tmp_path)
     pkg = dest / "bench_suite"
     # move a function the engine calls into a new module, and rename a module of the engine
-    _edit(pkg / "methods.py", "def schedule_factor(", "def _old_schedule_factor(")
-    source = (ROOT / "bench_suite" / "methods.py").read_text()
+    _edit(pkg / "methods" / "__init__.py", "def schedule_factor(", "def _old_schedule_factor(")
+    source = (ROOT / "bench_suite" / "methods" / "__init__.py").read_text()
     start = source.index("def schedule_factor(")
     end = source.index("\n\n\n", start)
-    (pkg / "schedules.py").write_text("import math\nfrom typing import Callable\n\nSCHEDULES = ('constant', 'linear', "
+    (pkg / "methods" / "schedules.py").write_text("import math\nfrom typing import Callable\n\nSCHEDULES = ('constant', 'linear', "
                                       "'cosine')\n\n\nclass MethodError(ValueError):\n    pass\n\n\n"
                                       + source[start:end] + "\n")
-    _edit(pkg / "methods.py", "from .registry import Registry\n",
-          "from .registry import Registry\nfrom .schedules import schedule_factor  # noqa: F401 - moved\n")
-    (pkg / "engine" / "step.py").rename(pkg / "engine" / "group_step.py")
+    _edit(pkg / "methods" / "__init__.py", "from ..core.registry import Registry\n",
+          "from ..core.registry import Registry\nfrom .schedules import schedule_factor  # noqa: F401 - moved\n")
+    (pkg / "train" / "engine" / "step.py").rename(pkg / "train" / "engine" / "group_step.py")
     for path in pkg.rglob("*.py"):
         text = path.read_text()
-        if "from .step import" in text or "engine.step" in text:
+        if "from .step import" in text or "engine.step" in text or "from .engine.step import" in text:
             path.write_text(text.replace("from .step import", "from .group_step import")
                             .replace("engine.step", "engine.group_step"))
     copy = _run_copy(dest)
@@ -213,13 +213,13 @@ def test_a_changed_number_is_caught_and_its_bump_changes_the_cell_ids(tmp_path):
     dest = _copy_package(tmp_path)
     pkg = dest / "bench_suite"
     # one constant of the network: the scale of LeCun's init of V
-    _edit(pkg / "model.py", "/ width**0.5", "/ (width**0.5 * 1.001)")
+    _edit(pkg / "model" / "__init__.py", "/ width**0.5", "/ (width**0.5 * 1.001)")
     changed = _run_copy(dest)
     problems = probes.compare(probes.golden_content(probes.run_probes()), changed["probes"])
     assert problems and all(p["kind"] == "moved" for p in problems)
     assert probes.suspects(problems, changed["probes"]) == ["engine"]
     assert changed["ids"] == _ids_here()  # the change alone does not show in the ids: the guard is what fails
-    _edit(pkg / "versions.py", "ENGINE_VERSION = ", "ENGINE_VERSION = 1 + ")
+    _edit(pkg / "grid" / "versions.py", "ENGINE_VERSION = ", "ENGINE_VERSION = 1 + ")
     bumped = _run_copy(dest)
     here = _ids_here()
     assert bumped["ids"].keys() == here.keys()

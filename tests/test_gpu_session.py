@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from data_fixtures import write_cifar_zip
 
-from bench_suite.records import Record
-from bench_suite.store import ResultStore
+from bench_suite.core.records import Record
+from bench_suite.store.result_store import ResultStore
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "gpu_session.sh"

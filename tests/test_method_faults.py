@@ -16,9 +16,9 @@ import pytest
 import torch
 
 import bench_suite as bs
+from bench_suite.core.registry import Registry
 from bench_suite.methods import METHODS, Method, MethodError
-from bench_suite.registry import Registry
-from bench_suite.store import ResultStore
+from bench_suite.store.result_store import ResultStore
 from bench_suite.testing import registered_by
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,7 +99,7 @@ def test_optimizer_settings_torch_refuses_in_any_way_are_one_method_error(monkey
 def test_nesterov_without_momentum_is_refused_per_cell():
     method = Method("nesterov_mine", "nesterov", init="lecun", output="free", constrained=False,
                     optimizer="SGD", optimizer_settings={"nesterov": True})
-    from bench_suite.config import TrainConfig
+    from bench_suite.core.config import TrainConfig
 
     with pytest.raises(MethodError, match="nesterov=True needs SGD momentum > 0"):
         method.check_cell(4, TrainConfig(momentum=0.0))
@@ -113,7 +113,7 @@ def test_freezing_w_and_v_is_refused_even_with_a_step():
 
 
 def test_step_memory_that_cannot_go_into_a_checkpoint_fails_at_the_first_step(monkeypatch, tmp_path):
-    from bench_suite.reference_trainer import default_step
+    from bench_suite.train.reference import default_step
 
     def remembering_step(model, batch, state):
         state.memory["fn"] = lambda: 1
@@ -130,7 +130,7 @@ def test_step_memory_that_cannot_go_into_a_checkpoint_fails_at_the_first_step(mo
 def test_a_step_defined_without_a_source_file_keeps_its_cell_id(tmp_path):
     code = textwrap.dedent("""
         from bench_suite.methods import Method
-        from bench_suite.reference_trainer import default_step
+        from bench_suite.train.reference import default_step
         def step(model, batch, state):
             return default_step(model, batch, state)
         m = Method("inline", "x", init="lecun", output="free", constrained=False, train_step=step)
@@ -202,7 +202,7 @@ def test_registered_by_names_what_an_earlier_import_registered(tmp_path, monkeyp
     monkeypatch.syspath_prepend(env["PYTHONPATH"].split(os.pathsep)[-1])
     monkeypatch.setattr(METHODS, "_items", dict(METHODS._items))
     monkeypatch.setattr(METHODS, "_origin", dict(METHODS._origin))
-    from bench_suite import registry
+    from bench_suite.core import registry
 
     monkeypatch.setattr(registry, "_loaded_plugins", set())
     monkeypatch.delitem(sys.modules, "decl_plugin", raising=False)

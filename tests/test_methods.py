@@ -1,4 +1,4 @@
-"""Methods as objects (bench_suite/methods.py): the built-ins, which trainer runs each, the
+"""Methods as objects (bench_suite/methods/__init__.py): the built-ins, which trainer runs each, the
 method's training defaults as a layer of the grid, and settings that conflict failing in one line
 naming the method and the setting (at registration, or when a grid uses the method)."""
 

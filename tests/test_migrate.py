@@ -10,13 +10,13 @@ import sys
 
 import pytest
 
+from bench_suite.core.records import Record, Status, legacy_cell_id
 from bench_suite.grid import expand
-from bench_suite.migrate import VERSION_1_DIGESTS, VERSION_1_METHODS, migrate_store, prune_store
+from bench_suite.grid.versions import is_current
 from bench_suite.methods import BUILTIN_METHODS, METHODS
-from bench_suite.records import Record, Status, legacy_cell_id
-from bench_suite.runner import Runner
-from bench_suite.store import ResultStore
-from bench_suite.versions import is_current
+from bench_suite.run.runner import Runner
+from bench_suite.store.migrate import VERSION_1_DIGESTS, VERSION_1_METHODS, migrate_store, prune_store
+from bench_suite.store.result_store import ResultStore
 
 TINY = dict(options={"n": 40, "d": 8}, widths=[4], train={"epochs": 30, "eval_every": 10})
 

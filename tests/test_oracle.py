@@ -1,11 +1,11 @@
-"""The reference trainer is the fused engine's oracle (bench_suite/oracle.py): for every built-in
+"""The reference trainer is the fused engine's oracle (bench_suite/diagnostics/oracle.py): for every built-in
 method the engine runs, both give the same numbers in float64, and the comparison can fail."""
 
 from __future__ import annotations
 
 import torch
 
-from bench_suite import oracle
+from bench_suite.diagnostics import oracle
 from bench_suite.methods import BUILTIN_METHODS, METHODS
 
 
@@ -25,7 +25,7 @@ def test_the_cases_cover_what_the_engine_runs():
 
 
 def test_the_fused_engine_equals_the_reference_trainer_in_float64():
-    from bench_suite.trainers import train_cells
+    from bench_suite.train.dispatch import train_cells
 
     for case in oracle.oracle_cases(dtype=torch.float64):
         for cell, diff, problems in oracle.run_case(case):
@@ -39,7 +39,7 @@ def test_the_fused_engine_equals_the_reference_trainer_in_float64():
 
 
 def test_the_comparison_fails_on_a_wrong_projection(monkeypatch):
-    import bench_suite.reference_trainer as rt
+    import bench_suite.train.reference as rt
 
     real = rt.project_frobenius_ball
     monkeypatch.setattr(rt, "project_frobenius_ball", lambda w, w0, eps: real(w, w0, eps * 1.001))
@@ -49,7 +49,7 @@ def test_the_comparison_fails_on_a_wrong_projection(monkeypatch):
 
 
 def test_the_comparison_sees_a_frozen_output_layer_that_moves(monkeypatch):
-    from bench_suite.engine import epochs
+    from bench_suite.train.engine import loop as epochs
 
     monkeypatch.setattr(epochs, "_FusedEngine", _engine_ignoring_frozen(epochs._FusedEngine))
     case = oracle.oracle_cases(methods=["mli_paired_pgd_fixed_v"])[1]
@@ -66,7 +66,7 @@ def _engine_ignoring_frozen(cls):
 
 
 def test_doctor_runs_the_oracle():
-    from bench_suite import doctor
+    from bench_suite.diagnostics import doctor
 
     checks = doctor.check_oracle(doctor._device("cpu"))
     assert len(checks) == 4 and all(c.status == doctor.OK for c in checks), [c.line() for c in checks]

@@ -64,7 +64,7 @@ def test_gpu_paper_grid_writes_after_each_group_and_times_a_fallback_by_its_cell
                                                                                  monkeypatch):
     # issue 13, 2.1 and 2.6: a fused group that fails (e.g. out of memory) is re-trained cell by
     # cell: its time is the sum of its cells' and it is flagged; every group's numbers are written
-    import bench_suite.trainers as trainers_module
+    import bench_suite.train.dispatch as trainers_module
 
     real = trainers_module.train_group  # what the runner's train_cells calls for fused methods
 
@@ -231,7 +231,7 @@ def test_reference_vs_fused_runs_at_tiny_scale(capsys):
 def test_step_traffic_counts_every_operator_of_a_step(tmp_path, monkeypatch, capsys):
     # the momentum path: U read by the forward GEMM; B read and written by its GEMM; U read and
     # written, B read by the update; U read once by the norm (one float32 read, no float64 copy)
-    from bench_suite.engine import step as step_module
+    from bench_suite.train.engine import step as step_module
 
     monkeypatch.setattr(step_module, "FOLD_CHECK_STEPS", dict(step_module.FOLD_CHECK_STEPS))  # restored after
     monkeypatch.setenv(step_module.P0_TABLE_ENV, "1")

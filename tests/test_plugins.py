@@ -79,7 +79,7 @@ BROKEN = {
     "noisy_plugin": """
         import torch
         from bench_suite.methods import METHODS, Method
-        from bench_suite.reference_trainer import default_step
+        from bench_suite.train.reference import default_step
 
         def noisy(model, batch, state):
             with torch.no_grad():

@@ -4,7 +4,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench_suite.projection import project_frobenius_ball, project_per_neuron_balls
+from bench_suite.model.projection import project_frobenius_ball, project_per_neuron_balls
 
 shapes = st.tuples(st.integers(1, 6), st.integers(1, 6))
 

@@ -1,5 +1,5 @@
-"""The reference trainer (bench_suite/reference_trainer.py) and the dispatch by method
-(bench_suite/trainers.py): what the new methods compute, schedules, plug-in training steps,
+"""The reference trainer (bench_suite/train/reference.py) and the dispatch by method
+(bench_suite/train/dispatch.py): what the new methods compute, schedules, plug-in training steps,
 divergence, checkpoints, and records that name their trainer."""
 
 from __future__ import annotations
@@ -10,16 +10,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench_suite.engine.epochs import Checkpointing, TrainingStopped
 from bench_suite.grid import expand
 from bench_suite.methods import METHODS, Method
 from bench_suite.model import TwoLayerNet
-from bench_suite.reference_trainer import TrainStepError, default_step, train_reference
-from bench_suite.runner import Runner
-from bench_suite.store import ResultStore
+from bench_suite.run.runner import Runner
+from bench_suite.store.result_store import ResultStore
 from bench_suite.tasks import TaskData
-from bench_suite.trainers import train_cells
-from bench_suite.training import CellSpec, TrainConfig, train_group
+from bench_suite.train import CellSpec, TrainConfig, train_group
+from bench_suite.train.dispatch import train_cells
+from bench_suite.train.engine.loop import Checkpointing, TrainingStopped
+from bench_suite.train.reference import TrainStepError, default_step, train_reference
 
 
 def classification(n=48, d=12, k=3, seed=0, dtype=torch.float64):
@@ -360,7 +360,7 @@ def test_the_new_methods_run_on_cifar10_random_smoke(tmp_path, cifar10_path):
 
 
 def test_plan_prices_reference_cells_at_the_reference_trainers_rate(tmp_path):
-    from bench_suite.cost import CostModel
+    from bench_suite.run.cost import CostModel
 
     cells = expand("synthetic_ablation", methods=["sgd", "adam"], widths=[6], options={"n": 40, "d": 8},
                    train={"epochs": 20, "eval_every": 20})

@@ -9,10 +9,10 @@ import time
 
 import pytest
 
+from bench_suite.core.records import COLUMN_NAMES, Status
 from bench_suite.grid import expand
-from bench_suite.records import COLUMN_NAMES, Status
-from bench_suite.runner import Runner, make_record
-from bench_suite.store import RecordWarning, ResultStore
+from bench_suite.run.runner import Runner, make_record
+from bench_suite.store.result_store import RecordWarning, ResultStore
 
 TINY = dict(options={"n": 40, "d": 8}, widths=[4], train={"epochs": 20, "eval_every": 5, "lr_w": 0.3, "lr_v": 0.3})
 
@@ -81,7 +81,7 @@ def test_records_are_valid_json_and_non_finite_floats_round_trip(store_dir):
 def _rewrite(path, change, *, keep_digest_valid=True):
     """Edit a record file; by default as a careful foreign writer would, with a matching
     content digest (so the checks behind it are the ones under test)."""
-    from bench_suite.records import _content_digest
+    from bench_suite.core.records import _content_digest
 
     data = json.loads(path.read_text())
     change(data)
@@ -189,7 +189,7 @@ def test_claims_are_exclusive_and_released_on_exit(store_dir):
 
 def test_a_claim_dies_with_its_process(store_dir):
     """kill -9 of a runner releases its claims (the OS drops the lock): no cell stays blocked."""
-    code = ("import sys, time\nfrom bench_suite.store import ResultStore\n"
+    code = ("import sys, time\nfrom bench_suite.store.result_store import ResultStore\n"
             "with ResultStore(sys.argv[1]).claim(['a']) as got:\n"
             "    print(got, flush=True)\n    time.sleep(60)\n")
     proc = subprocess.Popen([sys.executable, "-c", code, str(store_dir)], stdout=subprocess.PIPE, text=True)

@@ -14,7 +14,7 @@ from data_fixtures import SMALL_COUNTS, no_data_env, write_cifar_zip  # noqa: F4
 from bench_suite.methods import METHODS
 from bench_suite.tasks import TASKS
 from bench_suite.tasks.base import DataUnavailable
-from bench_suite.training import CellSpec, TrainConfig, train_group
+from bench_suite.train import CellSpec, TrainConfig, train_group
 
 TASK = TASKS.get("cifar10_random")
 

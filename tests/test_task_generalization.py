@@ -29,17 +29,17 @@ from data_fixtures import (
     write_mnist_zip,
 )
 
-from bench_suite.baselines import load_references
+from bench_suite.check.references import load_references
+from bench_suite.check.scoring import FAIL, INCONCLUSIVE, PASS, run_checks
 from bench_suite.cli import main
 from bench_suite.data.classnames import CIFAR100_COARSE_OF_FINE
 from bench_suite.grid import expand
 from bench_suite.methods import METHODS
-from bench_suite.report import write_report
-from bench_suite.scoring import FAIL, INCONCLUSIVE, PASS, run_checks
-from bench_suite.store import ResultStore
+from bench_suite.report.markdown import write_report
+from bench_suite.store.result_store import ResultStore
 from bench_suite.tasks import TASKS
 from bench_suite.tasks.base import DataUnavailable
-from bench_suite.training import CellSpec, TrainConfig, train_group
+from bench_suite.train import CellSpec, TrainConfig, train_group
 
 NAMES = ("cifar10", "mnist", "cifar100")
 FOUR = {"mli_paired_pgd", "sgd", "constraint_only", "no_mirroring"}

@@ -10,7 +10,7 @@ from data_fixtures import no_data_env, write_ilsvrc_tree  # noqa: F401 - fixture
 from bench_suite.methods import METHODS
 from bench_suite.tasks import TASKS
 from bench_suite.tasks.base import DataUnavailable
-from bench_suite.training import CellSpec, TrainConfig, train_group
+from bench_suite.train import CellSpec, TrainConfig, train_group
 
 TASK = TASKS.get("restricted_imagenet")
 

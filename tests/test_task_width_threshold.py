@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from bench_suite import theory
-from bench_suite.config import TrainConfig
+from bench_suite.core.config import TrainConfig
+from bench_suite.core.seeds import seeds_for
 from bench_suite.grid import expand
 from bench_suite.model import init_weights
-from bench_suite.seeds import seeds_for
 from bench_suite.tasks import TASKS
 from bench_suite.tasks.width_threshold import WIDTHS
 
@@ -189,7 +189,7 @@ def test_the_threshold_at_reduced_scale():
     """relu at the ci defaults, one repetition: m d/(2n) = 0.5 stays at its linearized floor,
     m d/(2n) = 2 memorizes (the ci rows' claim, on two cells)."""
     from bench_suite.methods import METHODS
-    from bench_suite.training import CellSpec, train_group
+    from bench_suite.train import CellSpec, train_group
 
     seeds = seeds_for(TASK.name, 0)
     data = _data(0)

@@ -227,7 +227,7 @@ def test_kkt_residual_counts_an_outward_gradient_in_full():
 
 def test_kkt_residual_equals_the_projected_gradient_map_for_a_small_step():
     """min over lambda >= 0 of ||g + lambda u|| is lim_{t->0} ||W - P(W - t g)|| / t."""
-    from bench_suite.projection import project_frobenius_ball  # the reference projection
+    from bench_suite.model.projection import project_frobenius_ball  # the reference projection
 
     delta = _rand(3, 5, seed=6)
     radius = float(delta.norm())

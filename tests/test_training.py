@@ -6,7 +6,7 @@ import torch
 from bench_suite.methods import METHODS
 from bench_suite.model import hidden_features
 from bench_suite.tasks import TaskData
-from bench_suite.training import CellSpec, TrainConfig, train_group
+from bench_suite.train import CellSpec, TrainConfig, train_group
 
 
 def regression_data(n=60, d=12, seed=0, dtype=torch.float32):
@@ -173,7 +173,7 @@ def test_a_blown_up_constrained_net_is_diverged_not_done():
 def test_output_weights_beyond_the_limit_are_diverged_with_a_finite_loss():
     # float64, W held in its ball: an output layer at too large a step size grows without bound
     # while the (float64) loss stays finite
-    from bench_suite.engine import epochs as epochs_module
+    from bench_suite.train.engine import loop as epochs_module
 
     data = regression_data(dtype=torch.float64)
     (res,) = train_group(data, [cell("constraint_only", epochs=60, lr_w=0.1, lr_v=1e3, eval_every=10)],
@@ -185,7 +185,7 @@ def test_output_weights_beyond_the_limit_are_diverged_with_a_finite_loss():
 
 def test_the_run_command_records_the_issues_repro_as_diverged(tmp_path, capsys):
     from bench_suite.cli import main
-    from bench_suite.store import ResultStore
+    from bench_suite.store.result_store import ResultStore
 
     code = main(["run", "--task", "synthetic_ablation", "--method", "mli_paired_pgd", "--width", "4", "--option",
                  "n=50", "--option", "d=10", "--epochs", "50", "--lr", "1e6", "--no-fuse", "--quiet",
@@ -232,10 +232,10 @@ def test_accuracies_fractions_and_relative_radius_are_float64():
 def test_a_failed_fused_group_is_said_once_and_recorded_as_trained_alone(tmp_path, monkeypatch, capsys):
     # issue 13, 2.1: e.g. a CUDA out-of-memory in the fused group; the cells are re-trained one by
     # one, and both stderr and the records say so
-    import bench_suite.trainers as trainers_module
+    import bench_suite.train.dispatch as trainers_module
     from bench_suite.grid import expand
-    from bench_suite.runner import Runner
-    from bench_suite.store import ResultStore
+    from bench_suite.run.runner import Runner
+    from bench_suite.store.result_store import ResultStore
 
     real = trainers_module.train_group  # what the runner's train_cells calls for fused methods
 
@@ -258,7 +258,7 @@ def test_a_failed_fused_group_is_said_once_and_recorded_as_trained_alone(tmp_pat
 
 
 def test_flops_count_the_extra_gemm_without_the_x_w0_table(monkeypatch):
-    from bench_suite.flops import step_flops
+    from bench_suite.core.flops import step_flops
 
     data = classification_data(n=80, d=10, k=4)
     spec = cell("mli_paired_pgd", width=8, epochs=2, batch_size=16, loss="ce", eval_every=2)
@@ -274,7 +274,7 @@ def test_flops_count_the_extra_gemm_without_the_x_w0_table(monkeypatch):
 
 
 def test_the_table_budget_looks_at_the_free_memory_on_cuda(monkeypatch):
-    from bench_suite.engine import step as step_module
+    from bench_suite.train.engine import step as step_module
 
     monkeypatch.delenv("BENCH_SUITE_P0_TABLE_MB", raising=False)
     monkeypatch.setattr(step_module, "free_device_memory", lambda device: 6 * 2**30)

@@ -19,11 +19,11 @@ import torch
 from data_fixtures import SMALL_COUNTS, write_cifar_image_folder
 
 from bench_suite import api
-from bench_suite.baselines import loads_references
+from bench_suite.check.references import loads_references
+from bench_suite.check.scoring import FAIL, INCONCLUSIVE, PASS, SKIPPED, run_checks
 from bench_suite.cli import main
-from bench_suite.records import Record, code_version_text, compute_cell_id
-from bench_suite.scoring import FAIL, INCONCLUSIVE, PASS, SKIPPED, run_checks
-from bench_suite.store import ResultStore
+from bench_suite.core.records import Record, code_version_text, compute_cell_id
+from bench_suite.store.result_store import ResultStore
 from bench_suite.tasks import Task, TaskData, register_task
 
 
@@ -224,7 +224,7 @@ def test_an_internal_error_exits_2_in_one_line_not_with_a_verdict_code(tmp_path,
     def broken(*args, **kwargs):
         raise TypeError("'<' not supported between instances of 'float' and 'str'")
 
-    monkeypatch.setattr("bench_suite.scoring.run_checks", broken)
+    monkeypatch.setattr("bench_suite.check.scoring.run_checks", broken)
     assert check(store, baselines) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("python -m bench_suite: internal error: TypeError")
@@ -261,7 +261,7 @@ def test_check_and_report_of_a_store_that_does_not_exist_are_errors(tmp_path):
 
 
 def test_a_plug_in_tasks_fingerprint_ignores_docstrings_comments_and_declarations_but_not_code():
-    from bench_suite.versions import code_only as _code_only
+    from bench_suite.grid.versions import code_only as _code_only
 
     source = '''
 class T(Task):

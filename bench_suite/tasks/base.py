@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..registry import Registry
+from ..core.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -117,7 +117,7 @@ class Task(abc.ABC):
     defaults_rationale: ClassVar[str] = ""
     # True: labels (cross-entropy and accuracy apply); False: regression targets; None: not declared
     classification: ClassVar[bool | None] = None
-    # part of its cells' ids (bench_suite/versions.py): bump it when a change moves the task's
+    # part of its cells' ids (bench_suite/grid/versions.py): bump it when a change moves the task's
     # data (generation, reading, preprocessing, labels); None: the source of its module is used
     version: ClassVar[int | None] = None
 

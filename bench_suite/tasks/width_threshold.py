@@ -35,7 +35,7 @@ class WidthThreshold(Task):
     (the synthetic ablation's data, smaller: n = 200, d = 20, so 2n/d = 20 and m = 6..80 spans
     m d / (2n) = 0.3..4), trained by full-batch projected GD on the engine's mse under a tight
     radius. What it measures: the final training loss against m d / (2n), whose transition the
-    rank argument puts at 1 for the mirrored method (docs/theory.md, bench_suite/theory.py).
+    rank argument puts at 1 for the mirrored method (docs/theory.md, bench_suite/theory/__init__.py).
 
     Every default is our choice, derived in docs/theory.md from the net's linearization at MLI
     (not tuned on training outcomes):

@@ -1,0 +1,7 @@
+"""`python -m bench_suite.executors JOBFILE ...`: a worker process of a parallel executor."""
+
+import sys
+
+from . import worker_main
+
+sys.exit(worker_main())
