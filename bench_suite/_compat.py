@@ -47,7 +47,7 @@ MOVED = {
     "bench_suite.doctor": "bench_suite.diagnostics.doctor",
     "bench_suite.oracle": "bench_suite.diagnostics.oracle",
     "bench_suite.probes": "bench_suite.diagnostics.probes",
-    "bench_suite.commands": "bench_suite.cli.commands",
+    "bench_suite.commands": "bench_suite.cli",
 }
 
 

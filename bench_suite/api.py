@@ -32,9 +32,9 @@ CURVE_COLUMNS = ["cell_id", "task", "profile", "method", "width", "activation", 
 
 
 def _store(store: str | os.PathLike):
-    from .cli.commands import existing_store
+    from .store import existing_store
 
-    return existing_store(store)
+    return existing_store(store, "store=")
 
 
 def run(task: str | Iterable[str] = "synthetic_ablation", *, profile: str | None = None,
@@ -54,7 +54,7 @@ def run(task: str | Iterable[str] = "synthetic_ablation", *, profile: str | None
     installed entry points are loaded too, as on the command line.
     Raises ``ValueError`` (e.g. :class:`~bench_suite.grid.GridError`) for a bad grid,
     :class:`~bench_suite.core.registry.PluginError` for a plug-in that cannot be loaded."""
-    from .cli.commands import writable_dir
+    from .core.files import writable_dir
     from .core.registry import load_plugins
     from .grid import expand
     from .run.runner import Runner

@@ -191,9 +191,9 @@ def test_a_pure_refactor_keeps_every_cell_id_and_probe(tmp_path):
     source = (ROOT / "bench_suite" / "methods" / "__init__.py").read_text()
     start = source.index("def schedule_factor(")
     end = source.index("\n\n\n", start)
-    (pkg / "methods" / "schedules.py").write_text("import math\nfrom typing import Callable\n\nSCHEDULES = ('constant', 'linear', "
-                                      "'cosine')\n\n\nclass MethodError(ValueError):\n    pass\n\n\n"
-                                      + source[start:end] + "\n")
+    (pkg / "methods" / "schedules.py").write_text(
+        "import math\nfrom typing import Callable\n\nSCHEDULES = ('constant', 'linear', 'cosine')\n\n\n"
+        "class MethodError(ValueError):\n    pass\n\n\n" + source[start:end] + "\n")
     _edit(pkg / "methods" / "__init__.py", "from ..core.registry import Registry\n",
           "from ..core.registry import Registry\nfrom .schedules import schedule_factor  # noqa: F401 - moved\n")
     (pkg / "train" / "engine" / "step.py").rename(pkg / "train" / "engine" / "group_step.py")

@@ -153,7 +153,7 @@ def default_baselines_path() -> Path:
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "baselines"
+    return Path(__file__).resolve().parents[2] / "baselines"
 
 
 def load_references(path: str | Path | Iterable[str | Path] | None = None) -> list[Reference]:

@@ -230,7 +230,8 @@ def select(records: Iterable[Record], references: Iterable[Reference], *,
     did (``is_current(record)``: the same code version, bench_suite/grid/versions.py). ``scored``
     is the flat results table with one row per record and profile it is scored for (column
     ``scoring_profile``); ``left_out`` one row per record (of the rows' tasks) that a row of its
-    profile could have scored but did not, with why (``LEFT_OUT_COLUMNS``), plus the unreadable files of ``rejected`` (path -> reason)."""
+    profile could have scored but did not, with why (``LEFT_OUT_COLUMNS``), plus the unreadable
+    files of ``rejected`` (path -> reason)."""
     refs = list(references)
     profiles_by_task: dict[str, set[str]] = {}
     for ref in refs:

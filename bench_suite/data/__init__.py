@@ -11,7 +11,7 @@
 from .cache import resolve_cache_dir
 from .cifar10 import CIFAR10_CLASSES, CIFAR10_ENV, Cifar10Images, load_cifar10
 from .cifar100 import CIFAR100_ENV, Cifar100Images, load_cifar100
-from .errors import DataError
+from .contract import DataError
 from .imagenet import (
     IMAGENET_ENV,
     RESTRICTED_IMAGENET_CLASSES,

@@ -16,13 +16,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 from filelock import FileLock
+
+from ..core.files import atomic_write
 
 CACHE_ENV = "BENCH_SUITE_CACHE"
 FORMAT_VERSION = 1
@@ -118,14 +119,7 @@ class ArrayCache:
         self._write_atomic(SIDECAR, lambda fh: fh.write(text.encode()))
 
     def _write_atomic(self, file: str, write: Callable[[Any], Any]) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=f".{file}.", suffix=".tmp", dir=self.path)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                write(fh)
-            os.replace(tmp, self.path / file)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(self.path / file, write, sync=False)  # a cache: rebuilt if lost
 
     def lock(self) -> FileLock:
         self.root.mkdir(parents=True, exist_ok=True)

@@ -27,10 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from ..tasks.base import DataUnavailable
 from .cache import cache_key, cached_arrays, resolve_cache_dir
 from .classnames import CIFAR10_CLASSES
-from .errors import DataError, OtherDataset, one_line
+from .contract import DataError, DataUnavailable, OtherDataset, one_line
 from .imagefolder import ImageTreeSource, TreeSpec, check_image_arrays, file_sha256
 from .locations import Search, pick_zip
 

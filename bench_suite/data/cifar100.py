@@ -29,7 +29,7 @@ import numpy as np
 
 from .cache import cache_key, cached_arrays
 from .classnames import CIFAR100_COARSE_CLASSES, CIFAR100_COARSE_OF_FINE, CIFAR100_FINE_CLASSES, abridged
-from .errors import DataError, OtherDataset, one_line
+from .contract import DataError, OtherDataset, one_line
 from .imagefolder import ImageTreeSource, TreeSpec, check_image_arrays, file_sha256
 from .locations import Search, pick_zip
 

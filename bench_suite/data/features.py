@@ -71,7 +71,7 @@ def labeled_image_data(
     Returns :class:`bench_suite.tasks.base.TaskData` (x float32 (n, C*H*W), y int64 (n,)) whose
     ``info`` holds the sizes, class names, class counts per split and the standardization stats.
     """
-    from ..tasks.base import TaskData
+    from .contract import TaskData
 
     generator = torch.Generator().manual_seed(data_seed)
     train_idx = seeded_subset(len(y_train), n_train, generator)

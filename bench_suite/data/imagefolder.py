@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .classnames import abridged, identify
-from .errors import DataError, OtherDataset, one_line
+from .contract import DataError, OtherDataset, one_line
 from .safezip import SafeZip, member_parts
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")

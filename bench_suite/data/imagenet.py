@@ -17,9 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ..tasks.base import DataUnavailable
 from .cache import cache_key, cached_arrays
-from .errors import DataError
+from .contract import DataError, DataUnavailable
 from .imagefolder import DirectoryTree, ImageEntry, decode_entries
 
 IMAGENET_ENV = "BENCH_SUITE_IMAGENET"

@@ -16,8 +16,7 @@ import re
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
-from ..tasks.base import DataUnavailable
-from .errors import DataError, OtherDataset
+from .contract import DataError, DataUnavailable, OtherDataset
 
 S = TypeVar("S")
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from .cache import cache_key, cached_arrays
 from .classnames import MNIST_CLASSES
-from .errors import DataError, OtherDataset, one_line
+from .contract import DataError, OtherDataset, one_line
 from .imagefolder import ImageTreeSource, TreeSpec, check_image_arrays, file_sha256
 from .locations import Search, pick_zip
 

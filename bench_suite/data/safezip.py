@@ -15,7 +15,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
-from .errors import DataError, one_line
+from .contract import DataError, one_line
 
 # folders that archivers add and that are not data (macOS resource forks)
 IGNORED_PREFIXES = ("__MACOSX/",)

@@ -51,7 +51,7 @@ class Check:
 def _classification(n: int, d: int, k: int, seed: int, dtype, device):
     import torch
 
-    from ..tasks import TaskData
+    from ..data.contract import TaskData
 
     g = torch.Generator().manual_seed(seed)
     return TaskData(torch.randn(n, d, generator=g).to(dtype), torch.randint(0, k, (n,), generator=g), k, True,
@@ -298,7 +298,7 @@ def graph_check_problem(dtype=None, epochs: int = 5):
     without momentum on the low-rank tracking path. Returns (data, [(cells, norm_tracking)])."""
     import torch
 
-    from ..tasks import TaskData
+    from ..data.contract import TaskData
 
     g = torch.Generator().manual_seed(0)
     n, d, k = 1280, 160, 10
@@ -380,7 +380,7 @@ def measure_rate(device, seconds: float = 3.0) -> tuple[float, str]:
     tanh, batch 128, d 3072, momentum 0.9), sized to the device; (rate, what was measured)."""
     import torch
 
-    from ..tasks import TaskData
+    from ..data.contract import TaskData
     from ..train import train_group
 
     big = device.type == "cuda"

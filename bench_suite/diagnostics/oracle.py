@@ -47,7 +47,7 @@ def fused_builtin_methods() -> list[str]:
 def _problem(kind: str, dtype, device, seed: int = 0, n: int = 40, d: int = 10):
     import torch
 
-    from ..tasks import TaskData
+    from ..data.contract import TaskData
 
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, d, generator=g).to(dtype)

@@ -46,7 +46,7 @@ PROBED_TASKS = {"synthetic_ablation": {"n": 12, "d": 4}, "width_threshold": {"n"
 def _problem(kind: str):
     import torch
 
-    from ..tasks import TaskData
+    from ..data.contract import TaskData
 
     g = torch.Generator().manual_seed(1234)
     x = torch.randn(N, D, generator=g, dtype=torch.float64)

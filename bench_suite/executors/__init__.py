@@ -50,13 +50,14 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from ..core import exit_codes
+from ..core.errors import exception_line
+from ..core.files import atomic_write
 from ..core.records import FINISHED, Record
 from ..grid import Cell
 from ..run.runner import Runner, RunSummary, describe, group_cells, is_settled, make_record, resolve_device, unique
@@ -588,7 +589,7 @@ class DaskBackend(Backend):
         try:
             self.client = distributed.Client(scheduler, timeout="30s")
         except (OSError, TimeoutError) as exc:
-            raise ValueError(f"cannot reach the Dask scheduler at {scheduler}: {_one_line(exc)}") from None
+            raise ValueError(f"cannot reach the Dask scheduler at {scheduler}: {exception_line(exc)}") from None
         self.futures: list[Any] = []
         self.cells_of: dict[str, list[str]] = {}  # future key -> its cells
         self.stopped = False
@@ -628,7 +629,7 @@ class DaskBackend(Backend):
         out = []
         for future in self.futures:
             if future.status == "error":
-                out.append(f"dask task {future.key} failed: {_one_line(future.exception())}")
+                out.append(f"dask task {future.key} failed: {exception_line(future.exception())}")
             elif future.status == "cancelled":
                 out.append(f"dask task {future.key} was cancelled")
         return out
@@ -787,7 +788,7 @@ def controller_answers() -> tuple[bool, str]:
     try:
         proc = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return False, _one_line(exc)
+        return False, exception_line(exc)
     text = (proc.stdout + proc.stderr).strip()
     return (" is UP" in text), _first_line(text) or f"scontrol ping exited with code {proc.returncode}"
 
@@ -843,16 +844,7 @@ def _jobs_file(store_root: str | os.PathLike, run_id: str) -> Path:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, json.dumps(data, indent=1, sort_keys=True), sync=False)
 
 
 def submitted_jobs(store_root: str | os.PathLike) -> list[TrackedJob]:
@@ -1135,13 +1127,13 @@ class SlurmBackend(Backend):
         try:
             exc = handle.exception()
         except Exception as err:  # noqa: BLE001 - an unreadable result file is itself the failure
-            return _one_line(err)
+            return exception_line(err)
         if exc is None:
             return None
         lines = [line.strip() for line in str(exc).splitlines() if line.strip() and not line.startswith("---")]
         # submitit wraps the job's traceback: its last line is the exception itself
         trace = [line for line in lines if not line.startswith(("Job (task", "You can check", "or at paths", "- /"))]
-        return trace[-1][:300] if trace else _one_line(exc)
+        return trace[-1][:300] if trace else exception_line(exc)
 
     def failures(self) -> list[str]:
         out = []
@@ -1340,12 +1332,6 @@ def _last_line(path: Path) -> str:
         return "no log"
     return lines[-1].strip()[:200] if lines else "empty log"
 
-
-def _one_line(exc: BaseException | None) -> str:
-    if exc is None:
-        return "unknown error"
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 if __name__ == "__main__":

@@ -20,11 +20,12 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import time
 import warnings
 from pathlib import Path
 from typing import Any, Iterable
+
+from ..core.files import atomic_write
 
 FORMAT = "bench_suite.checkpoint/1"
 
@@ -34,28 +35,6 @@ def group_key(cell_ids: Iterable[str]) -> str:
     return hashlib.sha256("\n".join(sorted(cell_ids)).encode()).hexdigest()[:16]
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
 
 
 class CheckpointStore:
@@ -75,10 +54,10 @@ class CheckpointStore:
         self.dir.mkdir(parents=True, exist_ok=True)
         path = self.path(cells)
         payload = {"format": FORMAT, "cells": cells, "state": state}
-        _atomic_write(path, lambda fh: torch.save(payload, fh))
+        atomic_write(path, lambda fh: torch.save(payload, fh))
         meta = {"format": FORMAT, "cells": cells, "epoch": state.get("epoch"), "epochs": state.get("epochs"),
                 "written": time.time()}
-        _atomic_write(path.with_suffix(".json"), lambda fh: fh.write(json.dumps(meta).encode()))
+        atomic_write(path.with_suffix(".json"), lambda fh: fh.write(json.dumps(meta).encode()))
         return path
 
     def load(self, cell_ids: Iterable[str]) -> tuple[dict[str, Any] | None, str | None]:

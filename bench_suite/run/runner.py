@@ -28,6 +28,7 @@ from .. import theory
 from ..core import exit_codes
 from ..core.config import check_device_text
 from ..core.curves import tail_statistics, thin_curves
+from ..core.errors import exception_line
 from ..core.records import FAILED, PROTOCOL_VERSION, Record, Status
 from ..grid import Cell
 from ..methods import METHODS
@@ -383,7 +384,7 @@ class Runner:
             return
         except Exception as exc:  # noqa: BLE001 - DataError, a plug-in loader's own exception, ...
             for cell in group:
-                self._emit(summary, self._record(cell, "error", reason=_one_line(exc)))
+                self._emit(summary, self._record(cell, "error", reason=exception_line(exc)))
             return
         if self.on_group_start is not None:
             self.on_group_start(group)
@@ -446,7 +447,7 @@ class Runner:
                 if os.environ.get("BENCH_SUITE_DEBUG"):
                     traceback.print_exc(file=sys.stderr)
                 message = (f"the fused group of {len(group)} cells ({group[0].task}, rep {group[0].repetition}) "
-                           f"failed: {_one_line(exc)}; its cells were trained one by one")
+                           f"failed: {exception_line(exc)}; its cells were trained one by one")
                 print(f"warning: {message}", file=sys.stderr, flush=True)
                 for cell in group:
                     if self._stopping:
@@ -455,7 +456,7 @@ class Runner:
                 return
             if os.environ.get("BENCH_SUITE_DEBUG"):
                 traceback.print_exc(file=sys.stderr)
-            self._emit(summary, self._record(group[0], "error", reason=_one_line(exc), data=data))
+            self._emit(summary, self._record(group[0], "error", reason=exception_line(exc), data=data))
             return
         self.checkpoints.remove(ids)
         self.checkpoints.remove_containing(ids)
@@ -481,10 +482,5 @@ class Runner:
                     extra=result.extra if keep else None, radius=result.final.get("radius"),
                     finished=result.status == "done")
             except Exception as exc:  # noqa: BLE001 - e.g. an SVD of non-finite data
-                record.theory = {"jacobian": {"status": "error", "reason": _one_line(exc)}}
+                record.theory = {"jacobian": {"status": "error", "reason": exception_line(exc)}}
             self._emit(summary, record)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")

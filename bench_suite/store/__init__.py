@@ -3,6 +3,6 @@
 prune). The runner writes it; ``check`` and ``report`` read it; it imports neither.
 """
 
-from .result_store import RecordWarning, ResultStore
+from .result_store import RecordWarning, ResultStore, existing_store
 
-__all__ = ["RecordWarning", "ResultStore"]
+__all__ = ["RecordWarning", "ResultStore", "existing_store"]

@@ -29,7 +29,6 @@ import contextlib
 import hashlib
 import io
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,7 @@ from typing import Callable, ContextManager
 import filelock
 
 from ..core.curves import EPOCH_X, EVAL_X, x_key
+from ..core.files import atomic_write, fsync_dir
 from ..core.records import curves_digest
 
 PACK_PREFIX = "pack-"
@@ -173,20 +173,7 @@ class CurveStore:
         return self._atomic(self.loose_path(cell_id), table_bytes(to_table({cell_id: curves})))
 
     def _atomic(self, path: Path, data: bytes) -> Path:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=f".{path.stem}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        _fsync_dir(self.dir)
-        return path
+        return atomic_write(path, data)
 
     # ----- reading -----
     def _refuse(self, path: Path, why: str) -> None:
@@ -323,7 +310,7 @@ class CurveStore:
                         result.merged.append(cell_id)
                     else:
                         result.kept_loose[cell_id] = "rewritten or being rewritten meanwhile"
-            _fsync_dir(self.dir)
+            fsync_dir(self.dir)
         return result
 
     def remove_stale_temp(self, max_age_s: float = 3600.0) -> int:
@@ -361,14 +348,6 @@ def _same_file(path: Path, stamp: tuple[int, int]) -> bool:
     except FileNotFoundError:
         return False
 
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 __all__ = ["CurveFileError", "CurveStore", "CurveWarning", "PackResult", "from_bytes", "to_table"]

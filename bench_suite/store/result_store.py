@@ -23,7 +23,6 @@ import contextlib
 import json
 import os
 import socket
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -32,6 +31,8 @@ from typing import Any, Iterator
 import filelock
 
 from ..core.curves import thin_curves
+from ..core.errors import PathProblem
+from ..core.files import atomic_write
 from ..core.records import FINISHED, Record, RecordError, to_frame
 from .curves import CurveStore, CurveWarning, PackResult
 
@@ -121,19 +122,7 @@ class ResultStore:
             self.curve_files.write(cell_id, thin_curves(record.curves))
         self.records_dir.mkdir(parents=True, exist_ok=True)
         self._keep_aside(self._path(cell_id))
-        text = record.to_json()
-        fd, tmp = tempfile.mkstemp(dir=self.records_dir, prefix=f".{cell_id}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self._path(cell_id))
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        _fsync_dir(self.records_dir)  # the rename itself survives a power cut
+        atomic_write(self._path(cell_id), record.to_json())
         return True
 
     def remove_stale_temp(self, max_age_s: float = 3600.0) -> int:
@@ -275,10 +264,19 @@ class ResultStore:
         return to_frame(self.records())
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):  # not every file system lets a folder be opened/fsynced
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+def existing_store(path: str | os.PathLike, option: str = "--store") -> ResultStore:
+    """The store at ``path``, which must exist and hold a ``records/`` folder (a typo must not pass
+    CI as an empty store), else :class:`PathProblem` naming ``option`` (the CLI's ``--store`` or
+    the API's ``store=``)."""
+    if not str(path).strip():
+        raise PathProblem(f"{option}: an empty path; give the folder of a result store")
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise PathProblem(f"{option} {p}: no such result store (run `bench-suite run --store {p}` first, "
+                          f"or give the folder that holds records/)")
+    if not p.is_dir():
+        raise PathProblem(f"{option} {p}: not a folder")
+    if not (p / "records").is_dir():
+        raise PathProblem(f"{option} {p}: not a result store (it has no records/ folder)")
+    return ResultStore(p)
+

@@ -12,90 +12,14 @@ and ``report`` read tasks without it.
 from __future__ import annotations
 
 import abc
-import hashlib
 import math
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..core.registry import Registry
+from ..data.contract import DataError, DataUnavailable, TaskData  # noqa: F401 - the contract tasks implement
 
 if TYPE_CHECKING:  # pragma: no cover
-    import torch
-
-
-class DataUnavailable(Exception):
-    """The task's data is not present; the message says what to put where (reported SKIPPED)."""
-
-
-class DataError(Exception):
-    """The task's data is present but wrong (corrupt, wrong layout or size): one line naming
-    the file, what was expected and what to do (reported as an error, non-zero exit)."""
-
-
-@dataclass
-class TaskData:
-    x_train: torch.Tensor  # (n, d) float32
-    y_train: torch.Tensor  # (n,) int64 labels, or (n, K) float32 regression targets
-    num_outputs: int  # K
-    classification: bool
-    source: str  # human-readable data source, e.g. "CIFAR-10, JPEG re-encoding"
-    x_test: torch.Tensor | None = None
-    y_test: torch.Tensor | None = None
-    checksum: str | None = None  # of the data source (file / folder), when there is one
-    info: dict[str, Any] = field(default_factory=dict)  # e.g. class counts
-
-    @property
-    def n(self) -> int:
-        return int(self.x_train.shape[0])
-
-    @property
-    def dim(self) -> int:
-        return int(self.x_train.shape[1])
-
-    def to(self, device: "torch.device | str") -> "TaskData":
-        """Move every tensor to ``device`` once (no-op for tensors already there)."""
-        move = lambda t: None if t is None else t.to(device)  # noqa: E731
-        return TaskData(
-            move(self.x_train), move(self.y_train), self.num_outputs, self.classification, self.source,
-            move(self.x_test), move(self.y_test), self.checksum, dict(self.info),
-        )
-
-    def check(self, task: str) -> "TaskData":
-        """The task contract on the data a ``load`` returned: raises :class:`DataError` (one line
-        naming the task and what is wrong) for wrong types, shapes, labels or non-finite inputs."""
-        import torch
-
-        def bad(what: str) -> DataError:
-            return DataError(f"task {task}: its load() returned {what} (the contract: bench_suite/tasks/base.py, "
-                             f"TaskData)")
-
-        for name in ("x_train", "y_train"):
-            if not isinstance(getattr(self, name), torch.Tensor):
-                raise bad(f"{name} of type {type(getattr(self, name)).__name__}, not a tensor")
-        if self.x_train.dim() != 2 or self.x_train.shape[0] < 1:
-            raise bad(f"x_train of shape {tuple(self.x_train.shape)}, not (n, d) with n >= 1")
-        if self.y_train.shape[0] != self.x_train.shape[0]:
-            raise bad(f"{self.y_train.shape[0]} targets for {self.x_train.shape[0]} inputs")
-        if not isinstance(self.num_outputs, int) or self.num_outputs < 1:
-            raise bad(f"num_outputs {self.num_outputs!r}, not an integer >= 1")
-        if self.classification and (self.y_train.dtype != torch.int64 or self.y_train.dim() != 1):
-            raise bad(f"class labels of dtype {self.y_train.dtype} and shape {tuple(self.y_train.shape)}, "
-                      f"not int64 (n,)")
-        if self.classification and (int(self.y_train.min()) < 0 or int(self.y_train.max()) >= self.num_outputs):
-            raise bad(f"labels outside 0..{self.num_outputs - 1}")
-        if not self.classification and (self.y_train.dim() != 2 or self.y_train.shape[1] != self.num_outputs):
-            raise bad(f"targets of shape {tuple(self.y_train.shape)}, not (n, num_outputs={self.num_outputs})")
-        for name in ("x_train", "x_test"):
-            t = getattr(self, name)
-            if t is not None and not bool(torch.isfinite(t).all()):
-                raise bad(f"non-finite values (NaN or inf) in {name}")
-        if self.x_test is not None and (self.x_test.dim() != 2 or self.x_test.shape[1] != self.x_train.shape[1]):
-            raise bad(f"x_test of shape {tuple(self.x_test.shape)}, not (n_test, d={self.x_train.shape[1]})")
-        return self
-
-    def label_digest(self) -> str:
-        """A short hash of the training targets (proves paired comparisons share labels)."""
-        return hashlib.sha256(self.y_train.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
+    pass
 
 
 class Task(abc.ABC):

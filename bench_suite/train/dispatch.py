@@ -19,8 +19,8 @@ from typing import Any, Callable
 import torch
 
 from .. import theory
+from ..data.contract import TaskData
 from ..methods import Method
-from ..tasks.base import TaskData
 from .engine import train_group
 from .engine.layout import CellResult, CellSpec
 from .engine.loop import Checkpointing

@@ -45,10 +45,10 @@ import torch.nn.functional as F
 
 from ..core.config import TrainConfig
 from ..core.flops import step_flops
+from ..data.contract import TaskData
 from ..methods import SINGLE_GROUP_OPTIMIZERS, Method, MethodError, schedule_factor
 from ..model import TwoLayerNet
 from ..model.projection import project_frobenius_ball, project_per_neuron_balls
-from ..tasks.base import TaskData
 from .engine.layout import CellResult, CellSpec
 from .engine.loop import (
     SEGMENT_MIN_STEPS,

@@ -20,8 +20,8 @@ import torch
 
 from ...core.config import TrainConfig  # noqa: F401 - re-exported
 from ...core.flops import step_flops
+from ...data.contract import TaskData
 from ...model import check_choice
-from ...tasks.base import TaskData
 from .layout import CellResult, CellSpec  # noqa: F401 - re-exported
 from .step import CUDA_GRAPHS_ENV, NORM_TRACKING_ENV, NORM_TRACKINGS, _env_flag, _FusedEngine
 

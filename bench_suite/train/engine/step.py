@@ -12,8 +12,8 @@ import os
 import torch
 import torch.nn.functional as F
 
+from ...data.contract import TaskData
 from ...model import init_weights
-from ...tasks.base import TaskData
 from .layout import CellSpec, _act_backward, _act_forward, _Layout
 
 # ------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The work behind each CLI command (argument parsing lives in :mod:`bench_suite.cli`)."""
+"""``run`` and ``plan``: the cells of a profile or of axes given on the command line; ``plan``
+lists them, which are done and their cost, ``run`` trains them into the store."""
 
 from __future__ import annotations
 
@@ -11,94 +12,252 @@ from typing import Any
 
 from tabulate import tabulate
 
-from ..core.config import check_device_text
-from ..core.records import FAILED, Record, Status
-from ..grid import Cell, export_profiles, profile_declares, profile_repetitions, profiles_of
+from ..core import exit_codes
+from ..core.config import ACTIVATIONS, TrainConfig, check_device_text
+from ..core.errors import PathProblem
+from ..core.files import writable_dir
+from ..core.records import Record, Status
+from ..grid import Cell, expand, load_profile_file, profile_declares, profile_names, profiles_of
 from ..methods import METHODS
 from ..run import provenance
 from ..run.cost import CostModel, format_flops, format_seconds, group_step_flops
-from ..run.grouping import describe, group_cells, plan, trainer_groups
+from ..run.grouping import group_cells, plan, trainer_groups
 from ..store.result_store import ResultStore
 from ..tasks import TASKS
+from .common import (
+    _KINDS,
+    UsageError,
+    _add_store_arg,
+    _choice,
+    _csv,
+    _Deprecated,
+    _float,
+    _key_value,
+    _nonneg_float,
+    _nonneg_int,
+    _option,
+    _positive_float,
+    _positive_int,
+)
+from .progress import _Progress
 
 
-class PathProblem(ValueError):
-    """A path the command must write or read is unusable: one line naming it, why, and the option."""
+def register(sub) -> None:
+    for name, helptext in (("run", "run cells of a task (a profile or axes given here) into the result store"),
+                           ("plan", "list the cells a run would do, which are done, and their estimated cost")):
+        p = sub.add_parser(name, help=helptext, description=helptext + ". Every training setting and "
+                           "task option takes a comma-separated list: the grid is the product of all axes.",
+                           epilog=RUN_EPILOG if name == "run" else None)
+        _add_grid_args(p)
+        p.add_argument("--force", action="store_true", help="re-run cells that are already finished")
+        p.add_argument("--no-fuse", action="store_true",
+                       help="train each cell alone instead of fusing cells that share data and batch order")
+        p.add_argument("--max-group", type=_positive_int, default=None, metavar="N",
+                       help="fuse at most N cells per group (and per Dask task / SLURM job); default: "
+                            "whole groups, cut smaller only to give every worker work")
+        # plan takes every run argument, so one command line works with either verb
+        p.add_argument("--quiet", action="store_true", help="no progress bars: one line per finished cell")
+        p.add_argument("--checkpoint-every", type=_nonneg_int, default=None, metavar="N",
+                       help="checkpoint the group in training every N epochs into <store>/checkpoints (0: only "
+                            "when stopping early); default: every 10 minutes of training. A re-run resumes "
+                            "from the checkpoint with the same numbers as an uninterrupted run")
+        p.add_argument("--time-budget", type=_positive_float, default=None, metavar="SECONDS",
+                       help=f"stop before SECONDS have passed: checkpoint the group in training, say what is "
+                            f"left, exit with code {EXIT_STOPPED}; the same command continues (this process only, "
+                            f"not --devices/--executor)")
+        _add_scale_out_args(p)
+        if name == "plan":
+            p.add_argument("--json", action="store_true", help="print the plan as JSON (cells, costs, totals)")
+            p.add_argument("--device-name", default=None, metavar="NAME",
+                           help="estimate times from earlier runs on this device model (e.g. 'NVIDIA H100 80GB "
+                                "HBM3'; default: the --device here)")
+        p.set_defaults(handler=_handle)
 
 
-def writable_dir(path: str | os.PathLike, option: str) -> Path:
-    """``path`` as a folder this process can write (created if needed), or :class:`PathProblem`."""
-    if not str(path).strip():
-        raise PathProblem(f"{option}: an empty path; give a folder")
-    p = Path(path).expanduser()
-    if p.exists() and not p.is_dir():
-        raise PathProblem(f"{option} {p}: exists and is not a folder; give a folder path")
-    try:
-        p.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PathProblem(f"{option} {p}: cannot create it ({exc.strerror or exc}); give a writable folder") from None
-    if not os.access(p, os.W_OK | os.X_OK):
-        raise PathProblem(f"{option} {p}: not writable by this user; give a writable folder")
-    return p
+def _handle(args: argparse.Namespace) -> int:
+    check_scale_out(args)
+    cells = cells_from_args(args)
+    return cmd_run(args, cells) if args.command == "run" else cmd_plan(args, cells)
 
 
-def existing_store(path: str | os.PathLike) -> ResultStore:
-    """The store to read (``check``, ``report``, ``export``): it must exist (a typo must not pass CI)."""
-    if not str(path).strip():
-        raise PathProblem("--store: an empty path; give the folder of a result store")
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise PathProblem(f"--store {p}: no such result store (run `python -m bench_suite run --store {p}` first, "
-                          f"or give the folder that holds records/)")
-    if not p.is_dir():
-        raise PathProblem(f"--store {p}: not a folder")
-    if not (p / "records").is_dir():
-        raise PathProblem(f"--store {p}: not a result store (it has no records/ folder)")
-    return ResultStore(p)
+EXECUTORS = ("local", "dask", "slurm")
 
+EXIT_STOPPED = exit_codes.STOPPED
 
-def cmd_list(args: argparse.Namespace) -> int:
-    for name in args.task or []:
-        TASKS.get(name)  # an unknown name: one line listing the valid ones
-    if args.export:
-        if not args.profiles:
-            raise ValueError("--export goes with --profiles: `list --profiles --export > my_profiles.toml`")
-        print(export_profiles(args.task), end="")
-        return 0
-    rows = [(name, TASKS.get(name).description) for name in TASKS.names()]
-    print("Tasks:")
-    print(tabulate(rows, headers=["task", "description"]))
-    print("\nMethods:")
-    print(tabulate([(m, METHODS.get(m).description, METHODS.get(m).rationale, METHODS.get(m).trainer)
-                    for m in METHODS.names()], headers=["method", "description", "why", "trainer"]))
-    if args.profiles:
-        print("\nProfiles:")
-        rows = []
-        for name in args.task or TASKS.names():
-            task = TASKS.get(name)
-            for prof, spec in sorted(profiles_of(name).items()):
-                grid = {k: spec.get(k, task.grid.get(k)) for k in ("methods", "widths", "activations")}
-                settings = " ".join(f"{k}={_values(v)}" for k, v in {**(spec.get("options") or {}),
-                                                                     **(spec.get("train") or {})}.items())
-                if spec.get("cases"):
-                    settings += f" + {len(spec['cases'])} cases"
-                rows.append((
-                    name, prof, spec.get("device", "any"), profile_repetitions(spec), _values(grid["methods"]),
-                    _values(grid["widths"]), _values(grid["activations"]), settings.strip(),
-                    spec.get("description", ""),
-                ))
-        print(tabulate(rows, headers=["task", "profile", "device", "repetitions", "methods", "widths", "activations",
-                                      "settings", "description"]))
-    else:
-        print("\n(`list --profiles` shows each task's profiles; task options:)")
-        for name in TASKS.names():
-            opts = " ".join(f"{k}={v}" for k, v in TASKS.get(name).options.items())
-            print(f"  {name}: {opts or '(none)'}")
-    return 0
+RUN_EPILOG = (f"exit codes: 0 every cell done; 1 a cell errored, diverged, was interrupted or lost; 2 bad input "
+              f"(one line); 3 cells skipped (no data); 69 the cluster stopped answering (finished records kept; "
+              f"the same command collects later); {EXIT_STOPPED} stopped early by --time-budget (checkpointed: run "
+              f"the same command again to continue); 130 Ctrl-C")
+
+def _add_grid_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("what to run")
+    g.add_argument("--task", type=_csv(str), action="extend", default=None, metavar="NAME[,NAME]",
+                   help="task(s) (default: every task with the profile, or synthetic_ablation)")
+    g.add_argument("--profile", default=None, help="a named grid declared by the task(s): see `list --profiles`")
+    g.add_argument("--profile-file", action="append", default=[], metavar="PATH",
+                   help="load profiles from a TOML file (the format `list --profiles --export` writes)")
+    g.add_argument("--method", type=_csv(str), action="extend", default=None, metavar="NAME[,NAME]",
+                   help="method(s); default: the profile's or the task's grid")
+    g.add_argument("--width", type=_csv(_positive_int), action="extend", default=None, metavar="M[,M]",
+                   help="hidden width(s) m")
+    g.add_argument("--activation", type=_csv(str), action="extend", default=None, metavar="NAME[,NAME]",
+                   help=f"activation(s): {', '.join(ACTIVATIONS)}")
+    reps = g.add_mutually_exclusive_group()
+    reps.add_argument("--repetition", dest="repetition", type=_csv(_nonneg_int), action="extend", default=None,
+                      metavar="R[,R]", help="repetition index(es); the seeds derive from (task, repetition)")
+    reps.add_argument("--repetitions", dest="repetitions", type=_positive_int, default=None, metavar="N",
+                      help="repetitions 0..N-1 (default: the profile's)")
+    reps.add_argument("--seed", dest="repetition", type=_csv(_nonneg_int), action=_Deprecated, new="--repetition",
+                      help=argparse.SUPPRESS)
+    reps.add_argument("--seeds", dest="repetitions", type=_positive_int, action=_Deprecated, new="--repetitions",
+                      help=argparse.SUPPRESS)
+    g.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE[,VALUE]",
+                   help="a task option, e.g. n=500 or n=500,1000 (an axis); see `list`")
+    t = p.add_argument_group("training settings (default: the task's, then the profile's; each V[,V] is an axis)")
+    t.add_argument("--lr", type=_csv(_nonneg_float), default=None, metavar="LR[,LR]",
+                   help="learning rate of both layers (one axis: lr_w = lr_v)")
+    for f in TrainConfig.settings():
+        meta = f.metadata
+        kind = _choice(meta["choices"]) if meta["kind"] == "choice" else _KINDS[meta["kind"]]
+        flag = "--" + f.name.replace("_", "-")
+        t.add_argument(flag, dest=f.name, type=_csv(kind), default=None,
+                       metavar=meta.get("metavar", f.name.upper()) + "[,...]",
+                       help=meta["help"] + (f" ({', '.join(meta['choices'])})" if meta["kind"] == "choice" else ""))
+    r = p.add_argument_group("where")
+    r.add_argument("--device", default=None,
+                   help="auto (CUDA when present; the default), cpu, cuda, cuda:N or mps")
+    r.add_argument("--data-root", default=None,
+                   help="dataset location (file or folder); default $BENCH_SUITE_DATA_ROOT or the task's variable")
+    r.add_argument("--cache-dir", default=None, help="decoded-data cache; default $BENCH_SUITE_CACHE or ~/.cache")
+    _add_store_arg(r, "result store folder (JSON records)")
+
+def _add_scale_out_args(p: argparse.ArgumentParser) -> None:
+    s = p.add_argument_group("scale-out (docs/runner.md): the store is the only coordination")
+    s.add_argument("--devices", default=None, metavar="D[,D]",
+                   help="one worker process per device, sharing the cells through the store: 0,1 (cuda:0, "
+                        "cuda:1), cuda:2, or cpu,cpu")
+    s.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                   help="torch threads per worker (default: torch's; with --devices cpu,...: cores / CPU workers)")
+    s.add_argument("--executor", choices=EXECUTORS, default="local",
+                   help="local (this machine; --devices for several), dask (--scheduler) or slurm (submitit)")
+    s.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="Dask scheduler address, e.g. tcp://10.0.0.1:8786 (--executor dask)")
+    s.add_argument("--partition", default=None, help="SLURM partition (--executor slurm)")
+    s.add_argument("--gpus-per-job", type=_nonneg_int, default=None, metavar="G",
+                   help="GPUs per SLURM job (default: 1 when the cells' profile runs on cuda, else 0; more than 1: "
+                        "one worker per GPU inside the job)")
+    s.add_argument("--cpus-per-job", type=_positive_int, default=None, metavar="C", help="CPUs per SLURM job")
+    s.add_argument("--mem-gb", type=_float, default=None, metavar="GB", help="memory per SLURM job")
+    s.add_argument("--time-limit", type=_positive_int, default=None, metavar="MIN",
+                   help="SLURM time limit per job in minutes (default 240)")
+    s.add_argument("--max-jobs", type=_positive_int, default=None, metavar="N",
+                   help="at most N SLURM jobs at once (slurm_array_parallelism; default 16)")
+    s.add_argument("--requeues", type=_nonneg_int, default=None, metavar="N",
+                   help="requeue a SLURM job that reaches its time limit at most N times (default 3); then its "
+                        "unfinished cells are recorded as errors naming the limit")
+    s.add_argument("--poll-interval", type=_positive_float, default=None, metavar="S",
+                   help="ask squeue for the SLURM jobs' states every S seconds (default 10)")
+    s.add_argument("--cluster-timeout", type=_positive_float, default=None, metavar="S",
+                   help="give up after S seconds without an answer from the SLURM controller (default 300; a lost "
+                        "Dask scheduler ends the run at once): exit code 69, finished records kept, re-run later "
+                        "to collect")
+    s.add_argument("--slurm-arg", type=_key_value, action="append", default=None, metavar="KEY=VALUE",
+                   help="extra sbatch setting, e.g. account=myproj or qos=high (repeatable)")
+    s.add_argument("--submitit-cluster", choices=("slurm", "local", "debug"), default=None,
+                   help="submitit backend (default: slurm when available); local: run the jobs as processes "
+                        "here, a dry run of the SLURM path")
+    s.add_argument("--no-wait", action="store_true",
+                   help="submit the SLURM jobs and return (exit 0); `plan` shows them queued/running, the same "
+                        "command again collects (it does not submit cells already queued or running)")
+
+_SLURM_ONLY = ("partition", "gpus_per_job", "cpus_per_job", "mem_gb", "time_limit", "max_jobs", "slurm_arg",
+               "submitit_cluster", "requeues", "poll_interval")
+
+def check_scale_out(args: argparse.Namespace) -> None:
+    """Reject flag combinations that cannot mean anything (one line, exit 2); fill defaults."""
+    if args.device is not None:
+        check_device_text(args.device)
+    if args.devices is not None:
+        devices = [d.strip() for d in args.devices.split(",") if d.strip()]
+        if not devices:
+            raise UsageError("--devices needs at least one device, e.g. 0,1 or cpu,cpu")
+        for device in devices:
+            check_device_text(f"cuda:{device}" if device.isdigit() else device, "--devices")
+    if args.devices and args.device:
+        raise UsageError("give --device (one, in this process) or --devices (a worker per device), not both")
+    if args.executor != "dask" and args.scheduler:
+        raise UsageError("--scheduler is for --executor dask")
+    if args.executor == "dask" and not args.scheduler:
+        raise UsageError("--executor dask needs --scheduler ADDRESS (e.g. tcp://host:8786, as printed by "
+                         "`dask scheduler`)")
+    if getattr(args, "time_budget", None) and (args.executor != "local" or (args.devices and "," in args.devices)):
+        raise UsageError("--time-budget is for a run in this process (one device); with several workers, give "
+                         "each its own limit (e.g. the SLURM time limit)")
+    if args.executor != "local" and (args.devices or args.device):
+        raise UsageError(f"--device/--devices are for the local executor; {args.executor} workers use their own GPU")
+    if args.executor == "local" and args.cluster_timeout is not None:
+        raise UsageError("--cluster-timeout: only with --executor dask or slurm")
+    if args.executor != "slurm":
+        given = [f"--{k.replace('_', '-')}" for k in _SLURM_ONLY if getattr(args, k) not in (None, [])]
+        if args.no_wait:
+            given.append("--no-wait")
+        if given:
+            raise UsageError(f"{', '.join(given)}: only with --executor slurm")
+    else:  # --gpus-per-job stays None: the cells' device decides (executors.default_gpus)
+        for key, default in (("time_limit", 240), ("max_jobs", 16), ("slurm_arg", []), ("requeues", 3),
+                             ("poll_interval", 10.0)):
+            if getattr(args, key) is None:
+                setattr(args, key, default)
+    if args.cluster_timeout is None:
+        args.cluster_timeout = 300.0
+
+def train_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The training settings given on the command line: field -> value or list of values (an axis)."""
+    out: dict[str, Any] = {}
+    if args.lr is not None:
+        if args.lr_w is not None or args.lr_v is not None:
+            raise UsageError("give --lr (both layers) or --lr-w/--lr-v, not both")
+        out["lr"] = _scalar_or_list(args.lr)
+    for name in TrainConfig.field_names():
+        value = getattr(args, name, None)
+        if value is not None:
+            out[name] = _scalar_or_list(value)
+    return out
+
+def _scalar_or_list(values: list) -> Any:
+    return values[0] if len(values) == 1 else values
+
+def option_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in args.option:
+        if key in out:
+            raise UsageError(f"--option {key} given twice; give one list instead: --option {key}=V1,V2")
+        out[key] = value
+    return out
+
+def cells_from_args(args: argparse.Namespace) -> list[Cell]:
+    for path in args.profile_file:
+        load_profile_file(path)
+    tasks = args.task
+    if not tasks:
+        tasks = ([t for t in TASKS.names() if args.profile in profiles_of(t)] if args.profile
+                 else ["synthetic_ablation"])
+        if not tasks:
+            raise UsageError(f"no task declares profile {args.profile!r}; profiles: {', '.join(profile_names())}")
+    for method in args.method or []:
+        METHODS.get(method)
+    # a range, not a list: an absurd count is refused by its size before anything is built
+    repetitions = args.repetition if args.repetition else (range(args.repetitions) if args.repetitions else None)
+    train, options = train_overrides(args), option_overrides(args)
+    cells: list[Cell] = []
+    for task in tasks:
+        TASKS.get(task)
+        cells += expand(task, profile=args.profile, methods=args.method, widths=args.width,
+                        activations=args.activation, repetitions=repetitions, options=options, train=train)
+    return cells
 
 
 _SUMMARY_METRICS = ("train_loss", "train_acc", "test_acc", "dist_w0")
-
 
 def _final_rows(records: list[Record]) -> list[dict[str, Any]]:
     """The table `run` prints: one row per cell, the axes that vary among them, status and final
@@ -117,15 +276,12 @@ def _final_rows(records: list[Record]) -> list[dict[str, Any]]:
         rows.append(row)
     return rows
 
-
 def _drop_empty_columns(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     keep = [k for k in rows[0] if any(r[k] is not None for r in rows)]
     return [{k: r[k] for k in keep} for r in rows]
 
-
 def _values(value: Any) -> str:
     return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
-
 
 def _note_ad_hoc(args: argparse.Namespace, cells: list[Cell]) -> None:
     """Say when overrides took cells out of the profile asked for (they are never scored as it)."""
@@ -137,7 +293,6 @@ def _note_ad_hoc(args: argparse.Namespace, cells: list[Cell]) -> None:
         print(f"note: {len(ad_hoc)} of {len(cells)} cell(s) are ad hoc, not profile {args.profile} ({why}): "
               f"stored and reported, never scored against {args.profile}'s reference rows", file=sys.stderr)
 
-
 def _check_data_root(data_root: str | None) -> None:
     """A data location that does not exist is a typo, not "no data": say so before running."""
     from ..run.runner import DATA_ROOT_ENV
@@ -145,7 +300,6 @@ def _check_data_root(data_root: str | None) -> None:
     given, origin = (data_root, "--data-root") if data_root else (os.environ.get(DATA_ROOT_ENV), f"${DATA_ROOT_ENV}")
     if given and not Path(given).expanduser().exists():
         raise PathProblem(f"{origin} {given}: does not exist; give the folder or file that holds the data")
-
 
 def cmd_run(args: argparse.Namespace, cells: list[Cell]) -> int:
     import torch
@@ -231,7 +385,6 @@ def cmd_run(args: argparse.Namespace, cells: list[Cell]) -> int:
         print(_stopped_line(summary, len({c.cell_id for c in cells})), file=sys.stderr)
     return summary.exit_code
 
-
 def _stopped_line(summary, total: int) -> str:
     """One line: why the run stopped early, what is left, how to continue."""
     finished = sum(1 for r in summary.records if r.finished)
@@ -242,10 +395,8 @@ def _stopped_line(summary, total: int) -> str:
             + (f", checkpointed {', '.join(saved)}" if saved else "")
             + f", {left} not started; run the same command again to continue (exit code {summary.exit_code})")
 
-
 def _absolute(path: str | None) -> str | None:
     return None if path is None else os.path.abspath(os.path.expanduser(path))
-
 
 def _backend(args: argparse.Namespace, devices: list[str] | None):
     """The executor backend named on the command line (its extra is imported only here)."""
@@ -262,7 +413,6 @@ def _backend(args: argparse.Namespace, devices: list[str] | None):
         ))
     return LocalDevices(devices or ["auto"])
 
-
 def _worker_threads(threads: int | None, devices: list[str] | None) -> int | None:
     """Torch threads per worker: as asked, else the cores shared among the CPU workers (so
     two CPU workers do not each start one thread per core)."""
@@ -271,7 +421,6 @@ def _worker_threads(threads: int | None, devices: list[str] | None) -> int | Non
     cpu_workers = sum(1 for d in devices if d == "cpu")
     return max(1, (os.cpu_count() or 1) // cpu_workers) if cpu_workers else None
 
-
 def _will_run(item: dict[str, Any]) -> str:
     """yes / no, or the SLURM job that will run it (`run` collects such cells, it does not resubmit them)."""
     job = item.get("job")
@@ -279,7 +428,6 @@ def _will_run(item: dict[str, Any]) -> str:
         state = job["state"] + (f" ({job['reason']})" if job["state"] == "PENDING" and job.get("reason") else "")
         return f"{'running' if job['state'] == 'RUNNING' else 'queued'}: job {job['id']} {state}"
     return "yes" if item["will_run"] else "no"
-
 
 def cmd_plan(args: argparse.Namespace, cells: list[Cell]) -> int:
     """The cells `run` would do with the same arguments: the same test (grouping.plan), no
@@ -373,7 +521,6 @@ def cmd_plan(args: argparse.Namespace, cells: list[Cell]) -> int:
             print(f"  rate: {note}")
     return 0
 
-
 def _axes_text(cells: list[Cell]) -> str:
     """The grid's product, e.g. ``4 methods x 3 eps x 2 repetitions``: the axes with several values."""
     if not cells:
@@ -397,264 +544,3 @@ def _axes_text(cells: list[Cell]) -> str:
     if product != len(cells):  # a union of cases, not one product: say what varies
         return "distinct values: " + ", ".join(parts)
     return " x ".join(parts) or "1 cell"
-
-
-class _Progress:
-    """A bar over the cells to run (done / cached / to run, ETA) and one over the epochs of the
-    group in training; in quiet mode (or without a terminal) one line per finished cell.
-
-    The cell bar advances by each cell's estimated FLOPs (when every size is known) and within
-    a group by its epochs, so the ETA follows the work left, not a count of unequal cells."""
-
-    def __init__(self, quiet: bool, costs: CostModel | None = None) -> None:
-        self.quiet = quiet
-        self.costs = costs
-        self.cells = None
-        self.epochs = None
-        self.weights: dict[str, float] = {}
-        self.credited: dict[str, float] = {}
-        self.group: list[Cell] = []
-        self.n_todo = self.n_cached = self.n_finished = self.n_failed = 0
-
-    def plan(self, cached: list[Cell], todo: list[Cell]) -> None:
-        self.n_cached, self.n_todo = len(cached), len(todo)
-        flops = [self.costs.flops(c) if self.costs is not None else None for c in todo]
-        known = all(f is not None and f > 0 for f in flops)
-        self.weights = {c.cell_id: (f if known else 1.0) for c, f in zip(todo, flops)}
-        if self.quiet:
-            print(f"{len(cached) + len(todo)} cells: {len(cached)} finished in the store, {len(todo)} to run",
-                  file=sys.stderr, flush=True)
-            return
-        from tqdm import tqdm
-
-        self._tqdm = tqdm
-        self.cells = tqdm(total=sum(self.weights.values()) or 1.0, desc="cells", position=0,
-                          bar_format="{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
-        self._describe()
-
-    def _describe(self) -> None:
-        if self.cells is not None:
-            self.cells.set_description_str(f"cells: {self.n_finished}/{self.n_todo} run, {self.n_failed} failed, "
-                                           f"{self.n_cached} cached;")
-
-    def _credit(self, cell_id: str, amount: float) -> None:
-        if self.cells is None or cell_id not in self.weights:
-            return
-        amount = min(amount, self.weights[cell_id] - self.credited.get(cell_id, 0.0))
-        if amount > 0:
-            self.credited[cell_id] = self.credited.get(cell_id, 0.0) + amount
-            self.cells.update(amount)
-
-    def group_start(self, group: list[Cell]) -> None:
-        self.group = group
-        if self.quiet or self.cells is None:
-            return
-        if self.epochs is not None:
-            self.epochs.close()
-        label = f"{group[0].task} rep {group[0].repetition} ({len(group)} fused)"
-        self.epochs = self._tqdm(total=group[0].train.epochs, desc=label, unit="ep", position=1, leave=False)
-
-    def epoch(self, done: int, total: int) -> None:
-        if self.epochs is not None:
-            self.epochs.update(done - self.epochs.n)
-        for cell in self.group:
-            target = self.weights.get(cell.cell_id, 0.0) * done / total
-            self._credit(cell.cell_id, target - self.credited.get(cell.cell_id, 0.0))
-
-    def record(self, record: Record) -> None:
-        cell_id = record.cell_id
-        if cell_id not in self.weights:  # found finished in the store: counted by plan()
-            return
-        self.n_finished += 1
-        if record.status in FAILED:
-            self.n_failed += 1
-        if self.quiet:
-            print(f"[{self.n_finished}/{self.n_todo}] {describe(record)}", file=sys.stderr, flush=True)
-            return
-        self._credit(cell_id, float("inf"))
-        self._describe()
-
-    def close(self) -> None:
-        for bar in (self.epochs, self.cells):
-            if bar is not None:
-                bar.close()
-        self.epochs = self.cells = None
-
-
-def _scoring(args: argparse.Namespace):
-    from ..api import score
-
-    _check_selection(args)
-
-    return score(args.store, profile=args.profile, tasks=args.task, baselines=args.baselines,
-                 include_old_code=args.include_old_code)
-
-
-def _check_selection(args: argparse.Namespace) -> None:
-    """``--profile`` / ``--task`` of check and report must name things that exist: a typo is an
-    error (exit 2), not an empty selection."""
-    for name in args.task or []:
-        TASKS.get(name)
-    if args.profile and args.profile not in set().union(*(profiles_of(t) for t in TASKS.names())):
-        known = sorted(set().union(*(profiles_of(t) for t in TASKS.names())))
-        raise ValueError(f"--profile {args.profile!r}: no task declares it; profiles: {', '.join(known)}")
-    name = getattr(args, "name", None)
-    if name is not None and (not name.strip() or "/" in name or "\\" in name or name in (".", "..")):
-        raise ValueError(f"--name {name!r}: a folder name inside --reports-dir, without path separators")
-
-
-def _stale_line(scoring) -> str | None:
-    stale = scoring.stale()
-    if not stale:
-        return None
-    from ..grid.versions import why_not_current
-
-    reasons = sorted({why_not_current(r) for r in stale})
-    profiles = sorted({str(r.profile) for r in stale})
-    return (f"STALE: {len(stale)} record(s) of profile(s) {', '.join(profiles)} in {scoring.store.root} were computed "
-            f"by other code ({'; '.join(reasons)}); re-run them (e.g. `nox -s reproduce`) to score them, or pass "
-            f"--include-old-code")
-
-
-def _code_line(verdicts) -> str:
-    versions = sorted({d for ds in verdicts["code_versions"] for d in (ds or [])}) if len(verdicts) else []
-    return f"code version(s) scored: {'; '.join(versions) if versions else 'none'}"
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    from ..check.scoring import describe_left_out, exit_code, save_verdicts, summary
-
-    scoring = _scoring(args)
-    if not scoring.references:
-        from ..check.references import load_references
-
-        with_rows = sorted({r.profile for r in load_references(args.baselines)})
-        print(f"no reference rows for profile={args.profile}, task={args.task}; profiles with rows: "
-              f"{', '.join(with_rows)}", file=sys.stderr)
-        return 3
-    verdicts = scoring.verdicts
-    cols = ["id", "width", "activation", "metric", "reference", "ours", "ci_low", "ci_high", "n", "verdict", "note"]
-    print(tabulate(verdicts[cols].to_dict("records"), headers="keys", floatfmt=".4g", missingval="-"))
-    counts = summary(verdicts)
-    print("\n" + ", ".join(f"{v} {k}" for k, v in counts.items()) + f" (store: {scoring.store.root})")
-    print(_code_line(verdicts))
-    left = describe_left_out(scoring.left_out)
-    if left:
-        print(f"{left} (details: `check --save DIR`, DIR/verdicts.json)")
-    if counts["INCONCLUSIVE"]:
-        ids = sorted({str(i) for i in verdicts.loc[verdicts["verdict"] == "INCONCLUSIVE", "id"]})
-        print(f"INCONCLUSIVE: {counts['INCONCLUSIVE']} row(s) undecided at these repetitions: {', '.join(ids)}",
-              file=sys.stderr)
-    if args.save:
-        out = writable_dir(args.save, "--save")
-        save_verdicts(verdicts, out, left_out=scoring.left_out, context=_context(args, scoring))
-        print(f"verdicts written to {out / 'verdicts.json'} and {out / 'verdicts.csv'}")
-    for line in scoring.store.verify_curves():  # the curves do not enter a verdict: said, not fatal
-        print(f"warning: {line}", file=sys.stderr)
-    stale = _stale_line(scoring)
-    if stale and args.stale == "error":
-        print(stale, file=sys.stderr)
-        return 2
-    if stale and args.stale == "warn":
-        print(stale, file=sys.stderr)
-    return exit_code(verdicts)
-
-
-def _context(args: argparse.Namespace, scoring) -> dict[str, Any]:
-    return {"store": str(scoring.store.root), "profile": args.profile, "tasks": args.task,
-            "include_old_code": bool(args.include_old_code), "current_code": dict(sorted(scoring.current_code.items())),
-            "records": len(scoring.records), "left_out": len(scoring.left_out)}
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from ..api import curves_frame, write_tables
-    from ..check.scoring import describe_left_out, save_verdicts
-    from ..core.records import to_frame
-    from ..report.markdown import write_report
-
-    if getattr(args, "section", None) == "ablation":  # only the ablation study's tables
-        _check_selection(args)
-        from ..report.ablation import write_study
-
-        path = write_study(existing_store(args.store).records(with_curves=True),
-                           writable_dir(args.reports_dir, "--reports-dir")
-                           / (args.name or "ablation"), profiles=[args.profile] if args.profile else None,
-                           **({"title": args.title} if args.title else {}))
-        print(f"report written to {path}")
-        return 0
-    scoring = _scoring(args)
-    reports_dir = writable_dir(args.reports_dir, "--reports-dir")
-    records = scoring.records
-    if args.task:
-        records = [r for r in records if r.task in args.task]
-    if args.profile:  # the cells the profile declares (whatever profile first ran them), and those run as it
-        records = [r for r in records if r.profile == args.profile
-                   or profile_declares(r.task, args.profile, r.config) is None]
-    records = scoring.store.attach_curves(records)  # the plots, the ablation tables at T steps, curves.csv
-    df = to_frame(records)
-    notes = []
-    devices = sorted({str(d) for d in df["device"].dropna()})
-    if "cpu" in devices:
-        notes.append("CPU-scale results are not comparable with Table 3: these runs used the CPU "
-                     "(scaled-down profiles); Table 3 rows are checked only against `paper`-profile results.")
-    if df.empty:
-        notes.append(f"The store {scoring.store.root} holds no results for this selection.")
-    stale = _stale_line(scoring)
-    if stale:
-        notes.insert(0, stale)
-    left = describe_left_out(scoring.left_out)
-    if left:
-        notes.append(f"{left[0].upper()}{left[1:]}: see the section 'Records not scored'.")
-    notes.append(_code_line(scoring.verdicts)[0].upper() + _code_line(scoring.verdicts)[1:] + ".")
-    name = args.name or args.profile or "all"
-    out_dir = reports_dir / name
-    path = write_report(df, records, scoring.verdicts, out_dir, title=args.title or f"bench_suite report: {name}",
-                        note_lines=notes, left_out=scoring.left_out)
-    save_verdicts(scoring.verdicts, out_dir, left_out=scoring.left_out, context=_context(args, scoring))
-    write_tables(df, curves_frame(records), out_dir)
-    print(f"report written to {path} (with verdicts.json/.csv, results and curves as CSV/parquet)")
-    return 0
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from ..api import export
-
-    existing_store(args.store)  # before creating --dir
-    out = writable_dir(args.dir, "--dir")
-    paths = export(args.store, out)
-    print("written: " + ", ".join(str(p) for p in paths))
-    return 0
-
-
-def cmd_store(args: argparse.Namespace) -> int:
-    """``store migrate|pack|prune``: bench_suite/store/migrate.py and the store's pack."""
-    from ..store.migrate import migrate_store, prune_store
-
-    store = existing_store(args.store)
-    if args.action == "migrate":
-        for line in migrate_store(store.root, dry_run=args.dry_run).lines():
-            print(line + (" (dry run)" if args.dry_run else ""))
-    elif args.action == "pack":
-        result = store.pack()
-        print(f"packed {result.cells} cell(s) into {result.pack}" if result.pack else "nothing to pack")
-    else:
-        if not args.status:
-            raise ValueError("store prune needs --status (e.g. --status skipped)")
-        removed = prune_store(store.root, args.status, dry_run=args.dry_run)
-        print(f"{'would remove' if args.dry_run else 'removed'} {len(removed)} record(s) of status "
-              f"{', '.join(args.status)}")
-    return 0
-
-
-def cmd_doctor(args: argparse.Namespace) -> int:
-    """``doctor``: the checks live in :mod:`bench_suite.diagnostics.doctor`."""
-    from ..diagnostics.doctor import main as doctor_main
-
-    return doctor_main(args.device, rate_seconds=args.rate_seconds)
-
-
-def cmd_plugin_check(args: argparse.Namespace) -> int:
-    """``plugin-check``: the contract lives in :mod:`bench_suite.testing`."""
-    from ..testing import main as plugin_check_main
-
-    return plugin_check_main(args.module, device=check_device_text(args.device))
