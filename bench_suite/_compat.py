@@ -15,7 +15,9 @@ import importlib.util
 import sys
 import warnings
 
-# former name -> current module (names that did not change are not listed)
+# former name -> current module (names that did not change are not listed; bench_suite.runner,
+# bench_suite.scoring and bench_suite.store are packages now, whose __init__ re-exports what the
+# former modules held)
 MOVED = {
     "bench_suite.config": "bench_suite.core.config",
     "bench_suite.records": "bench_suite.core.records",
@@ -35,15 +37,14 @@ MOVED = {
     "bench_suite.versions": "bench_suite.grid.versions",
     "bench_suite.curve_store": "bench_suite.store.curves",
     "bench_suite.migrate": "bench_suite.store.migrate",
-    "bench_suite.runner": "bench_suite.run.runner",
-    "bench_suite.cost": "bench_suite.run.cost",
-    "bench_suite.grouping": "bench_suite.run.grouping",
-    "bench_suite.checkpoints": "bench_suite.run.checkpoints",
-    "bench_suite.provenance": "bench_suite.run.provenance",
-    "bench_suite.baselines": "bench_suite.check.references",
-    "bench_suite.scoring": "bench_suite.check.scoring",
-    "bench_suite.ablation_tables": "bench_suite.report.ablation",
-    "bench_suite.theory_report": "bench_suite.report.theory",
+    "bench_suite.cost": "bench_suite.runner.cost",
+    "bench_suite.grouping": "bench_suite.runner.grouping",
+    "bench_suite.checkpoints": "bench_suite.runner.checkpoints",
+    "bench_suite.provenance": "bench_suite.runner.provenance",
+    "bench_suite.baselines": "bench_suite.scoring.references",
+    "bench_suite.report": "bench_suite.reporting.markdown",
+    "bench_suite.ablation_tables": "bench_suite.reporting.ablation",
+    "bench_suite.theory_report": "bench_suite.reporting.theory",
     "bench_suite.doctor": "bench_suite.diagnostics.doctor",
     "bench_suite.oracle": "bench_suite.diagnostics.oracle",
     "bench_suite.probes": "bench_suite.diagnostics.probes",

@@ -24,7 +24,7 @@ from .core.records import COLUMNS, Record
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from .run.runner import RunSummary
+    from .runner.runner import RunSummary
     from .store.result_store import ResultStore
 
 CURVE_COLUMNS = ["cell_id", "task", "profile", "method", "width", "activation", "repetition", "epoch", "metric",
@@ -47,7 +47,7 @@ def run(task: str | Iterable[str] = "synthetic_ablation", *, profile: str | None
 
     ``options`` and ``train`` map a task option / training setting (``TrainConfig`` field, or
     ``lr`` for both learning rates) to a value or a list of values (an axis); ``repetitions`` is
-    a count (0..N-1) or a list of indexes. Returns the :class:`~bench_suite.run.runner.RunSummary`:
+    a count (0..N-1) or a list of indexes. Returns the :class:`~bench_suite.runner.runner.RunSummary`:
     ``.records`` (one :class:`~bench_suite.core.records.Record` per cell, run or found finished),
     ``.to_frame()`` and ``.exit_code`` (0 all done, 1 some failed, 3 some skipped).
     ``plugins`` names modules to import first (as ``--plugin``); ``$BENCH_SUITE_PLUGINS`` and
@@ -57,7 +57,7 @@ def run(task: str | Iterable[str] = "synthetic_ablation", *, profile: str | None
     from .core.files import writable_dir
     from .core.registry import load_plugins
     from .grid import expand
-    from .run.runner import Runner
+    from .runner.runner import Runner
 
     load_plugins(plugins)
 
@@ -170,10 +170,10 @@ def score(store: str | os.PathLike, *, profile: str | None = None, tasks: list[s
           baselines: str | os.PathLike | None = None, include_old_code: bool = False,
           confidence: float = 0.95) -> Scoring:
     """Select and score: the rules of docs/checks.md ("Which results count")."""
-    from .check.references import load_references
-    from .check.scoring import explain_skips, run_checks, select
     from .grid import profile_declares
     from .grid.versions import current_versions, is_current, why_not_current
+    from .scoring.checks import explain_skips, run_checks, select
+    from .scoring.references import load_references
     from .tasks import TASKS
 
     st = _store(store)

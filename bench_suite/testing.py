@@ -71,7 +71,7 @@ def registered_by(module: str) -> tuple[list[str], list[str]]:
 
 def _run(cells: list, device: str) -> list:
     """The cells' records, run by the runner into a fresh temporary store (re-read from disk)."""
-    from .run.runner import Runner
+    from .runner.runner import Runner
     from .store.result_store import ResultStore
 
     with tempfile.TemporaryDirectory(prefix="bench_suite-plugin-check-") as root:

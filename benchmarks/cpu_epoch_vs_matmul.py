@@ -74,7 +74,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eps-mode", choices=["relative", "absolute"], help="radius mode (default: the problem's)")
     p.add_argument("--gpu-cadence", action="store_true",
                    help="decide folds on the device, as on CUDA (no host read of s inside an epoch)")
-    p.add_argument("--engine-file", help="a training.py to load instead of bench_suite.train")
+    p.add_argument("--engine-file", help="an engine module file to load instead of bench_suite.train (e.g. an "
+                                         "older commit's training.py)")
     p.add_argument("--ab", default=None, metavar="B",
                    help="also time variant B, alternating with this one run by run in this process (the same "
                         "machine load for both): 'gpu-cadence' or 'engine-file:PATH'")
@@ -90,6 +91,13 @@ def load_engine(path: str | None):
         import bench_suite.train as engine
 
         return engine
+    # a file of this package (e.g. bench_suite/train/__init__.py) under its own dotted name, so its
+    # relative imports resolve; a single-file engine of an older commit as bench_suite's child
+    here = Path(__file__).resolve().parent.parent
+    rel = Path(path).resolve()
+    if rel.is_relative_to(here / "bench_suite"):
+        parts = rel.relative_to(here).with_suffix("").parts
+        return importlib.import_module(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
     spec = importlib.util.spec_from_file_location("bench_suite._engine_under_test", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module

@@ -3,7 +3,7 @@
 
 Part 1, the engine: the ``paper`` profile of ``cifar10_random`` (n = 50,000, d = 3072, widths
 1024/2048/4096 x relu/tanh, mli_paired_pgd, 1000 epochs, batch 128, SGD lr 0.01 with momentum
-0.9 on both layers), run through ``bench_suite.run.runner.Runner`` (cells of one repetition are
+0.9 on both layers), run through ``bench_suite.runner.runner.Runner`` (cells of one repetition are
 fused into one group), with TF32 by default. Before it, on CUDA, ``bench_suite.diagnostics.doctor.graph_check``
 trains small fused groups with and without CUDA graphs (more steps per epoch than the largest
 fold cadence, folds inside the captured epoch, momentum 0.9, both norm-tracking paths) and the
@@ -107,7 +107,7 @@ def device_info(device: torch.device, precision: str) -> dict[str, Any]:
         info.update({"name": torch.cuda.get_device_name(device), "cuda": torch.version.cuda,
                      "memory_gib": round(props.total_memory / 2**30, 1), "sms": props.multi_processor_count})
     else:
-        from bench_suite.run.provenance import device_name
+        from bench_suite.runner.provenance import device_name
 
         info["name"] = device_name(device)
     return info
@@ -150,7 +150,7 @@ def group_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
 def run_engine(args: argparse.Namespace, device: torch.device, on_update=None) -> dict[str, Any]:
     """The paper grid through the Runner; ``on_update(partial)`` after every group."""
     from bench_suite import grid as grid_mod
-    from bench_suite.run.runner import Runner
+    from bench_suite.runner.runner import Runner
     from bench_suite.store.result_store import ResultStore
     from bench_suite.tasks import TASKS
 
@@ -489,7 +489,7 @@ def run_peer(args: argparse.Namespace, device: torch.device, engine: dict[str, A
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    from bench_suite.run.runner import resolve_device
+    from bench_suite.runner.runner import resolve_device
 
     args = parse_args(argv)
     if args.threads:

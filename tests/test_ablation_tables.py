@@ -1,4 +1,4 @@
-"""The ablation study's tables (bench_suite/report/ablation.py): their definitions on small
+"""The ablation study's tables (bench_suite/reporting/ablation.py): their definitions on small
 hand-made records, and the whole path run -> store -> report on the tiny ``ablation_smoke``."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench_suite.core.records import Record, Status
-from bench_suite.report.ablation import (
+from bench_suite.reporting.ablation import (
     StudyError,
     auto_labels,
     best_table,
@@ -138,7 +138,7 @@ def test_a_done_cell_with_a_non_finite_loss_counts_as_diverged():
 def test_a_done_cell_whose_weights_blew_up_counts_as_diverged():
     """The engine may record a cell done with its loss at the zero predictor's (finite) while
     ||W - W0|| is NaN: the weights are not finite, so the tables count it as diverged."""
-    from bench_suite.report.ablation import unflagged_blowups
+    from bench_suite.reporting.ablation import unflagged_blowups
 
     records = _grid({"mli_paired_pgd": [0.92], "sgd": [0.5], "constraint_only": [0.6], "no_mirroring": [0.7]})
     records[0] = rec("mli_paired_pgd", 0, 0.92, dist=math.nan, curve={50: (0.92, math.nan, 1.0)})
@@ -294,7 +294,7 @@ def test_ablation_smoke_run_then_report_section(smoke_store, tmp_path):
 
 
 def test_selection_leaves_out_old_code_and_failed_cells_and_names_the_missing(smoke_store):
-    from bench_suite.report.ablation import profile_section, select
+    from bench_suite.reporting.ablation import profile_section, select
     from bench_suite.store.result_store import ResultStore
 
     records = ResultStore(smoke_store).records(with_curves=True)
@@ -319,7 +319,7 @@ def test_selection_leaves_out_old_code_and_failed_cells_and_names_the_missing(sm
 
 
 def test_records_whose_curves_could_not_be_loaded_are_left_out_of_the_tables_at_T_steps(smoke_store):
-    from bench_suite.report.ablation import profile_section
+    from bench_suite.reporting.ablation import profile_section
     from bench_suite.store.result_store import ResultStore
 
     records = ResultStore(smoke_store).records(with_curves=True)

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from bench_suite.check.references import (
+from bench_suite.scoring.references import (
     BaselineError,
     default_baselines_path,
     load_references,

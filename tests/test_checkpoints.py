@@ -16,8 +16,8 @@ import torch
 
 from bench_suite.cli import main as cli_main
 from bench_suite.methods import METHODS
-from bench_suite.run.checkpoints import CheckpointStore, group_key
-from bench_suite.run.runner import EXIT_STOPPED, Runner
+from bench_suite.runner.checkpoints import CheckpointStore, group_key
+from bench_suite.runner.runner import EXIT_STOPPED, Runner
 from bench_suite.store.result_store import ResultStore
 from bench_suite.tasks import TaskData
 from bench_suite.train import CellSpec, Checkpointing, TrainConfig, TrainingStopped, train_group
@@ -245,7 +245,8 @@ def test_a_corrupt_checkpoint_is_one_warning_and_the_group_starts_over(tmp_path,
 
 
 def test_request_stop_from_another_thread_checkpoints_and_the_next_run_resumes(tmp_path, uninterrupted):
-    from bench_suite.cli import build_parser, cells_from_args
+    from bench_suite.cli import build_parser
+    from bench_suite.cli.run import cells_from_args
 
     cells = cells_from_args(build_parser().parse_args(RUN))
     runner = Runner(ResultStore(tmp_path), device="cpu")

@@ -41,7 +41,7 @@ from bench_suite.core.records import (
     legacy_cell_id,
 )
 from bench_suite.grid import expand
-from bench_suite.run.runner import make_record
+from bench_suite.runner.runner import make_record
 from bench_suite.store.curves import CurveStore, CurveWarning, from_bytes, to_table
 from bench_suite.store.result_store import ResultStore
 from bench_suite.train.engine.layout import CellResult
@@ -369,7 +369,7 @@ def test_a_reader_lists_again_when_a_pack_replaced_the_loose_files_it_listed(sto
 WRITER = textwrap.dedent("""
     import sys
     from bench_suite.grid import expand
-    from bench_suite.run.runner import make_record
+    from bench_suite.runner.runner import make_record
     from bench_suite.store.result_store import ResultStore
     sys.path.insert(0, sys.argv[3])
     from test_curves import TINY, result

@@ -38,7 +38,7 @@ from bench_suite.executors import (
     worker_launch,
 )
 from bench_suite.grid import Cell, expand
-from bench_suite.run.runner import Runner
+from bench_suite.runner.runner import Runner
 from bench_suite.store.result_store import ResultStore
 
 FAST = ["--task", "synthetic_ablation", "--option", "n=40", "--option", "d=8", "--width", "4", "--epochs", "20",

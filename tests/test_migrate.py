@@ -14,7 +14,7 @@ from bench_suite.core.records import Record, Status, legacy_cell_id
 from bench_suite.grid import expand
 from bench_suite.grid.versions import is_current
 from bench_suite.methods import BUILTIN_METHODS, METHODS
-from bench_suite.run.runner import Runner
+from bench_suite.runner.runner import Runner
 from bench_suite.store.migrate import VERSION_1_DIGESTS, VERSION_1_METHODS, migrate_store, prune_store
 from bench_suite.store.result_store import ResultStore
 

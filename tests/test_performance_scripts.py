@@ -142,7 +142,7 @@ def test_cpu_epoch_vs_matmul_runs_at_tiny_scale(extra, tmp_path, capsys):
 
 
 def test_cpu_epoch_vs_matmul_loads_another_engine_file():
-    engine_file = str(ROOT / "bench_suite" / "training.py")
+    engine_file = str(ROOT / "bench_suite" / "train" / "__init__.py")
     result = cpu_epoch_vs_matmul.main(["--n", "100", "--d", "16", "--widths", "4", "--methods", "sgd", "--epochs",
                                        "3", "--repeat", "1", "--engine-file", engine_file])
     assert result["engine"] == engine_file and result["epoch_s"] > 0
@@ -203,7 +203,7 @@ def test_asv_configuration_uses_the_existing_environment():
     assert Path(conf.benchmark_dir).resolve() == ROOT / "benchmarks"
 
 
-@pytest.mark.parametrize("ab", ["gpu-cadence", "engine-file:" + str(ROOT / "bench_suite" / "training.py")])
+@pytest.mark.parametrize("ab", ["gpu-cadence", "engine-file:" + str(ROOT / "bench_suite" / "train" / "__init__.py")])
 def test_cpu_epoch_vs_matmul_times_two_variants_alternately(ab):
     result = cpu_epoch_vs_matmul.main(["--n", "100", "--d", "16", "--widths", "4", "--methods", "mli_paired_pgd",
                                        "--epochs", "3", "--repeat", "2", "--eps", "1e-3", "--eps-mode", "absolute",

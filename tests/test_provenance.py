@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from bench_suite.run import provenance
-from bench_suite.run.provenance import GIT_COMMIT_ENV, GIT_DIRTY_ENV
+
+from bench_suite.runner.provenance import GIT_COMMIT_ENV, GIT_DIRTY_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -60,7 +60,7 @@ def test_a_checkout_answers_from_git():
 def test_a_copy_without_git_takes_the_commit_from_the_environment(tmp_path):
     # the GPU machine gets the tree without .git: git cannot say, the variables can
     shutil.copytree(ROOT / "bench_suite", tmp_path / "bench_suite", ignore=shutil.ignore_patterns("__pycache__"))
-    code = "import json; from bench_suite.run.provenance import git_state; print(json.dumps(git_state()))"
+    code = "import json; from bench_suite.runner.provenance import git_state; print(json.dumps(git_state()))"
     env = {k: v for k, v in os.environ.items() if k not in (GIT_COMMIT_ENV, GIT_DIRTY_ENV)}
     env.update(PYTHONPATH=str(tmp_path), GIT_CEILING_DIRECTORIES=str(tmp_path.parent))
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from bench_suite.grid import expand
 from bench_suite.methods import METHODS, Method
 from bench_suite.model import TwoLayerNet
-from bench_suite.run.runner import Runner
+from bench_suite.runner.runner import Runner
 from bench_suite.store.result_store import ResultStore
 from bench_suite.tasks import TaskData
 from bench_suite.train import CellSpec, TrainConfig, train_group
@@ -360,7 +360,7 @@ def test_the_new_methods_run_on_cifar10_random_smoke(tmp_path, cifar10_path):
 
 
 def test_plan_prices_reference_cells_at_the_reference_trainers_rate(tmp_path):
-    from bench_suite.run.cost import CostModel
+    from bench_suite.runner.cost import CostModel
 
     cells = expand("synthetic_ablation", methods=["sgd", "adam"], widths=[6], options={"n": 40, "d": 8},
                    train={"epochs": 20, "eval_every": 20})

@@ -8,10 +8,10 @@ import re
 import pandas as pd
 import pytest
 
-from bench_suite.check.references import load_references
-from bench_suite.check.scoring import run_checks
 from bench_suite.core.records import Record, Status, to_frame
-from bench_suite.report.markdown import write_report
+from bench_suite.reporting.markdown import write_report
+from bench_suite.scoring.checks import run_checks
+from bench_suite.scoring.references import load_references
 
 
 def make_record(task="synthetic_ablation", method="mli_paired_pgd", width=20, activation="tanh", rep=0,

@@ -20,8 +20,8 @@ from bench_suite.core.records import Record
 from bench_suite.core.seeds import seeds_for
 from bench_suite.grid import expand
 from bench_suite.model import init_weights
-from bench_suite.run.cost import CostModel, cell_flops
-from bench_suite.run.runner import Runner
+from bench_suite.runner.cost import CostModel, cell_flops
+from bench_suite.runner.runner import Runner
 from bench_suite.store.result_store import ResultStore
 from bench_suite.tasks import Task, TaskData, register_task
 
@@ -327,7 +327,7 @@ def test_quiet_progress_prints_one_line_per_cell_run(store_dir, capsys):
 
 
 def test_progress_bar_counts_done_cached_and_reaches_the_end(store_dir):
-    from bench_suite.cli.commands import _Progress
+    from bench_suite.cli.progress import _Progress
 
     store = ResultStore(store_dir)
     cells = tiny_cells(methods=["sgd", "mli_paired_pgd"])

@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench_suite.check.references import loads_references
-from bench_suite.check.scoring import (
+from bench_suite.scoring.checks import (
     EXIT_FAIL,
     EXIT_PASS,
     EXIT_UNDECIDED,
@@ -27,6 +26,7 @@ from bench_suite.check.scoring import (
     t_cdf,
     t_quantile,
 )
+from bench_suite.scoring.references import loads_references
 
 COLUMNS = [
     "cell_id", "name", "profile", "protocol", "status", "reason", "task", "method", "width", "activation",
@@ -412,7 +412,7 @@ def test_exit_code_constants_and_summary():
 
 def test_repository_baselines_on_a_cpu_scale_store_never_touch_paper_rows():
     """A CPU run (ci profile) against the real reference files: the paper rows are all SKIPPED."""
-    from bench_suite.check.references import load_references
+    from bench_suite.scoring.references import load_references
 
     rows = [row(profile="ci", width=w, activation=a, rep=i, train_acc=0.97, test_acc=0.1 + 0.002 * i)
             for w in (1024, 2048) for a in ("relu", "tanh") for i in range(2)]
@@ -426,7 +426,7 @@ def test_repository_baselines_on_a_cpu_scale_store_never_touch_paper_rows():
 def test_known_deviation_rows_keep_their_fail_but_do_not_fail_the_exit_code():
     import pandas as pd
 
-    from bench_suite.check.scoring import FAIL, INCONCLUSIVE, PASS, exit_code
+    from bench_suite.scoring.checks import FAIL, INCONCLUSIVE, PASS, exit_code
 
     def frame(*rows):
         return pd.DataFrame([{"verdict": v, "known_deviation": k} for v, k in rows])
@@ -438,8 +438,8 @@ def test_known_deviation_rows_keep_their_fail_but_do_not_fail_the_exit_code():
 
 
 def test_known_deviation_is_read_and_noted():
-    from bench_suite.check.references import loads_references
-    from bench_suite.check.scoring import FAIL, run_checks
+    from bench_suite.scoring.checks import FAIL, run_checks
+    from bench_suite.scoring.references import loads_references
 
     refs = loads_references(
         'protocol = 1\n[[reference]]\nid = "r"\nkind = "threshold"\ntask = "t"\nprofile = "ci"\nmethod = "m"\n'

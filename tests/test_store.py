@@ -11,7 +11,7 @@ import pytest
 
 from bench_suite.core.records import COLUMN_NAMES, Status
 from bench_suite.grid import expand
-from bench_suite.run.runner import Runner, make_record
+from bench_suite.runner.runner import Runner, make_record
 from bench_suite.store.result_store import RecordWarning, ResultStore
 
 TINY = dict(options={"n": 40, "d": 8}, widths=[4], train={"epochs": 20, "eval_every": 5, "lr_w": 0.3, "lr_v": 0.3})

@@ -29,13 +29,13 @@ from data_fixtures import (
     write_mnist_zip,
 )
 
-from bench_suite.check.references import load_references
-from bench_suite.check.scoring import FAIL, INCONCLUSIVE, PASS, run_checks
 from bench_suite.cli import main
 from bench_suite.data.classnames import CIFAR100_COARSE_OF_FINE
 from bench_suite.grid import expand
 from bench_suite.methods import METHODS
-from bench_suite.report.markdown import write_report
+from bench_suite.reporting.markdown import write_report
+from bench_suite.scoring.checks import FAIL, INCONCLUSIVE, PASS, run_checks
+from bench_suite.scoring.references import load_references
 from bench_suite.store.result_store import ResultStore
 from bench_suite.tasks import TASKS
 from bench_suite.tasks.base import DataUnavailable

@@ -8,12 +8,12 @@ import math
 import pandas as pd
 import pytest
 
-from bench_suite.check.references import BaselineError, loads_references
-from bench_suite.check.scoring import FAIL, INCONCLUSIVE, PASS, SKIPPED, run_checks
 from bench_suite.core.records import to_frame
 from bench_suite.grid import expand
-from bench_suite.report.markdown import write_report
-from bench_suite.run.runner import Runner
+from bench_suite.reporting.markdown import write_report
+from bench_suite.runner.runner import Runner
+from bench_suite.scoring.checks import FAIL, INCONCLUSIVE, PASS, SKIPPED, run_checks
+from bench_suite.scoring.references import BaselineError, loads_references
 from bench_suite.store.result_store import ResultStore
 from bench_suite.theory import MAX_JACOBIAN_ENTRIES, predicted_rank
 

@@ -234,7 +234,7 @@ def test_a_failed_fused_group_is_said_once_and_recorded_as_trained_alone(tmp_pat
     # one, and both stderr and the records say so
     import bench_suite.train.dispatch as trainers_module
     from bench_suite.grid import expand
-    from bench_suite.run.runner import Runner
+    from bench_suite.runner.runner import Runner
     from bench_suite.store.result_store import ResultStore
 
     real = trainers_module.train_group  # what the runner's train_cells calls for fused methods

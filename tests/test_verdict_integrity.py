@@ -19,10 +19,10 @@ import torch
 from data_fixtures import SMALL_COUNTS, write_cifar_image_folder
 
 from bench_suite import api
-from bench_suite.check.references import loads_references
-from bench_suite.check.scoring import FAIL, INCONCLUSIVE, PASS, SKIPPED, run_checks
 from bench_suite.cli import main
 from bench_suite.core.records import Record, code_version_text, compute_cell_id
+from bench_suite.scoring.checks import FAIL, INCONCLUSIVE, PASS, SKIPPED, run_checks
+from bench_suite.scoring.references import loads_references
 from bench_suite.store.result_store import ResultStore
 from bench_suite.tasks import Task, TaskData, register_task
 
@@ -224,7 +224,7 @@ def test_an_internal_error_exits_2_in_one_line_not_with_a_verdict_code(tmp_path,
     def broken(*args, **kwargs):
         raise TypeError("'<' not supported between instances of 'float' and 'str'")
 
-    monkeypatch.setattr("bench_suite.check.scoring.run_checks", broken)
+    monkeypatch.setattr("bench_suite.scoring.checks.run_checks", broken)
     assert check(store, baselines) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("python -m bench_suite: internal error: TypeError")

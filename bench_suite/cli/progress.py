@@ -7,8 +7,8 @@ import sys
 
 from ..core.records import FAILED, Record
 from ..grid import Cell
-from ..run.cost import CostModel
-from ..run.grouping import describe
+from ..runner.cost import CostModel
+from ..runner.grouping import describe
 
 
 class _Progress:

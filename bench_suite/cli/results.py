@@ -110,11 +110,11 @@ def _code_line(verdicts) -> str:
     return f"code version(s) scored: {'; '.join(versions) if versions else 'none'}"
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from ..check.scoring import describe_left_out, exit_code, save_verdicts, summary
+    from ..scoring.checks import describe_left_out, exit_code, save_verdicts, summary
 
     scoring = _scoring(args)
     if not scoring.references:
-        from ..check.references import load_references
+        from ..scoring.references import load_references
 
         with_rows = sorted({r.profile for r in load_references(args.baselines)})
         print(f"no reference rows for profile={args.profile}, task={args.task}; profiles with rows: "
@@ -154,13 +154,13 @@ def _context(args: argparse.Namespace, scoring) -> dict[str, Any]:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from ..api import curves_frame, write_tables
-    from ..check.scoring import describe_left_out, save_verdicts
     from ..core.records import to_frame
-    from ..report.markdown import write_report
+    from ..reporting.markdown import write_report
+    from ..scoring.checks import describe_left_out, save_verdicts
 
     if getattr(args, "section", None) == "ablation":  # only the ablation study's tables
         _check_selection(args)
-        from ..report.ablation import write_study
+        from ..reporting.ablation import write_study
 
         path = write_study(existing_store(args.store).records(with_curves=True),
                            writable_dir(args.reports_dir, "--reports-dir")

@@ -19,9 +19,9 @@ from ..core.files import writable_dir
 from ..core.records import Record, Status
 from ..grid import Cell, expand, load_profile_file, profile_declares, profile_names, profiles_of
 from ..methods import METHODS
-from ..run import provenance
-from ..run.cost import CostModel, format_flops, format_seconds, group_step_flops
-from ..run.grouping import group_cells, plan, trainer_groups
+from ..runner import provenance
+from ..runner.cost import CostModel, format_flops, format_seconds, group_step_flops
+from ..runner.grouping import group_cells, plan, trainer_groups
 from ..store.result_store import ResultStore
 from ..tasks import TASKS
 from .common import (
@@ -295,7 +295,7 @@ def _note_ad_hoc(args: argparse.Namespace, cells: list[Cell]) -> None:
 
 def _check_data_root(data_root: str | None) -> None:
     """A data location that does not exist is a typo, not "no data": say so before running."""
-    from ..run.runner import DATA_ROOT_ENV
+    from ..runner.runner import DATA_ROOT_ENV
 
     given, origin = (data_root, "--data-root") if data_root else (os.environ.get(DATA_ROOT_ENV), f"${DATA_ROOT_ENV}")
     if given and not Path(given).expanduser().exists():
@@ -305,7 +305,7 @@ def cmd_run(args: argparse.Namespace, cells: list[Cell]) -> int:
     import torch
 
     from ..executors import EXIT_CLUSTER_LOST, ClusterLost, WorkerOptions, drive, parse_devices
-    from ..run.runner import Runner, new_run_id
+    from ..runner.runner import Runner, new_run_id
 
     store = ResultStore(writable_dir(args.store, "--store"))
     _check_data_root(args.data_root)
@@ -445,7 +445,7 @@ def cmd_plan(args: argparse.Namespace, cells: list[Cell]) -> int:
     device_name = args.device_name or probed_name
     costs = CostModel(store.records)
     items = plan(store, cells, force=args.force)
-    from ..run.checkpoints import CheckpointStore
+    from ..runner.checkpoints import CheckpointStore
 
     saved = CheckpointStore(store.root).index()
     seconds: dict[str, float | None] = {}

@@ -8,20 +8,25 @@
   absent data raises :class:`bench_suite.tasks.base.DataUnavailable` (a skip).
 """
 
-from .cache import resolve_cache_dir
-from .cifar10 import CIFAR10_CLASSES, CIFAR10_ENV, Cifar10Images, load_cifar10
-from .cifar100 import CIFAR100_ENV, Cifar100Images, load_cifar100
-from .contract import DataError
-from .imagenet import (
-    IMAGENET_ENV,
-    RESTRICTED_IMAGENET_CLASSES,
-    RestrictedImageNetImages,
-    load_restricted_imagenet,
-)
-from .mnist import MNIST_ENV, MnistImages, load_mnist
+import importlib
 
-__all__ = [
-    "CIFAR10_CLASSES", "CIFAR10_ENV", "CIFAR100_ENV", "Cifar100Images", "Cifar10Images", "DataError", "IMAGENET_ENV",
-    "MNIST_ENV", "MnistImages", "RESTRICTED_IMAGENET_CLASSES", "RestrictedImageNetImages", "load_cifar10",
-    "load_cifar100", "load_mnist", "load_restricted_imagenet", "resolve_cache_dir",
-]
+# name -> module, imported on first use: the contract is light, a reader pulls numpy and Pillow
+_NAMES = {
+    "resolve_cache_dir": "cache",
+    "CIFAR10_CLASSES": "cifar10", "CIFAR10_ENV": "cifar10", "Cifar10Images": "cifar10", "load_cifar10": "cifar10",
+    "CIFAR100_ENV": "cifar100", "Cifar100Images": "cifar100", "load_cifar100": "cifar100",
+    "DataError": "contract", "DataUnavailable": "contract", "TaskData": "contract",
+    "IMAGENET_ENV": "imagenet", "RESTRICTED_IMAGENET_CLASSES": "imagenet", "RestrictedImageNetImages": "imagenet",
+    "load_restricted_imagenet": "imagenet",
+    "MNIST_ENV": "mnist", "MnistImages": "mnist", "load_mnist": "mnist",
+}
+
+
+def __getattr__(name: str):
+    module = _NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)
+
+
+__all__ = sorted(_NAMES)

@@ -141,7 +141,7 @@ def check_versions(device) -> list[Check]:
     import torch
 
     from .. import __version__
-    from ..run.provenance import device_name
+    from ..runner.provenance import device_name
 
     bits = [f"python {platform.python_version()}", f"torch {torch.__version__}", f"numpy {numpy.__version__}",
             f"bench_suite {__version__}"]
@@ -406,7 +406,7 @@ def measure_rate(device, seconds: float = 3.0) -> tuple[float, str]:
 
 def check_rate(device, seconds: float) -> list[Check]:
     from ..grid import expand, profile_names
-    from ..run.cost import CostModel, format_flops, format_seconds
+    from ..runner.cost import CostModel, format_flops, format_seconds
     from ..tasks import TASKS
 
     rate, what = measure_rate(device, seconds)
@@ -430,7 +430,7 @@ def check_rate(device, seconds: float) -> list[Check]:
 
 
 def _device(name: str):
-    from ..run.runner import resolve_device
+    from ..runner.runner import resolve_device
 
     return resolve_device(name)
 

@@ -1,7 +1,7 @@
 """Scale-out: one grid on several local devices, on a Dask cluster, or as SLURM jobs.
 
 Cells are independent and the result store (on a filesystem every worker sees) is the only
-coordination: each worker runs an ordinary :class:`~bench_suite.run.runner.Runner` on its device
+coordination: each worker runs an ordinary :class:`~bench_suite.runner.runner.Runner` on its device
 against the same store path, and the store's per-cell claims make workers share the work
 (no cell is trained twice) and pick up the cells of a worker that died (none is lost).
 
@@ -60,7 +60,7 @@ from ..core.errors import exception_line
 from ..core.files import atomic_write
 from ..core.records import FINISHED, Record
 from ..grid import Cell
-from ..run.runner import Runner, RunSummary, describe, group_cells, is_settled, make_record, resolve_device, unique
+from ..runner.runner import Runner, RunSummary, describe, group_cells, is_settled, make_record, resolve_device, unique
 from ..store.result_store import ResultStore
 from ..tasks import DataError, DataUnavailable
 

@@ -9,7 +9,7 @@ from .base import Task, TaskData, register_task
 
 # --------------------------------------------------------------------------------------------
 # The ablation study of docs/ablation.md: one profile per sweep (``ablation_*``), 3 repetitions
-# each; ``report`` builds its tables (bench_suite/report/ablation.py). Every training setting
+# each; ``report`` builds its tables (bench_suite/reporting/ablation.py). Every training setting
 # and the data shape are pinned here, so the study does not move when the task defaults do.
 # Learning rates are per the engine's loss (mean over samples of the squared error): scaling
 # that loss by c is the same as scaling both lrs by c, so the joint-lr sweep is also the

@@ -1,6 +1,6 @@
 """What a run would do, without torch: which records settle a cell, how cells group, one-line summaries.
 
-``plan`` (which must not import torch) and :class:`bench_suite.run.runner.Runner` share these, so
+``plan`` (which must not import torch) and :class:`bench_suite.runner.runner.Runner` share these, so
 ``plan`` applies the same test as ``run``.
 """
 

@@ -16,9 +16,9 @@ from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
-from ..check.references import METRICS
-from ..check.scoring import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, EXIT_UNDECIDED, FAIL, VERDICTS, exit_code
 from ..core.records import COLUMN_NAMES, USABLE, Record, Status
+from ..scoring.checks import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, EXIT_UNDECIDED, FAIL, VERDICTS, exit_code
+from ..scoring.references import METRICS
 from .ablation import study_section
 from .theory import theory_section
 
@@ -632,7 +632,7 @@ def write_report(
     """Write ``out_dir/report.md`` (and ``out_dir/plots/*.png``); return the markdown's path.
 
     ``df`` is ``ResultStore.to_dataframe()``, ``records`` ``ResultStore.records()``, ``verdicts``
-    :func:`bench_suite.check.scoring.run_checks`'s output. ``note_lines`` go right under the title
+    :func:`bench_suite.scoring.checks.run_checks`'s output. ``note_lines`` go right under the title
     (e.g. "CPU-scale results are not comparable with Table 3"). Deterministic: same inputs,
     same bytes.
     """
@@ -663,7 +663,7 @@ def write_report(
     lines += _ablation_section(frame, verd)
     lines += _generalization_section(frame, verd, out_dir)
     lines += theory_section(frame, verd, out_dir, table=_table, color=_color, slug=_slug)
-    lines += study_section(recs)  # the synthetic ablation study's tables (bench_suite/report/ablation.py)
+    lines += study_section(recs)  # the synthetic ablation study's tables (bench_suite/reporting/ablation.py)
     lines += _verdicts_section(verd)
     lines += _left_out_section(left_out)
     lines += _cells_section(frame)

@@ -1,7 +1,7 @@
 """Scoring: the store's DataFrame + reference rows -> one verdict per reference row and cell group.
 
 No training code here: :func:`run_checks` takes the DataFrame that ``ResultStore.to_dataframe()``
-returns (columns in ``docs/design.md``) and the rows of :func:`bench_suite.check.references.load_references`.
+returns (columns in ``docs/design.md``) and the rows of :func:`bench_suite.scoring.references.load_references`.
 
 Rules (``docs/checks.md`` has the long form):
 
