@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from bench_suite.run import provenance
+from bench_suite.runner import provenance
 
 from bench_suite.runner.provenance import GIT_COMMIT_ENV, GIT_DIRTY_ENV
 
