@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from bench_suite.runner import provenance
 
+from bench_suite.runner import provenance
 from bench_suite.runner.provenance import GIT_COMMIT_ENV, GIT_DIRTY_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
