@@ -171,7 +171,7 @@ class _DeadWorkers(Backend):
 
     name = "fake"
 
-    def start(self, batches, cells, options):
+    def start(self, batches, options):
         self.batches = batches
 
     def done(self):
@@ -314,11 +314,11 @@ def _fake_slurm(tmp_path, monkeypatch, *, squeue: str = "", squeue_rc: int = 0, 
 class _FakeSubmitted(SlurmBackend):
     """A SLURM backend whose jobs are "submitted" without sbatch: job 51_<i> per batch."""
 
-    def start(self, batches, cells, options):
+    def start(self, batches, options):
         self.run_id, self.store = options.run_id, options.store
         folder = str(Path(options.store) / "runs" / options.run_id / "submitit" / "%j")
         for i, batch in enumerate(batches):
-            job = TrackedJob(f"51_{i}", [c["cell_id"] for c in batch], folder, options.run_id)
+            job = TrackedJob(f"51_{i}", [c.cell_id for c in batch], folder, options.run_id)
             self.jobs[job.job_id], _ = job, self.own.append(job.job_id)
         self._save()
 
