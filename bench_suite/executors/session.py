@@ -209,14 +209,16 @@ def run_grid(cells: list[Cell], request: RunRequest, *, confirm: bool | Callable
 
     load_plugins(request.plugins)
     entry = EXECUTORS.get(request.executor)  # an unknown name: one line listing the valid ones
-    store = ResultStore(writable_dir(request.store, store_option))
+    path = Path(request.store).expanduser()
+    if path.exists() and not path.is_dir():
+        writable_dir(path, store_option)  # its one-line refusal
     check_data_root(request.data_root, data_root_option)
-    costs = CostModel(store.records)
-    pre = preflight(cells, request, costs)
+    pre = preflight(cells, request)  # reads the store, writes nothing: a refused run leaves no trace
     if on_estimate is not None:
         on_estimate(pre)
     if pre.reasons and confirm is not True and not (callable(confirm) and confirm(pre)):
         raise ConfirmationNeeded(pre.refusal(confirm_how), pre)
+    store = ResultStore(writable_dir(path, store_option))
     if request.executor == "local":
         from ..runner.runner import resolve_device
 
@@ -227,6 +229,10 @@ def run_grid(cells: list[Cell], request: RunRequest, *, confirm: bool | Callable
         options=dict(request.executor_options), on_epoch=on_epoch, on_group_start=on_group_start,
         on_resume=on_resume, on_message=on_message))
     in_process = backend.reports_found
+    if request.time_budget_s is not None and not in_process:
+        backend.close()
+        raise ValueError(f"a time budget is for a run in this process (one device), not for the {backend.name} "
+                         f"executor's workers: give each its own limit (e.g. the SLURM time limit)")
     data_root = request.data_root if in_process else _absolute(request.data_root)  # workers may start elsewhere
     options = WorkerOptions(
         store=str(store.root if in_process else store.root.resolve()), run_id=request.run_id or new_run_id(),
