@@ -309,9 +309,13 @@ def _slurm_settings(args: argparse.Namespace) -> dict[str, Any]:
                 extra=dict(args.slurm_arg), cluster=args.submitit_cluster, poll_s=args.poll_interval,
                 cluster_timeout_s=args.cluster_timeout)
 
+def _interactive() -> bool:
+    """Someone can answer: stdin and stderr are a terminal (not a batch job, a pipe, CI)."""
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
 def _ask(preflight) -> bool:
     """The y/N question of a run that needs a confirmation, when someone is there to answer."""
-    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+    if not _interactive():
         return False
     print(f"{'; '.join(preflight.reasons)}\n{preflight.line()}", file=sys.stderr)
     try:

@@ -124,6 +124,7 @@ def _run_device(request: RunRequest, cells: list[Cell]) -> tuple[str | None, str
 def preflight(cells: list[Cell], request: RunRequest, costs: CostModel | None = None) -> Preflight:
     """Price the cells ``run`` would run (those not finished in the store) on the device they
     would run on, and say what needs a confirmation. Torch-free, reads the store only."""
+    limit = confirm_over_hours()  # a bad value is refused whatever the grid
     store = ResultStore(Path(request.store).expanduser())
     costs = costs if costs is not None else CostModel(store.records)
     todo = [p.cell for p in plan(store, cells, force=request.force) if p.will_run]
@@ -142,7 +143,6 @@ def preflight(cells: list[Cell], request: RunRequest, costs: CostModel | None = 
             reasons.append(f"profile {', '.join(sorted(which))} is made for {wanted}, this run is on {device_type}")
     if est is not None and est.known:
         hours = est.total_seconds / workers / 3600
-        limit = confirm_over_hours()
         if hours > limit:
             reasons.append(f"about {format_seconds(est.total_seconds / workers)} per worker is over "
                            f"${CONFIRM_ENV} = {limit:g} h")
