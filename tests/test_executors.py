@@ -524,6 +524,18 @@ def test_no_backend_attribute_hides_a_method(tmp_path):
     inprocess = InProcess()
     drive(tiny_cells(methods=["sgd"]), options, inprocess)
     assert_no_attribute_hides_a_method(inprocess)
+    for runner in (Runner(ResultStore(tmp_path), device="cpu"), WorkerRunner(ResultStore(tmp_path), device="cpu"),
+                   CellsJob(time_limit_min=5, requeues=1)):
+        assert_no_attribute_hides_a_method(runner)
+
+
+def test_workers_checkpoint_as_asked(store_dir):
+    # --checkpoint-every reaches the workers of every executor (it used to stop at this process)
+    cells = tiny_cells(methods=["sgd"])
+    options = WorkerOptions(store=str(store_dir), run_id="r-ckpt", devices=["cpu"], threads=1, checkpoint_every=5)
+    run_cells([c.to_dict() for c in cells], options.to_dict())
+    epochs = [e["epoch"] for e in ResultStore(store_dir).events() if e["event"] == "checkpoint"]
+    assert epochs == [5, 10, 15]  # every 5 epochs of 20, the finished group's last one not needed
 
 
 def test_the_command_and_the_api_take_the_one_run_path(tmp_path, monkeypatch, capsys):
