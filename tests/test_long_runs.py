@@ -73,10 +73,10 @@ def test_on_a_terminal_the_run_asks(measured, tmp_path, monkeypatch, capsys, ans
         ResultStore(store).write(record)
     monkeypatch.setenv(CONFIRM_ENV, "1e-9")
     monkeypatch.setattr(cli_run, "_interactive", lambda: True)
-    asked = []
-    monkeypatch.setattr("builtins.input", lambda prompt: asked.append(prompt) or answer)
+    monkeypatch.setattr("builtins.input", lambda: answer)
     assert main(["run", *FAST, "--width", "6", "--store", str(store)]) == code
-    assert asked == ["run it anyway? [y/N] "]
+    err = capsys.readouterr().err
+    assert err.count("run it anyway? [y/N] ") == 1 and "is over $BENCH_SUITE_CONFIRM_OVER_H" in err
 
 
 def test_the_api_takes_confirm_and_raises_in_its_own_words(tmp_path):

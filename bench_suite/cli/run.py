@@ -317,9 +317,10 @@ def _ask(preflight) -> bool:
     """The y/N question of a run that needs a confirmation, when someone is there to answer."""
     if not _interactive():
         return False
-    print(f"{'; '.join(preflight.reasons)}\n{preflight.line()}", file=sys.stderr)
+    print(f"{'; '.join(preflight.reasons)}\n{preflight.line()}\nrun it anyway? [y/N] ", end="", file=sys.stderr,
+          flush=True)  # on stderr: stdout may be a file of results
     try:
-        answer = input("run it anyway? [y/N] ")
+        answer = input()
     except EOFError:
         return False
     return answer.strip().lower() in ("y", "yes")

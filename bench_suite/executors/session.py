@@ -210,8 +210,8 @@ def run_grid(cells: list[Cell], request: RunRequest, *, confirm: bool | Callable
     load_plugins(request.plugins)
     entry = EXECUTORS.get(request.executor)  # an unknown name: one line listing the valid ones
     path = Path(request.store).expanduser()
-    if path.exists() and not path.is_dir():
-        writable_dir(path, store_option)  # its one-line refusal
+    if not str(request.store).strip() or (path.exists() and not path.is_dir()):
+        writable_dir(request.store, store_option)  # its one-line refusal (an empty path is not ".")
     check_data_root(request.data_root, data_root_option)
     pre = preflight(cells, request)  # reads the store, writes nothing: a refused run leaves no trace
     if on_estimate is not None:
