@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .core.curves import EPOCH_CURVES, x_key  # noqa: F401 - EPOCH_CURVES: part of this module's names
 from .core.records import COLUMNS, Record
@@ -24,7 +24,7 @@ from .core.records import COLUMNS, Record
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from .runner.runner import RunSummary
+    from .runner.summary import RunSummary
     from .store.result_store import ResultStore
 
 CURVE_COLUMNS = ["cell_id", "task", "profile", "method", "width", "activation", "repetition", "epoch", "metric",
@@ -42,59 +42,63 @@ def run(task: str | Iterable[str] = "synthetic_ablation", *, profile: str | None
         activations: list[str] | None = None, repetitions: int | list[int] | None = None,
         options: dict[str, Any] | None = None, train: dict[str, Any] | None = None, device: str = "auto",
         data_root: str | None = None, cache_dir: str | None = None, force: bool = False, fuse: bool = True,
-        max_group: int | None = None, plugins: list[str] | None = None) -> "RunSummary":
-    """Run the cells of ``task`` (a profile and/or axes) into ``store``, as ``python -m bench_suite run``.
+        max_group: int | None = None, plugins: list[str] | None = None, confirm: bool = False,
+        executor: str = "local", devices: list[str] | None = None, executor_options: dict[str, Any] | None = None,
+        checkpoint_every: int | None = None, time_budget_s: float | None = None,
+        on_record: Callable[[Record], None] | None = None) -> "RunSummary":
+    """Run the cells of ``task`` (a profile and/or axes) into ``store``, as ``python -m bench_suite run``
+    (the same path: :func:`bench_suite.executors.session.run_grid`).
 
+    Keywords: ``profile`` (a named grid, see ``list --profiles``); the axes ``methods``,
+    ``widths``, ``activations``, ``repetitions`` (a count 0..N-1 or a list of indexes);
     ``options`` and ``train`` map a task option / training setting (``TrainConfig`` field, or
-    ``lr`` for both learning rates) to a value or a list of values (an axis); ``repetitions`` is
-    a count (0..N-1) or a list of indexes. Returns the :class:`~bench_suite.runner.runner.RunSummary`:
-    ``.records`` (one :class:`~bench_suite.core.records.Record` per cell, run or found finished),
-    ``.to_frame()`` and ``.exit_code`` (0 all done, 1 some failed, 3 some skipped).
-    ``plugins`` names modules to import first (as ``--plugin``); ``$BENCH_SUITE_PLUGINS`` and
-    installed entry points are loaded too, as on the command line.
+    ``lr`` for both learning rates) to a value or a list of values (an axis); ``device``
+    (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``); ``data_root``, ``cache_dir``; ``force``
+    (re-run finished cells), ``fuse``, ``max_group`` (cells per fused group); ``plugins``
+    (modules to import first, as ``--plugin``; ``$BENCH_SUITE_PLUGINS`` and installed entry points
+    are loaded too); ``executor`` (a name of ``bench_suite.executors.EXECUTORS``: ``local``,
+    ``dask``, ``slurm`` or a plug-in's), ``devices`` (local: a worker process per device),
+    ``executor_options`` (``{"scheduler": ADDRESS}`` for dask, ``SlurmParams`` fields for slurm,
+    a plug-in executor's own); ``checkpoint_every`` (epochs), ``time_budget_s`` (stop and
+    checkpoint before this many seconds; ``.exit_code`` 75); ``on_record(record)`` per cell.
+
+    ``confirm``: a run on a device its profile was not made for, or estimated over
+    ``$BENCH_SUITE_CONFIRM_OVER_H`` hours (docs/runner.md), raises
+    :class:`~bench_suite.executors.session.ConfirmationNeeded` (a ``ValueError`` saying why and
+    the estimate) unless ``confirm=True``.
+
+    Returns the :class:`~bench_suite.runner.summary.RunSummary`: ``.records`` (one
+    :class:`~bench_suite.core.records.Record` per cell, run or found finished), ``.to_frame()`` and
+    ``.exit_code`` (0 all done, 1 some failed, 3 some skipped, 75 stopped by the time budget).
     Raises ``ValueError`` (e.g. :class:`~bench_suite.grid.GridError`) for a bad grid,
     :class:`~bench_suite.core.registry.PluginError` for a plug-in that cannot be loaded."""
-    from .core.files import writable_dir
     from .core.registry import load_plugins
+    from .executors.session import RunRequest, run_grid
     from .grid import expand
-    from .runner.runner import Runner
 
     load_plugins(plugins)
-
     tasks = [task] if isinstance(task, str) else list(task)
     reps = range(repetitions) if isinstance(repetitions, int) else repetitions
     cells = []
     for name in tasks:
         cells += expand(name, profile=profile, methods=methods, widths=widths, activations=activations,
                         repetitions=reps, options=options, train=train)
-    from .store.result_store import ResultStore
-
-    st = ResultStore(writable_dir(store, "store"))
-    runner = Runner(st, device=device, data_root=data_root, cache_dir=cache_dir, force=force, fuse=fuse,
-                    max_group=max_group)
-    summary = runner.run(cells)
-    problem = pack_curves(st)
-    if problem:
-        import warnings
-
-        warnings.warn(problem, RuntimeWarning, stacklevel=2)
-    return summary
+    extra = dict(executor_options or {})
+    request = RunRequest(
+        store=store, executor=executor, device=device, devices=devices, data_root=data_root, cache_dir=cache_dir,
+        force=force, fuse=fuse, max_group=max_group, plugins=list(plugins or []), checkpoint_every=checkpoint_every,
+        time_budget_s=time_budget_s, scheduler=extra.pop("scheduler", None) if executor == "dask" else None,
+        slurm=extra if executor == "slurm" else {}, executor_options=extra if executor not in ("dask", "slurm") else {},
+    )
+    return run_grid(cells, request, confirm=confirm, confirm_how="pass confirm=True", on_record=on_record,
+                    store_option="store=", data_root_option="data_root=")
 
 
 def pack_curves(store: "ResultStore") -> str | None:
-    """Pack the store's curves at the end of a run (``ResultStore.pack``). Returns None, or one
-    line saying why they were not packed (the loose files stay: nothing is lost, the next run
-    packs them)."""
-    import filelock
+    """Pack the store's curves (``ResultStore.pack``); None, or one line saying why not."""
+    from .executors.session import pack_curves as pack
 
-    try:
-        store.pack(timeout_s=30.0)
-    except filelock.Timeout:
-        return (f"another process is packing the curves of {store.root}; this run's stay loose until the next run "
-                f"packs them")
-    except (OSError, ValueError) as exc:
-        return f"packing the curves of {store.root} failed ({exc}); they stay loose until the next run packs them"
-    return None
+    return pack(store)
 
 
 def load_results(store: str | os.PathLike) -> "pd.DataFrame":

@@ -15,9 +15,10 @@ import pytest
 import torch
 
 from bench_suite.cli import main as cli_main
+from bench_suite.core import exit_codes
 from bench_suite.methods import METHODS
 from bench_suite.runner.checkpoints import CheckpointStore, group_key
-from bench_suite.runner.runner import EXIT_STOPPED, Runner
+from bench_suite.runner.runner import Runner
 from bench_suite.store.result_store import ResultStore
 from bench_suite.tasks import TaskData
 from bench_suite.train import CellSpec, Checkpointing, TrainConfig, TrainingStopped, train_group
@@ -206,7 +207,7 @@ def test_time_budget_stops_with_its_exit_code_and_the_same_command_continues(tmp
         err = capsys.readouterr().err
         if code == 0:
             break
-        assert code == EXIT_STOPPED, err
+        assert code == exit_codes.STOPPED, err
         (line,) = [x for x in err.splitlines() if x.startswith("STOPPED")]
         assert "time budget" in line and "run the same command again to continue" in line and "epoch" in line
         assert calls < 40
@@ -220,7 +221,7 @@ def test_time_budget_stops_with_its_exit_code_and_the_same_command_continues(tmp
 
 
 def test_plan_shows_the_checkpointed_cells_and_their_epoch(tmp_path, capsys):
-    assert cli_main(RUN + ["--store", str(tmp_path), "--time-budget", "0.001"]) == EXIT_STOPPED
+    assert cli_main(RUN + ["--store", str(tmp_path), "--time-budget", "0.001"]) == exit_codes.STOPPED
     capsys.readouterr()
     assert cli_main(["plan"] + RUN[1:] + ["--store", str(tmp_path), "--json"]) == 0
     plan = json.loads(capsys.readouterr().out)
@@ -232,7 +233,7 @@ def test_plan_shows_the_checkpointed_cells_and_their_epoch(tmp_path, capsys):
 
 
 def test_a_corrupt_checkpoint_is_one_warning_and_the_group_starts_over(tmp_path, uninterrupted, capsys):
-    assert cli_main(RUN + ["--store", str(tmp_path), "--time-budget", "0.001"]) == EXIT_STOPPED
+    assert cli_main(RUN + ["--store", str(tmp_path), "--time-budget", "0.001"]) == exit_codes.STOPPED
     (pt,) = (tmp_path / "checkpoints").glob("*.pt")
     pt.write_bytes(pt.read_bytes()[: len(pt.read_bytes()) // 2])  # torn (not by us: our writes are atomic)
     capsys.readouterr()
@@ -260,7 +261,7 @@ def test_request_stop_from_another_thread_checkpoints_and_the_next_run_resumes(t
 
     runner.on_epoch = on_epoch
     summary = runner.run(cells)
-    assert summary.stopped == "preempted" and summary.exit_code == EXIT_STOPPED
+    assert summary.stopped == "preempted" and summary.exit_code == exit_codes.STOPPED
     (group,) = summary.checkpointed  # the 4 methods' cells are one fused group: one checkpoint
     assert len(group["cells"]) == 4 and len(list((tmp_path / "checkpoints").glob("*.pt"))) == 1
     assert 3 <= group["epoch"] < 40 and all(r.status == "interrupted" for r in summary.records)
@@ -309,7 +310,7 @@ def test_kill_9_at_random_points_then_resume_gives_the_uninterrupted_records(tmp
 
 def test_the_budget_exit_code_is_in_the_help_and_the_flags_refuse_bad_values(capsys):
     assert cli_main(["run", "--help"]) == 0
-    assert f"{EXIT_STOPPED} stopped early by" in " ".join(capsys.readouterr().out.split())
+    assert f"{exit_codes.STOPPED} stopped early by" in " ".join(capsys.readouterr().out.split())
     assert cli_main(RUN + ["--time-budget", "5", "--devices", "cpu,cpu"]) == 2
     assert "--time-budget is for a run in this process" in capsys.readouterr().err
     for bad in (["--time-budget", "0"], ["--time-budget", "soon"], ["--checkpoint-every", "-1"]):

@@ -168,3 +168,45 @@ def test_a_worker_without_the_data_records_an_error_naming_the_path(dask_process
         assert str(data) in record.reason and "not on worker" in record.reason
         assert "dask worker tcp://" in record.reason
     assert "ERROR: " in err and str(data) in err
+
+
+def test_a_task_that_fails_without_recording_its_cells_gives_lost_records_and_a_summary(dask_processes, tmp_path):
+    """Issue 19: the path no test reached. A Dask task that ends in error before recording its
+    cells (here: a plug-in the submitting machine has and the worker does not; a code mismatch
+    or a KilledWorker end the same way) makes the driver ask the backend why each cell is lost,
+    which raised ``TypeError: 'bool' object is not callable`` while an attribute hid the method."""
+    dask_processes.add_worker()
+    dask_processes.wait_for_workers(1)
+    plugin_dir = tmp_path / "only-on-the-submitter"
+    plugin_dir.mkdir()
+    (plugin_dir / "submitter_only_plugin.py").write_text("# registers nothing; the workers cannot import it\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(plugin_dir), os.environ.get("PYTHONPATH", "")])}
+    store = tmp_path / "store"
+    proc = subprocess.Popen([sys.executable, "-m", "bench_suite", "--plugin", "submitter_only_plugin", "run", *CELLS,
+                             "--epochs", "20", "--eval-every", "10", "--executor", "dask", "--scheduler",
+                             dask_processes.address, "--store", str(store)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 1, err  # a cell lost: exit 1, not a crash (2) or success
+    assert "Traceback" not in err and "TypeError" not in err
+    assert "4 lost" in out  # the summary line
+    assert err.count("WORKER FAILED: dask task bench_suite-") == 4  # one per task (--max-group 1)
+    assert "submitter_only_plugin" in err and "cannot be found" in err
+    records = ResultStore(store).records()
+    assert len(records) == 4 and all(r.status == "lost" for r in records)
+    for record in records:
+        assert record.reason.startswith(f"lost: dask task {record.provenance['dask_task']} failed: PluginError: ")
+        assert record.provenance["executor"] == "dask"
+
+
+def test_the_dask_backend_keeps_its_methods(dask_processes):
+    from bench_suite.executors import DaskBackend
+
+    dask_processes.add_worker()
+    backend = DaskBackend(dask_processes.address)
+    try:
+        methods = {name for klass in type(backend).__mro__ for name, value in vars(klass).items() if callable(value)}
+        assert not (set(vars(backend)) & methods)
+        assert callable(backend.lost)
+    finally:
+        backend.close()

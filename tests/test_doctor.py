@@ -38,7 +38,7 @@ def test_doctor_fails_on_a_broken_fold(monkeypatch):
 def test_doctor_exits_non_zero_on_a_mismatch(monkeypatch, capsys):
     monkeypatch.setattr(doctor, "check_fused_vs_alone",
                         lambda device: doctor.Check("fused = alone", doctor.FAIL, "max relative difference 0.1"))
-    monkeypatch.setattr(doctor, "check_rate", lambda device, seconds: [])
+    monkeypatch.setattr(doctor, "check_rate", lambda device, seconds, store=None: [])
     assert doctor.main("cpu") == 1
     out = capsys.readouterr().out
     assert "[FAIL] fused = alone" in out and " 1 failed" in out.splitlines()[-1]

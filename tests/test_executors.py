@@ -171,7 +171,7 @@ class _DeadWorkers(Backend):
 
     name = "fake"
 
-    def start(self, batches, cells, options):
+    def start(self, batches, options):
         self.batches = batches
 
     def done(self):
@@ -314,11 +314,11 @@ def _fake_slurm(tmp_path, monkeypatch, *, squeue: str = "", squeue_rc: int = 0, 
 class _FakeSubmitted(SlurmBackend):
     """A SLURM backend whose jobs are "submitted" without sbatch: job 51_<i> per batch."""
 
-    def start(self, batches, cells, options):
+    def start(self, batches, options):
         self.run_id, self.store = options.run_id, options.store
         folder = str(Path(options.store) / "runs" / options.run_id / "submitit" / "%j")
         for i, batch in enumerate(batches):
-            job = TrackedJob(f"51_{i}", [c["cell_id"] for c in batch], folder, options.run_id)
+            job = TrackedJob(f"51_{i}", [c.cell_id for c in batch], folder, options.run_id)
             self.jobs[job.job_id], _ = job, self.own.append(job.job_id)
         self._save()
 
@@ -497,3 +497,139 @@ def test_the_graceful_stop_hook_is_called_instead_of_stopping_training(store_dir
     out = job(cells, options)
     assert requested == [True] and calls == []
     assert [o["status"] for o in out] == ["done", "done"]
+
+
+# --- one run path, the registry, and the paths of issue 19's fault hunt -----------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def assert_no_attribute_hides_a_method(obj):
+    """An instance attribute named like a method of its class hides the method (issue 19: Dask's
+    ``self.lost = False`` made ``backend.lost(...)`` a TypeError on the one path no test reached)."""
+    methods = {name for klass in type(obj).__mro__ for name, value in vars(klass).items() if callable(value)}
+    assert not (set(vars(obj)) & methods), set(vars(obj)) & methods
+
+
+def test_no_backend_attribute_hides_a_method(tmp_path):
+    from bench_suite.executors import InProcess
+
+    backends = [InProcess(), LocalDevices(["cpu", "cpu"])]
+    if __import__("importlib").util.find_spec("submitit"):
+        backends.append(SlurmBackend(SlurmParams(cluster="local")))
+    for backend in backends:
+        assert_no_attribute_hides_a_method(backend)
+    # and once they have run: attributes set by start() count too
+    options = WorkerOptions(store=str(tmp_path), run_id="r-attr", devices=["cpu"], threads=1)
+    inprocess = InProcess()
+    drive(tiny_cells(methods=["sgd"]), options, inprocess)
+    assert_no_attribute_hides_a_method(inprocess)
+    for runner in (Runner(ResultStore(tmp_path), device="cpu"), WorkerRunner(ResultStore(tmp_path), device="cpu"),
+                   CellsJob(time_limit_min=5, requeues=1)):
+        assert_no_attribute_hides_a_method(runner)
+
+
+def test_workers_checkpoint_as_asked(store_dir):
+    # --checkpoint-every reaches the workers of every executor (it used to stop at this process)
+    cells = tiny_cells(methods=["sgd"])
+    options = WorkerOptions(store=str(store_dir), run_id="r-ckpt", devices=["cpu"], threads=1, checkpoint_every=5)
+    run_cells([c.to_dict() for c in cells], options.to_dict())
+    epochs = [e["epoch"] for e in ResultStore(store_dir).events() if e["event"] == "checkpoint"]
+    assert epochs == [5, 10, 15]  # every 5 epochs of 20, the finished group's last one not needed
+
+
+def test_the_command_and_the_api_take_the_one_run_path(tmp_path, monkeypatch, capsys):
+    import bench_suite as bs
+    from bench_suite.executors import session
+
+    seen = []
+    real_drive = session.drive
+
+    def spy(cells, options, backend, **kw):
+        seen.append(type(backend).__name__)
+        return real_drive(cells, options, backend, **kw)
+
+    monkeypatch.setattr(session, "drive", spy)
+    assert main(["run", *FAST, "--store", str(tmp_path / "cli")]) == 0
+    summary = bs.run("synthetic_ablation", store=tmp_path / "api", options={"n": 40, "d": 8}, widths=[4],
+                     train={"epochs": 20, "eval_every": 5, "lr": 0.3}, device="cpu")
+    assert summary.exit_code == 0 and summary.count("done") == 4
+    assert seen == ["InProcess", "InProcess"]
+    assert_same_results(tmp_path / "cli", tmp_path / "api", executor="local")
+
+
+def test_executors_are_chosen_from_the_registry(store_dir, capsys):
+    from bench_suite.cli import build_parser
+    from bench_suite.executors import EXECUTORS
+
+    assert {"local", "dask", "slurm"} <= set(EXECUTORS.names())
+    run_help = build_parser()._subparsers._group_actions[0].choices["run"].format_help()
+    assert all(f"{name}:" in " ".join(run_help.split()) for name in EXECUTORS.names())
+    assert main(["run", *FAST, "--executor", "nope", "--store", str(store_dir)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown executor 'nope'" in err[0] and "dask, local, slurm" in err[0]
+
+
+@pytest.mark.slow
+def test_the_example_executor_plugs_in_through_the_registry(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "examples")])}
+    env.pop("BENCH_SUITE_PLUGINS", None)
+    mine, alone = tmp_path / "mine", tmp_path / "alone"
+    proc = subprocess.run([sys.executable, "-m", "bench_suite", "--plugin", "my_executor", "run", *FAST, "--seeds",
+                           "2", "--executor", "one_at_a_time", "--store", str(mine)], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "8 done" in proc.stdout
+    assert len(list((mine / "runs").glob("*/batch-*.log"))) == 2  # one subprocess per fused group
+    assert main(["run", *FAST, "--seeds", "2", "--store", str(alone)]) == 0
+    assert_same_results(alone, mine, executor="one_at_a_time")
+
+
+def test_a_local_worker_that_fails_before_recording_gets_its_cells_recorded_lost(store_dir):
+    cells = tiny_cells()
+    # the worker process cannot import a plug-in the run asks for: it exits before recording anything
+    options = WorkerOptions(store=str(store_dir), run_id="r-fail", threads=1, plugins=["bench_suite_absent_plugin"],
+                            executor="devices")
+    summary = drive(cells, options, LocalDevices(["cpu"]))
+    assert summary.exit_code == 1 and summary.count("lost") == 4
+    (failure,) = summary.failures
+    assert failure.startswith("worker cpu#0 exited with code 1 (") and "bench_suite_absent_plugin" in failure
+    for record in summary.records:
+        assert record.reason.startswith("lost: worker cpu#0 exited with code 1") and record.reason.endswith(
+            "re-run to resume")
+        assert ResultStore(store_dir).get(record.cell_id).status == "lost"
+
+
+def test_a_job_with_several_devices_runs_a_worker_per_device(store_dir):
+    cells = tiny_cells(repetitions=[0, 1])
+    options = WorkerOptions(store=str(store_dir), run_id="r-multi", devices=["cpu", "cpu"], threads=1,
+                            executor="slurm")
+    out = run_cells([c.to_dict() for c in cells], options.to_dict())  # as inside a SLURM job with 2 GPUs
+    assert sorted(o["status"] for o in out) == ["done"] * 8
+    logs = list((store_dir / "runs" / "r-multi").glob("worker-*.log"))
+    assert len(logs) == 2
+    assert {r.provenance["executor"] for r in ResultStore(store_dir).records()} == {"slurm"}
+
+
+class _InterruptedOnceTraining(LocalDevices):
+    """Ctrl-C in the submitting process once a worker has started training."""
+
+    def poll(self):
+        if any(e["event"] == "start" for e in ResultStore(self.store).events()):
+            raise KeyboardInterrupt
+
+    def start(self, batches, options):
+        self.store = options.store
+        super().start(batches, options)
+
+
+def test_ctrl_c_stops_the_local_workers_and_their_cells_are_recorded_interrupted(store_dir):
+    cells = expand("synthetic_ablation", **LONG)
+    options = WorkerOptions(store=str(store_dir), run_id="r-int", threads=1, executor="devices")
+    backend = _InterruptedOnceTraining(["cpu"])
+    with pytest.raises(KeyboardInterrupt):
+        drive(cells, options, backend)
+    assert all(proc.poll() is not None for proc, _, _ in backend.procs)  # stopped, not orphaned
+    records = ResultStore(store_dir).records()
+    assert len(records) == 2 and {r.status.value for r in records} == {"interrupted"}
+    assert all("re-run to resume" in r.reason for r in records)

@@ -7,7 +7,7 @@ one-line errors. No library module imports this package. No torch import in what
 ``list``, ``plan``, ``check``, ``report`` and ``export`` import: the training settings' flags
 are made from :class:`bench_suite.core.config.TrainConfig`'s fields.
 
-Every bad input ends in one line on stderr and exit code 2 (``EXIT_USAGE``); an unexpected
+Every bad input ends in one line on stderr and exit code 2 (``exit_codes.USAGE``); an unexpected
 internal error too, with its traceback only under ``--debug`` or ``BENCH_SUITE_DEBUG=1``.
 """
 
@@ -25,7 +25,7 @@ from ..core import exit_codes
 from ..core.registry import PluginError, UnknownNameError, load_plugins
 from ..grid import GridError
 from . import info, results, run, tools
-from .common import DEBUG_ENV, EXIT_USAGE, UsageError, _one_line, _os_error_line, _Parser, _show_warning
+from .common import DEBUG_ENV, UsageError, _one_line, _os_error_line, _Parser, _show_warning
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version or a parse error (already printed, in one line)
-        return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
+        return int(exc.code or 0) if not isinstance(exc.code, str) else exit_codes.USAGE
     debug = args.debug or bool(os.environ.get(DEBUG_ENV))
     saved_show = warnings.showwarning
     warnings.showwarning = _show_warning
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         print(f"{parser.prog}: error: {_one_line(exc)}", file=sys.stderr)
-        return EXIT_USAGE
+        return exit_codes.USAGE
     except BrokenPipeError:  # `... | head`: the reader left; no message, the shell's SIGPIPE code
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
@@ -68,17 +68,17 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         print(f"{parser.prog}: error: {_os_error_line(exc)}", file=sys.stderr)
-        return EXIT_USAGE
+        return exit_codes.USAGE
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted; finished cells are saved, re-run the same command to resume",
               file=sys.stderr)
-        return 130
+        return exit_codes.INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - an internal error must not exit with a verdict's code
         if debug:
             traceback.print_exc()
         print(f"{parser.prog}: internal error: {type(exc).__name__}: {_one_line(exc)} (re-run with --debug or "
               f"{DEBUG_ENV}=1 for the traceback, and please report it)", file=sys.stderr)
-        return EXIT_USAGE
+        return exit_codes.USAGE
     finally:
         warnings.showwarning = saved_show
-    return EXIT_USAGE
+    return exit_codes.USAGE

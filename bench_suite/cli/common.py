@@ -14,7 +14,6 @@ from ..core import exit_codes
 DEFAULT_STORE = "results"
 STORE_ENV = "BENCH_SUITE_STORE"
 DEBUG_ENV = "BENCH_SUITE_DEBUG"
-EXIT_USAGE = exit_codes.USAGE
 
 
 class UsageError(Exception):
@@ -26,7 +25,7 @@ class _Parser(argparse.ArgumentParser):
         if message.startswith("unrecognized arguments") and any(
                 w in message.split() for w in ("--plugin", "--debug")):  # the global options
             message += "; --plugin and --debug go before the command: python -m bench_suite --plugin MODULE run ..."
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(exit_codes.USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 class _Deprecated(argparse.Action):
     """An old spelling, kept for one version: it works, and says once what to write instead."""

@@ -7,9 +7,10 @@ from typing import Any
 
 from tabulate import tabulate
 
-from ..grid import export_profiles, load_profile_file, profile_repetitions, profiles_of
+from ..grid import expand, export_profiles, load_profile_file, profile_repetitions, profiles_of
 from ..methods import METHODS
 from ..tasks import TASKS
+from .common import _add_store_arg
 
 
 def register(sub) -> None:
@@ -20,6 +21,9 @@ def register(sub) -> None:
     p_list.add_argument("--task", action="append", default=None, metavar="NAME", help="only this task (repeatable)")
     p_list.add_argument("--profile-file", action="append", default=[], metavar="PATH",
                         help="also list the profiles of this TOML file (repeatable)")
+    p_list.add_argument("--device", default="auto",
+                        help="with --profiles: estimate each profile's time on this device (default auto)")
+    _add_store_arg(p_list, "with --profiles: the store whose earlier runs give the time estimates")
     p_list.set_defaults(handler=_handle)
 
 
@@ -45,6 +49,14 @@ def cmd_list(args: argparse.Namespace) -> int:
                     for m in METHODS.names()], headers=["method", "description", "why", "trainer"]))
     if args.profiles:
         print("\nProfiles:")
+        from ..core.config import check_device_text
+        from ..runner.cost import CostModel, estimate
+        from ..runner.provenance import probe_device_name
+        from ..store.result_store import ResultStore
+
+        # the estimate `plan` and `run` give for the whole profile (runner/cost.py: one cost model)
+        device_type, device_name = probe_device_name(check_device_text(args.device))
+        costs = CostModel(ResultStore(args.store).records)
         rows = []
         for name in args.task or TASKS.names():
             task = TASKS.get(name)
@@ -57,10 +69,13 @@ def cmd_list(args: argparse.Namespace) -> int:
                 rows.append((
                     name, prof, spec.get("device", "any"), profile_repetitions(spec), _values(grid["methods"]),
                     _values(grid["widths"]), _values(grid["activations"]), settings.strip(),
+                    estimate(expand(name, profile=prof, runtime_checks=False), costs, device_name).short(),
                     spec.get("description", ""),
                 ))
         print(tabulate(rows, headers=["task", "profile", "device", "repetitions", "methods", "widths", "activations",
-                                      "settings", "description"]))
+                                      "settings", f"est. time ({device_type})", "description"]))
+        print(f"\n(est. time: on {device_type} ({device_name}), from the earlier runs in {args.store}; `plan "
+              f"--profile NAME` shows how; unknown: no earlier run on this device there)")
     else:
         print("\n(`list --profiles` shows each task's profiles; task options:)")
         for name in TASKS.names():

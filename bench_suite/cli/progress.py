@@ -1,5 +1,6 @@
 """What `run` shows while it works: a bar over the cells and one over the epochs of the group in
-training; without a terminal, one line per finished cell."""
+training; without a terminal (or with --quiet), one line per finished cell and a heartbeat line
+per group in training every minute or so (runner.heartbeat), for logs."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from ..core.records import FAILED, Record
 from ..grid import Cell
 from ..runner.cost import CostModel
 from ..runner.grouping import describe
+from ..runner.heartbeat import Heartbeat, resume_line
 
 
 class _Progress:
@@ -18,8 +20,9 @@ class _Progress:
     The cell bar advances by each cell's estimated FLOPs (when every size is known) and within
     a group by its epochs, so the ETA follows the work left, not a count of unequal cells."""
 
-    def __init__(self, quiet: bool, costs: CostModel | None = None) -> None:
+    def __init__(self, quiet: bool, costs: CostModel | None = None, *, heartbeat_s: float | None = None) -> None:
         self.quiet = quiet
+        self.heartbeat = Heartbeat(self._line, heartbeat_s) if quiet else None
         self.costs = costs
         self.cells = None
         self.epochs = None
@@ -57,8 +60,22 @@ class _Progress:
             self.credited[cell_id] = self.credited.get(cell_id, 0.0) + amount
             self.cells.update(amount)
 
+    @staticmethod
+    def _line(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    def resume(self, group: list[Cell], epoch: int, epochs: int) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.resume(group, epoch, epochs)
+        elif self.cells is not None:
+            self._tqdm.write(resume_line(group, epoch, epochs), file=sys.stderr)
+        else:
+            self._line(resume_line(group, epoch, epochs))
+
     def group_start(self, group: list[Cell]) -> None:
         self.group = group
+        if self.heartbeat is not None:
+            self.heartbeat.group_start(group)
         if self.quiet or self.cells is None:
             return
         if self.epochs is not None:
@@ -67,6 +84,8 @@ class _Progress:
         self.epochs = self._tqdm(total=group[0].train.epochs, desc=label, unit="ep", position=1, leave=False)
 
     def epoch(self, done: int, total: int) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.epoch(done, total)
         if self.epochs is not None:
             self.epochs.update(done - self.epochs.n)
         for cell in self.group:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,13 +14,14 @@ from tabulate import tabulate
 from ..core import exit_codes
 from ..core.config import ACTIVATIONS, TrainConfig, check_device_text
 from ..core.errors import PathProblem
-from ..core.files import writable_dir
 from ..core.records import Record, Status
+from ..executors.driver import say
+from ..executors.registry import EXECUTORS
 from ..grid import Cell, expand, load_profile_file, profile_declares, profile_names, profiles_of
 from ..methods import METHODS
 from ..runner import provenance
-from ..runner.cost import CostModel, format_flops, format_seconds, group_step_flops
-from ..runner.grouping import group_cells, plan, trainer_groups
+from ..runner.cost import CostModel, estimate, format_flops, format_seconds
+from ..runner.grouping import plan
 from ..store.result_store import ResultStore
 from ..tasks import TASKS
 from .common import (
@@ -63,8 +63,15 @@ def register(sub) -> None:
                             "from the checkpoint with the same numbers as an uninterrupted run")
         p.add_argument("--time-budget", type=_positive_float, default=None, metavar="SECONDS",
                        help=f"stop before SECONDS have passed: checkpoint the group in training, say what is "
-                            f"left, exit with code {EXIT_STOPPED}; the same command continues (this process only, "
-                            f"not --devices/--executor)")
+                            f"left, exit with code {exit_codes.STOPPED}; the same command continues (this process "
+                            f"only, not --devices/--executor)")
+        p.add_argument("--yes", action="store_true",
+                       help="run without asking when the run needs a confirmation: a profile made for another "
+                            "device than this run's, or an estimate over $BENCH_SUITE_CONFIRM_OVER_H hours "
+                            "(default 4) per worker (docs/runner.md)")
+        p.add_argument("--heartbeat", type=_positive_float, default=None, metavar="SECONDS",
+                       help="without a terminal (a log): a progress line per group in training every SECONDS "
+                            "(default $BENCH_SUITE_HEARTBEAT_S or 60)")
         _add_scale_out_args(p)
         if name == "plan":
             p.add_argument("--json", action="store_true", help="print the plan as JSON (cells, costs, totals)")
@@ -80,14 +87,11 @@ def _handle(args: argparse.Namespace) -> int:
     return cmd_run(args, cells) if args.command == "run" else cmd_plan(args, cells)
 
 
-EXECUTORS = ("local", "dask", "slurm")
-
-EXIT_STOPPED = exit_codes.STOPPED
-
-RUN_EPILOG = (f"exit codes: 0 every cell done; 1 a cell errored, diverged, was interrupted or lost; 2 bad input "
-              f"(one line); 3 cells skipped (no data); 69 the cluster stopped answering (finished records kept; "
-              f"the same command collects later); {EXIT_STOPPED} stopped early by --time-budget (checkpointed: run "
-              f"the same command again to continue); 130 Ctrl-C")
+RUN_EPILOG = (f"exit codes: {exit_codes.OK} every cell done; {exit_codes.FAILED} a cell errored, diverged, was "
+              f"interrupted or lost; {exit_codes.USAGE} bad input, or a run that needs --yes (one line); "
+              f"{exit_codes.SKIPPED} cells skipped (no data); {exit_codes.CLUSTER_LOST} the cluster stopped answering "
+              f"(finished records kept; the same command collects later); {exit_codes.STOPPED} stopped early by "
+              f"--time-budget (checkpointed: run the same command again to continue); {exit_codes.INTERRUPTED} Ctrl-C")
 
 def _add_grid_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("what to run")
@@ -138,8 +142,10 @@ def _add_scale_out_args(p: argparse.ArgumentParser) -> None:
                         "cuda:1), cuda:2, or cpu,cpu")
     s.add_argument("--threads", type=_positive_int, default=None, metavar="N",
                    help="torch threads per worker (default: torch's; with --devices cpu,...: cores / CPU workers)")
-    s.add_argument("--executor", choices=EXECUTORS, default="local",
-                   help="local (this machine; --devices for several), dask (--scheduler) or slurm (submitit)")
+    s.add_argument("--executor", default="local", metavar="NAME",
+                   help="where the cells run: " + "; ".join(f"{n}: {EXECUTORS.get(n).description}"
+                                                            for n in EXECUTORS.names())
+                        + " (a plug-in may add more: bench_suite.executors.register_executor)")
     s.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="Dask scheduler address, e.g. tcp://10.0.0.1:8786 (--executor dask)")
     s.add_argument("--partition", default=None, help="SLURM partition (--executor slurm)")
@@ -175,6 +181,7 @@ _SLURM_ONLY = ("partition", "gpus_per_job", "cpus_per_job", "mem_gb", "time_limi
 
 def check_scale_out(args: argparse.Namespace) -> None:
     """Reject flag combinations that cannot mean anything (one line, exit 2); fill defaults."""
+    EXECUTORS.get(args.executor)  # plug-ins are loaded by now: one line listing the valid names
     if args.device is not None:
         check_device_text(args.device)
     if args.devices is not None:
@@ -272,7 +279,9 @@ def _final_rows(records: list[Record]) -> list[dict[str, Any]]:
         row = {a: f[a] for a in shown}
         row["status"] = f["status"]
         row.update({m: f[m] for m in _SUMMARY_METRICS})
-        row["time_s"] = f["train_time_s"]
+        # a fused group's cells share one clock: each cell's part of the group's time
+        time_s, size = f["train_time_s"], f.get("group_size")
+        row["time_s (share)"] = time_s / size if time_s is not None and size else time_s
         rows.append(row)
     return rows
 
@@ -293,75 +302,76 @@ def _note_ad_hoc(args: argparse.Namespace, cells: list[Cell]) -> None:
         print(f"note: {len(ad_hoc)} of {len(cells)} cell(s) are ad hoc, not profile {args.profile} ({why}): "
               f"stored and reported, never scored against {args.profile}'s reference rows", file=sys.stderr)
 
-def _check_data_root(data_root: str | None) -> None:
-    """A data location that does not exist is a typo, not "no data": say so before running."""
-    from ..runner.runner import DATA_ROOT_ENV
+def _slurm_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """``SlurmParams`` fields from the SLURM flags (--gpus-per-job None: the cells' device decides)."""
+    return dict(partition=args.partition, gpus_per_job=args.gpus_per_job, cpus_per_job=args.cpus_per_job,
+                mem_gb=args.mem_gb, time_limit_min=args.time_limit, max_jobs=args.max_jobs, requeues=args.requeues,
+                extra=dict(args.slurm_arg), cluster=args.submitit_cluster, poll_s=args.poll_interval,
+                cluster_timeout_s=args.cluster_timeout)
 
-    given, origin = (data_root, "--data-root") if data_root else (os.environ.get(DATA_ROOT_ENV), f"${DATA_ROOT_ENV}")
-    if given and not Path(given).expanduser().exists():
-        raise PathProblem(f"{origin} {given}: does not exist; give the folder or file that holds the data")
+def _interactive() -> bool:
+    """Someone can answer: stdin and stderr are a terminal (not a batch job, a pipe, CI)."""
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+def _ask(preflight) -> bool:
+    """The y/N question of a run that needs a confirmation, when someone is there to answer."""
+    if not _interactive():
+        return False
+    print(f"{'; '.join(preflight.reasons)}\n{preflight.line()}\nrun it anyway? [y/N] ", end="", file=sys.stderr,
+          flush=True)  # on stderr: stdout may be a file of results
+    try:
+        answer = input()
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+def _state_estimate(preflight) -> None:
+    """Say what a grid will cost before it starts, when that is a minute or more (a run that
+    needs a confirmation says it in its question, or its one-line refusal)."""
+    est = preflight.estimate
+    if not preflight.reasons and est is not None and est.known and est.total_seconds >= 60:
+        say(preflight.line())
 
 def cmd_run(args: argparse.Namespace, cells: list[Cell]) -> int:
-    import torch
+    """The cells through the library's one run path (executors.session.run_grid); here only
+    the flags in, the table and the summary lines out."""
+    from ..executors.driver import ClusterLost
+    from ..executors.local import parse_devices
+    from ..executors.session import RunRequest, run_grid
 
-    from ..executors import EXIT_CLUSTER_LOST, ClusterLost, WorkerOptions, drive, parse_devices
-    from ..runner.runner import Runner, new_run_id
-
-    store = ResultStore(writable_dir(args.store, "--store"))
-    _check_data_root(args.data_root)
     _note_ad_hoc(args, cells)
+    request = RunRequest(
+        store=args.store, executor=args.executor, device=args.device,
+        devices=parse_devices(args.devices, check=False) if args.devices else None, threads=args.threads,
+        data_root=args.data_root, cache_dir=args.cache_dir, force=args.force, fuse=not args.no_fuse,
+        max_group=args.max_group, plugins=list(args.plugin), checkpoint_every=args.checkpoint_every,
+        time_budget_s=args.time_budget, heartbeat_s=args.heartbeat, scheduler=args.scheduler,
+        slurm=_slurm_settings(args) if args.executor == "slurm" else {}, wait=not args.no_wait,
+    )
     quiet = args.quiet or not sys.stderr.isatty()
-    progress = _Progress(quiet, CostModel(store.records))
-    run_id = new_run_id()
-    devices = parse_devices(args.devices) if args.devices else None
-    in_process = args.executor == "local" and (devices is None or len(devices) == 1)
+    progress = _Progress(quiet, CostModel(ResultStore(Path(args.store).expanduser()).records),
+                         heartbeat_s=args.heartbeat)
     try:
-        if in_process:
-            if args.threads:
-                torch.set_num_threads(args.threads)
-            runner = Runner(
-                store, device=devices[0] if devices else (args.device or "auto"), data_root=args.data_root,
-                cache_dir=args.cache_dir, force=args.force, fuse=not args.no_fuse, max_group=args.max_group,
-                run_id=run_id, on_record=progress.record, on_epoch=progress.epoch,
-                on_group_start=progress.group_start, checkpoint_every=args.checkpoint_every,
-                time_budget_s=args.time_budget,
-            )
-            items = runner.plan(cells)
-            progress.plan([p.cell for p in items if not p.will_run], [p.cell for p in items if p.will_run])
-            summary = runner.run(cells)
-        else:
-            backend = _backend(args, devices)
-            # paths as absolute ones: workers may start elsewhere (None: each worker's environment)
-            data_root = _absolute(args.data_root)
-            options = WorkerOptions(
-                store=str(store.root.resolve()), run_id=run_id, devices=["auto"], data_root=data_root,
-                data_root_seen=data_root is not None and os.path.exists(data_root),
-                cache_dir=_absolute(args.cache_dir), force=args.force, fuse=not args.no_fuse, max_group=args.max_group,
-                threads=_worker_threads(args.threads, devices), plugins=list(args.plugin), executor=backend.name,
-            )
-            wait = not args.no_wait
-            try:
-                summary = drive(cells, options, backend, on_record=progress.record, on_plan=progress.plan, wait=wait)
-            except ClusterLost as exc:
-                progress.close()
-                print(f"python -m bench_suite: {exc} (exit code {EXIT_CLUSTER_LOST})", file=sys.stderr)
-                return EXIT_CLUSTER_LOST
-            if not wait:
-                progress.close()
-                ids, adopted = backend.job_ids(), backend.adopted_ids()
-                submitted = f"submitted the cells not yet finished as SLURM job(s) {', '.join(ids)}" if ids else (
-                    "submitted nothing")
-                held = f"; already queued or running: job(s) {', '.join(adopted)}" if adopted else ""
-                print(f"{submitted} (run {run_id}){held}; `plan` with the same arguments shows which are queued, "
-                      f"running or done, the same command collects; logs in {store.runs_dir}")
-                return 0
+        summary = run_grid(
+            cells, request, confirm=True if args.yes else _ask, confirm_how="add --yes",
+            on_estimate=_state_estimate, on_record=progress.record, on_plan=progress.plan, on_epoch=progress.epoch,
+            on_group_start=progress.group_start, on_resume=progress.resume, on_message=say,
+            store_option="--store", data_root_option="--data-root")
+    except ClusterLost as exc:
+        progress.close()
+        print(f"python -m bench_suite: {exc} (exit code {exit_codes.CLUSTER_LOST})", file=sys.stderr)
+        return exit_codes.CLUSTER_LOST
     finally:
         progress.close()
-    from ..api import pack_curves
-
-    problem = pack_curves(store)  # every worker is done: one curves file for the store
-    if problem:
-        print(f"note: {problem}", file=sys.stderr)
+    store = ResultStore(Path(args.store).expanduser())
+    if not summary.waited:
+        ids, adopted = summary.submitted, summary.adopted
+        submitted = f"submitted the cells not yet finished as SLURM job(s) {', '.join(ids)}" if ids else (
+            "submitted nothing")
+        held = f"; already queued or running: job(s) {', '.join(adopted)}" if adopted else ""
+        print(f"{submitted} (run {summary.run_id}){held}; `plan` with the same arguments shows which are queued, "
+              f"running or done, the same command collects; logs in {store.runs_dir}")
+        return exit_codes.OK
     if summary.records:
         rows = _drop_empty_columns(_final_rows(summary.records))
         print(tabulate(rows, headers="keys", floatfmt=".4g", missingval="-"))
@@ -370,7 +380,7 @@ def cmd_run(args: argparse.Namespace, cells: list[Cell]) -> int:
           f"{summary.count('skipped')} skipped ({summary.cached} of these found finished in the store, "
           f"{summary.by_others} finished by another runner meanwhile, "
           f"{summary.claimed_elsewhere} held by another runner); "
-          f"records in {store.records_dir} (run {run_id})")
+          f"records in {store.records_dir} (run {summary.run_id})")
     for failure in summary.failures:
         print(f"WORKER FAILED: {failure}", file=sys.stderr)
     # one line per distinct (status, reason): a missing dataset skips every cell for one reason
@@ -394,32 +404,6 @@ def _stopped_line(summary, total: int) -> str:
     return (f"STOPPED ({summary.stopped}): {finished} of {total} cells finished"
             + (f", checkpointed {', '.join(saved)}" if saved else "")
             + f", {left} not started; run the same command again to continue (exit code {summary.exit_code})")
-
-def _absolute(path: str | None) -> str | None:
-    return None if path is None else os.path.abspath(os.path.expanduser(path))
-
-def _backend(args: argparse.Namespace, devices: list[str] | None):
-    """The executor backend named on the command line (its extra is imported only here)."""
-    from ..executors import DaskBackend, LocalDevices, SlurmBackend, SlurmParams
-
-    if args.executor == "dask":
-        return DaskBackend(args.scheduler)
-    if args.executor == "slurm":
-        return SlurmBackend(SlurmParams(
-            partition=args.partition, gpus_per_job=args.gpus_per_job, cpus_per_job=args.cpus_per_job,
-            mem_gb=args.mem_gb, time_limit_min=args.time_limit, max_jobs=args.max_jobs, requeues=args.requeues,
-            extra=dict(args.slurm_arg), cluster=args.submitit_cluster, poll_s=args.poll_interval,
-            cluster_timeout_s=args.cluster_timeout,
-        ))
-    return LocalDevices(devices or ["auto"])
-
-def _worker_threads(threads: int | None, devices: list[str] | None) -> int | None:
-    """Torch threads per worker: as asked, else the cores shared among the CPU workers (so
-    two CPU workers do not each start one thread per core)."""
-    if threads or not devices:
-        return threads
-    cpu_workers = sum(1 for d in devices if d == "cpu")
-    return max(1, (os.cpu_count() or 1) // cpu_workers) if cpu_workers else None
 
 def _will_run(item: dict[str, Any]) -> str:
     """yes / no, or the SLURM job that will run it (`run` collects such cells, it does not resubmit them)."""
@@ -448,21 +432,12 @@ def cmd_plan(args: argparse.Namespace, cells: list[Cell]) -> int:
     from ..runner.checkpoints import CheckpointStore
 
     saved = CheckpointStore(store.root).index()
-    seconds: dict[str, float | None] = {}
-    notes: set[str] = set()
-    groups = group_cells([p.cell for p in items if p.will_run], fuse=not args.no_fuse, max_group=args.max_group)
-    for group in (part for g in groups for part in trainer_groups(g)):  # as `run` forms them
-        per_step = group_step_flops(group, costs)
-        trainer = METHODS.get(group[0].method).trainer
-        rate = costs.rate(device_name, per_step, trainer=trainer) if per_step is not None else None
-        if rate is not None:
-            notes.add(f"{trainer} trainer: {format_flops(rate[0])}/s (median of {rate[1]} earlier group(s) "
-                      f"at {rate[2]})")
-        for cell in group:
-            flops = costs.flops(cell)
-            seconds[cell.cell_id] = flops / rate[0] if flops is not None and rate is not None else None
+    # the estimate `run` states before it starts (executors.session.preflight): one cost model
+    est = estimate([p.cell for p in items if p.will_run], costs, device_name, fuse=not args.no_fuse,
+                   max_group=args.max_group)
+    seconds = est.seconds
     # cells earlier `run --executor slurm` invocations submitted that are still queued or running
-    from ..executors import in_flight
+    from ..executors.slurm_queue import in_flight
 
     jobs = in_flight(store.root, [p.cell.cell_id for p in items if p.will_run])
     rows_json = []
@@ -482,10 +457,8 @@ def cmd_plan(args: argparse.Namespace, cells: list[Cell]) -> int:
                                                  "source": shape.source, "exact": shape.exact},
         })
     todo = [i for i in rows_json if i["will_run"]]
-    total_flops = sum(i["flops"] for i in todo if i["flops"] is not None)
-    unknown_flops = sum(i["flops"] is None for i in todo)
-    total_seconds = sum(i["seconds"] for i in todo if i["seconds"] is not None)
-    unknown_time = sum(i["seconds"] is None for i in todo)
+    total_flops, unknown_flops = est.total_flops, est.unknown_flops
+    total_seconds, unknown_time = est.total_seconds, est.unknown_time
     axes = _axes_text(cells)
     if args.json:
         print(json.dumps({
@@ -508,16 +481,9 @@ def cmd_plan(args: argparse.Namespace, cells: list[Cell]) -> int:
         ids = ", ".join(sorted({j.job_id for j in jobs.values()}))
         print(f"{len(jobs)} of them queued or running as SLURM job(s) {ids}: the same `run` collects them")
     if todo:
-        cost = format_flops(total_flops) + (f" + {unknown_flops} cell(s) of unknown size" if unknown_flops else "")
-        if unknown_time == len(todo):
-            time_text = "time unknown: no earlier run on this device in the store (or sizes unknown)"
-        else:
-            time_text = (f"about {format_seconds(total_seconds)} of device time"
-                         + (f" + {unknown_time} cell(s) without an estimate" if unknown_time else ""))
-        if devices and len(devices) > 1 and unknown_time < len(todo):
-            time_text += f" (shared by {len(devices)} workers)"
-        print(f"estimated cost: {cost}; {time_text}")
-        for note in sorted(notes):
+        workers = len(devices) if devices and len(devices) > 1 else 1
+        print(f"estimated cost: {est.cost_text()}; {est.time_text(workers)}")
+        for note in est.notes:
             print(f"  rate: {note}")
     return 0
 

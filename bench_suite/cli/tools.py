@@ -17,6 +17,7 @@ def register(sub) -> None:
     p_doc.add_argument("--device", default="auto", help="auto (CUDA when present; the default), cpu, cuda or cuda:N")
     p_doc.add_argument("--rate-seconds", type=_positive_float, default=3.0, metavar="S",
                        help="seconds spent measuring the step rate (default 3)")
+    _add_store_arg(p_doc, "the store whose earlier runs give the time estimates (as `plan` and `list --profiles`)")
     p_doc.set_defaults(handler=cmd_doctor)
     p_pc = sub.add_parser("plugin-check", help="train a plug-in's methods and tasks on a tiny problem and check "
                                                "the records, determinism and seed pairing",
@@ -63,7 +64,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     """``doctor``: the checks live in :mod:`bench_suite.diagnostics.doctor`."""
     from ..diagnostics.doctor import main as doctor_main
 
-    return doctor_main(args.device, rate_seconds=args.rate_seconds)
+    return doctor_main(args.device, rate_seconds=args.rate_seconds, store=args.store)
 
 def cmd_plugin_check(args: argparse.Namespace) -> int:
     """``plugin-check``: the contract lives in :mod:`bench_suite.testing`."""

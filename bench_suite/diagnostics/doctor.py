@@ -404,28 +404,39 @@ def measure_rate(device, seconds: float = 3.0) -> tuple[float, str]:
     return flops / elapsed, what
 
 
-def check_rate(device, seconds: float) -> list[Check]:
+def check_rate(device, seconds: float, store: str | None = None) -> list[Check]:
+    """The measured step rate, and each profile's estimated time here: the cost model's
+    (runner/cost.py, from the earlier runs in ``store``: what ``plan`` and ``list --profiles``
+    show), or, where the store has no run on this device, what the rate measured here suggests
+    (an upper bound on the speed of small steps, labelled as such)."""
     from ..grid import expand, profile_names
-    from ..runner.cost import CostModel, format_flops, format_seconds
+    from ..runner.cost import CostModel, estimate, format_flops, format_seconds
+    from ..runner.provenance import device_name as name_of
+    from ..store.result_store import ResultStore
     from ..tasks import TASKS
 
     rate, what = measure_rate(device, seconds)
     out = [Check("step rate", OK, f"{format_flops(rate)}/s: {what}")]
-    costs = CostModel([])
+    costs = CostModel(ResultStore(store).records if store is not None else [])
+    here = name_of(device)
     for profile in profile_names():
         parts = []
         for task in TASKS.names():
             if profile not in TASKS.get(task).profiles:
                 continue
-            cells = expand(task, profile=profile)
-            flops = [costs.flops(c) for c in cells]
-            known = [f for f in flops if f is not None]
-            text = f"{task} {format_seconds(sum(known) / rate)}" if known else f"{task} ?"
-            if len(known) < len(flops):
+            est = estimate(expand(task, profile=profile, runtime_checks=False), costs, here)
+            if est.known:
+                text = f"{task} {est.short()}"
+            elif est.total_flops:
+                guess = format_seconds(est.total_flops / rate)
+                text = f"{task} unknown (no earlier run here; the rate above suggests {guess})"
+            else:
+                text = f"{task} ?"
+            if est.unknown_flops:
                 text += " (+ cells of unknown size)"
             parts.append(text)
         out.append(Check(f"estimated time, profile {profile}", OK,
-                         "; ".join(parts) + " (FLOPs / the rate above: an estimate; small steps run slower)"))
+                         "; ".join(parts) + f" (the estimate of `plan`/`list --profiles` from {store or 'no store'})"))
     return out
 
 
@@ -435,7 +446,7 @@ def _device(name: str):
     return resolve_device(name)
 
 
-def run_doctor(device: str = "auto", *, rate_seconds: float = 3.0,
+def run_doctor(device: str = "auto", *, rate_seconds: float = 3.0, store: str | None = None,
                emit: Callable[[str], None] = print) -> list[Check]:
     """Run every check on ``device`` (as ``--device`` takes it), printing one line each."""
     dev = _device(device)
@@ -455,7 +466,7 @@ def run_doctor(device: str = "auto", *, rate_seconds: float = 3.0,
         ("folds", lambda: check_folds(dev)),
         ("CUDA graphs = eager", lambda: graph_check(dev, "tf32")),
         ("precisions", lambda: check_precisions(dev)),
-        ("step rate", lambda: check_rate(dev, rate_seconds)),
+        ("step rate", lambda: check_rate(dev, rate_seconds, store)),
     ]
     for name, fn in steps:
         try:
@@ -469,6 +480,6 @@ def run_doctor(device: str = "auto", *, rate_seconds: float = 3.0,
     return checks
 
 
-def main(device: str = "auto", rate_seconds: float = 3.0) -> int:
-    checks = run_doctor(device, rate_seconds=rate_seconds)
+def main(device: str = "auto", rate_seconds: float = 3.0, store: str | None = None) -> int:
+    checks = run_doctor(device, rate_seconds=rate_seconds, store=store)
     return 1 if any(c.status == FAIL for c in checks) else 0

@@ -430,6 +430,7 @@ def expand(
     repetitions: list[int] | None = None,
     options: dict[str, Any] | None = None,
     train: dict[str, Any] | None = None,
+    runtime_checks: bool = True,
 ) -> list[Cell]:
     """The cells of one task: its profile (or default grid) with overrides, as the product of
     every axis: methods x activations x widths x each task option and training setting given as
@@ -439,15 +440,17 @@ def expand(
     A cell keeps the profile's name only when its resolved configuration is one the profile
     declares (:func:`profile_declares`); an override that leaves the declaration (e.g.
     ``--profile ci --epochs 3``) makes it an ad-hoc cell (profile None): stored and reported,
-    never scored against that profile's reference rows."""
+    never scored against that profile's reference rows. ``runtime_checks=False`` skips the
+    methods' torch-side checks (``Method.check_runtime``): enough to price a grid without torch
+    (``list --profiles``), not to run it."""
     overrides = {"methods": methods, "widths": widths, "activations": activations, "options": options or {},
                  "train": train or {}}
     spec = _profile_spec(task, profile)
-    return _expand_spec(task, profile, spec, overrides, repetitions)
+    return _expand_spec(task, profile, spec, overrides, repetitions, runtime_checks)
 
 
 def _expand_spec(task: str, profile: str | None, spec: dict[str, Any], overrides: dict[str, Any],
-                 repetitions: list[int] | None = None) -> list[Cell]:
+                 repetitions: list[int] | None = None, runtime_checks: bool = True) -> list[Cell]:
     cases = _cases(spec)
     for case in cases:
         _check_spec(case)
@@ -459,7 +462,7 @@ def _expand_spec(task: str, profile: str | None, spec: dict[str, Any], overrides
                         f"(${MAX_CELLS_ENV}): cut an axis (e.g. fewer --repetitions or values)")
     cells: list[Cell] = []
     for case in _cases(spec):
-        cells += _expand_case(task, case, overrides, repetitions)
+        cells += _expand_case(task, case, overrides, repetitions, runtime_checks)
     cells = list({c.cell_id: c for c in cells}.values())  # cases may overlap: each cell once
     if not cells:
         raise GridError(f"the grid of {task} has no cells (an axis with no values)")
@@ -470,7 +473,7 @@ def _expand_spec(task: str, profile: str | None, spec: dict[str, Any], overrides
 
 
 def _expand_case(task: str, spec: dict[str, Any], overrides: dict[str, Any],
-                 repetitions: list[int] | None) -> list[Cell]:
+                 repetitions: list[int] | None, runtime_checks: bool = True) -> list[Cell]:
     task_cls = TASKS.get(task)
     axes, options, _ = _resolved_values(task, spec, overrides)  # train: per method, below
     if repetitions is None:
@@ -488,7 +491,8 @@ def _expand_case(task: str, spec: dict[str, Any], overrides: dict[str, Any],
             raise GridError(f"loss ce (cross-entropy) needs class labels; {task} has regression targets: "
                             f"use --loss mse")
         try:
-            method_obj.check_runtime()
+            if runtime_checks:
+                method_obj.check_runtime()
         except MethodError as exc:
             raise GridError(str(exc)) from None
         for activation in _as_list(axes["activations"]):

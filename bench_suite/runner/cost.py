@@ -13,7 +13,9 @@ The FLOP count is the training engine's own (``flops.step_flops`` per step, plus
 evaluated sample), so a finished ``done`` record's ``timing.flops`` equals the estimate.
 The time is FLOPs / the FLOP rate that earlier runs on the same device model
 (``provenance.device_name``) achieved at a similar size (FLOPs per step), read from the
-store: no earlier run on that device, no time estimate.
+store, of the same trainer where there is one (else another trainer's, and the note says so):
+no earlier run on that device, no time estimate. :func:`estimate` is the one estimate every
+command shows (``plan``, ``run`` before it starts, ``list --profiles``, ``doctor``).
 """
 
 from __future__ import annotations
@@ -103,18 +105,30 @@ class CostModel:
         ``trainer`` (the reference trainer runs at a fraction of the fused engine's rate).
         None when the store has no such run on that device."""
         samples = self._samples(device_name, trainer)
+        borrowed = None
+        if not samples:  # no run of this trainer here: another trainer's rate beats no estimate
+            for other in sorted(self._trainers(device_name) - {trainer}):
+                samples, borrowed = self._samples(device_name, other), other
+                break
         if not samples:
             return None
         target = math.log(max(group_step_flops, 1.0))
         nearest = sorted(samples, key=lambda s: abs(math.log(s[0]) - target))[:k]
         low, high = min(s[0] for s in nearest), max(s[0] for s in nearest)
         note = f"{format_flops(low)}..{format_flops(high)} per step" if low != high else f"{format_flops(low)} per step"
+        if borrowed is not None:
+            note += f", measured with the {borrowed} trainer (no {trainer}-trainer run on this device yet)"
         if group_step_flops > EXTRAPOLATION_FACTOR * high:
             note += (f", extrapolated to {format_flops(group_step_flops)} per step: likely an overestimate "
                      f"(larger steps run faster)")
         elif group_step_flops * EXTRAPOLATION_FACTOR < low:
             note += f", extrapolated to {format_flops(group_step_flops)} per step: likely an underestimate"
         return statistics.median(s[1] for s in nearest), len(nearest), note
+
+    def _trainers(self, device_name: str) -> set[str]:
+        """The trainers of the ``done`` records on ``device_name``."""
+        return {(r.timing or {}).get("trainer") or "fused" for r in self._records
+                if r.status == "done" and r.provenance.get("device_name") == device_name}
 
     def _samples(self, device_name: str, trainer: str = "fused") -> list[tuple[float, float]]:
         """(group FLOPs per step, group FLOP/s) of each earlier ``done`` record on the device
@@ -141,6 +155,88 @@ class CostModel:
                 out.append((rate * seconds / steps, rate))
         self._sample_cache[key] = out
         return out
+
+
+@dataclass
+class Estimate:
+    """What a set of cells will cost on one device model: FLOPs and device seconds per cell
+    (None: unknown), and how each rate was chosen. The one estimate ``plan``, ``run``,
+    ``list --profiles`` and ``doctor`` show."""
+
+    device_name: str
+    flops: dict[str, float | None]  # cell id -> FLOPs
+    seconds: dict[str, float | None]  # cell id -> device seconds, from the rate of its fused group
+    notes: list[str]  # one line per rate used
+
+    @property
+    def total_flops(self) -> float:
+        return sum(f for f in self.flops.values() if f is not None)
+
+    @property
+    def unknown_flops(self) -> int:
+        return sum(f is None for f in self.flops.values())
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(s for s in self.seconds.values() if s is not None)
+
+    @property
+    def unknown_time(self) -> int:
+        return sum(s is None for s in self.seconds.values())
+
+    @property
+    def known(self) -> bool:
+        """Some time is known (a rate of this device and a size for at least one cell)."""
+        return bool(self.seconds) and self.unknown_time < len(self.seconds)
+
+    def time_text(self, workers: int = 1) -> str:
+        """``about 3.2h of device time`` (+ cells without one), or why it is unknown."""
+        if not self.seconds:
+            return "nothing to run"
+        if not self.known:
+            return f"time unknown: no earlier run on this device ({self.device_name}) in the store, or sizes unknown"
+        text = f"about {format_seconds(self.total_seconds)} of device time"
+        if self.unknown_time:
+            text += f" + {self.unknown_time} cell(s) without an estimate"
+        if workers > 1:
+            text += f" (shared by {workers} workers)"
+        return text
+
+    def cost_text(self) -> str:
+        return format_flops(self.total_flops) + (f" + {self.unknown_flops} cell(s) of unknown size"
+                                                 if self.unknown_flops else "")
+
+    def short(self) -> str:
+        """``3.2h`` / ``unknown``: a table cell."""
+        if not self.known:
+            return "unknown"
+        return format_seconds(self.total_seconds) + ("+" if self.unknown_time else "")
+
+
+def estimate(cells: list[Cell], costs: CostModel, device_name: str, *, fuse: bool = True,
+             max_group: int | None = None) -> Estimate:
+    """The cost of running ``cells`` on ``device_name``: the cells are grouped as ``run`` would
+    group them (fused groups cut by ``max_group``, then by trainer), and each group's time is
+    its FLOPs over the rate earlier groups of a similar size achieved on that device model
+    (:meth:`CostModel.rate`)."""
+    from .grouping import group_cells, trainer_groups
+
+    flops: dict[str, float | None] = {}
+    seconds: dict[str, float | None] = {}
+    notes: set[str] = set()
+    groups = group_cells(cells, fuse=fuse, max_group=max_group)
+    for group in (part for g in groups for part in trainer_groups(g)):
+        per_step = group_step_flops(group, costs)
+        trainer = METHODS.get(group[0].method).trainer
+        rate = costs.rate(device_name, per_step, trainer=trainer) if per_step is not None else None
+        if rate is not None:
+            notes.add(f"{trainer} trainer: {format_flops(rate[0])}/s (median of {rate[1]} earlier group(s) "
+                      f"at {rate[2]})")
+        for cell in group:
+            flops[cell.cell_id] = costs.flops(cell)
+            f = flops[cell.cell_id]
+            seconds[cell.cell_id] = f / rate[0] if f is not None and rate is not None else None
+    return Estimate(device_name, flops, seconds, sorted(notes))
 
 
 def group_step_flops(cells: list[Cell], model: CostModel) -> float | None:

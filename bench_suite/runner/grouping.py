@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Collection
 
 from ..core.records import FINISHED, Record
 from ..grid import Cell
@@ -15,14 +16,18 @@ from ..methods import METHODS
 from ..store.result_store import ResultStore
 
 
-def is_settled(record: Record | None, *, force: bool, run_id: str) -> bool:
+def is_settled(record: Record | None, *, force: bool, run_id: str | Collection[str]) -> bool:
     """Whether a run keeps ``record`` rather than re-running its cell: a finished record does;
     under ``force`` only one written by this very run (by any of its workers), so ``--force``
-    re-runs each cell once, not once per worker. (The data the record was computed from is
-    compared with the data at hand when the cell's group is loaded: :meth:`Runner.run`.)"""
+    re-runs each cell once, not once per worker. ``run_id`` may be several ids: a run that
+    collects the jobs of earlier runs (``--executor slurm``) counts their records as its own.
+    (The data the record was computed from is compared with the data at hand when the cell's
+    group is loaded: :meth:`Runner.run`.)"""
     if record is None or record.status not in FINISHED:
         return False
-    return not force or record.run_id == run_id
+    if not force:
+        return True
+    return record.run_id == run_id if isinstance(run_id, str) else record.run_id in run_id
 
 
 @dataclass

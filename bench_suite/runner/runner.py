@@ -19,17 +19,15 @@ import time
 import traceback
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
 
 from .. import theory
-from ..core import exit_codes
 from ..core.config import check_device_text
 from ..core.curves import tail_statistics, thin_curves
 from ..core.errors import exception_line
-from ..core.records import FAILED, PROTOCOL_VERSION, Record, Status
+from ..core.records import PROTOCOL_VERSION, Record, Status
 from ..grid import Cell
 from ..methods import METHODS
 from ..store.result_store import ResultStore
@@ -39,12 +37,11 @@ from ..train.dispatch import theory_section, train_cells
 from . import provenance
 from .checkpoints import CheckpointStore
 from .grouping import PlanItem, describe, group_cells, is_settled, plan, trainer_groups, unique  # noqa: F401
+from .heartbeat import resume_line
+from .summary import RunSummary
 
 DATA_ROOT_ENV = "BENCH_SUITE_DATA_ROOT"
 
-# exit codes of `run` (docs/runner.md)
-EXIT_OK, EXIT_FAILED, EXIT_SKIPPED = exit_codes.OK, exit_codes.FAILED, exit_codes.SKIPPED
-EXIT_STOPPED = exit_codes.STOPPED
 # checkpoints of a group in training: every this many seconds unless told otherwise (docs/runner.md)
 CHECKPOINT_EVERY_S = 600.0
 # a budget stop leaves room for the next segment times this, plus the last checkpoint write
@@ -70,45 +67,6 @@ def resolve_device(device: str) -> torch.device:
 def new_run_id() -> str:
     """Names one invocation; every worker of it records the same id (``record["run_id"]``)."""
     return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:8]
-
-
-@dataclass
-class RunSummary:
-    run_id: str = ""
-    records: list[Record] = field(default_factory=list)  # one per cell: written, found or lost
-    cached: int = 0  # cells found finished in the store when first looked at: not re-run
-    by_others: int = 0  # cells another runner finished (or recorded) while this one ran
-    claimed_elsewhere: int = 0  # cells another runner still held when this one stopped waiting
-    failures: list[str] = field(default_factory=list)  # workers / jobs that failed (parallel executors)
-    stopped: str | None = None  # why the run stopped early (time budget, request_stop), if it did
-    checkpointed: list[dict[str, Any]] = field(default_factory=list)  # {"cells", "epoch", "epochs"} per group
-
-    def count(self, status: str) -> int:
-        return sum(1 for r in self.records if r.status == status)
-
-    def __repr__(self) -> str:  # a notebook shows the counts, not every record's curves
-        counts = ", ".join(f"{s.value} {self.count(s.value)}" for s in Status if self.count(s.value))
-        return (f"RunSummary(run {self.run_id}: {len(self.records)} cells: {counts or 'none'}; "
-                f"exit code {self.exit_code})")
-
-    def to_frame(self):
-        """The records of this run as the flat results table (``records.COLUMNS``)."""
-        from ..core.records import to_frame
-
-        return to_frame(self.records)
-
-    @property
-    def exit_code(self) -> int:
-        """0 all done; 1 any cell errored, diverged, was interrupted, was lost or was held
-        elsewhere to the end; 3 nothing failed but some were skipped (no data); 75 stopped early
-        (checkpointed: re-run to continue)."""
-        if self.stopped:
-            return EXIT_STOPPED
-        if self.claimed_elsewhere or any(r.status in FAILED for r in self.records):
-            return EXIT_FAILED
-        if any(r.status == Status.SKIPPED for r in self.records):
-            return EXIT_SKIPPED
-        return EXIT_OK
 
 
 def make_record(cell: Cell, status: str, *, reason: str | None = None, result=None, data: TaskData | None = None,
@@ -143,9 +101,54 @@ def make_record(cell: Cell, status: str, *, reason: str | None = None, result=No
     return record
 
 
+def write_record(store: ResultStore, record: Record, **event: Any) -> Record:
+    """Write a record this process produced and journal it (a ``finish`` event, with
+    ``event``'s fields). When the store keeps the finished record it holds instead (a failed
+    re-run under ``--force``, a result of other data), the returned record's reason says so."""
+    if not store.write(record):
+        kept = store.get(record.cell_id)
+        kept_status = kept.status if kept is not None else "finished"
+        record = record.replace(reason=f"{record.reason} (the earlier {kept_status} record was kept)")
+    store.log_event("finish", record.cell_id, status=record.status.value, run_id=record.run_id, **event)
+    return record
+
+
+def record_unfinished(store: ResultStore, cells: list[Cell], status: str,
+                      why: Callable[[Cell], tuple[str, dict[str, Any]]], *, run_id: str, executor: str,
+                      keep: Callable[[Record | None], bool],
+                      event: dict[str, Any] | None = None) -> tuple[list[Record], list[Record], list[Cell]]:
+    """Record ``status`` (``lost``, ``interrupted``, ``error``) for cells this process did not
+    train and no runner recorded: a parallel run's cells whose worker died, a SLURM job's
+    cells at its time limit. Each cell is claimed first: one another runner holds is left
+    alone; one whose stored record ``keep(record)`` accepts (finished meanwhile, say) stands.
+    ``why(cell)`` gives the reason and what to add to the record's provenance (the job).
+
+    Returns ``(written, kept, held)``: the records written, the records found and kept, the
+    cells another runner holds."""
+    written: list[Record] = []
+    kept: list[Record] = []
+    held: list[Cell] = []
+    with store.claim([c.cell_id for c in cells]) as claimed:
+        for cell in cells:
+            if cell.cell_id not in claimed:
+                held.append(cell)
+                continue
+            old = store.get(cell.cell_id)
+            if old is not None and keep(old):
+                kept.append(old)
+                continue
+            reason, prov = why(cell)
+            record = make_record(cell, status, reason=reason, run_id=run_id, executor=executor)
+            record.provenance.update(prov)
+            written.append(write_record(store, record, **(event or {})))
+    return written, kept, held
+
+
 class Runner:
     """Runs cells into a store. ``on_record`` is called with each cell's record (written or
-    found), ``on_epoch(done, total)`` inside a group, ``on_group_start(cells)`` before one."""
+    found), ``on_epoch(done, total)`` inside a group, ``on_group_start(cells)`` before one,
+    ``on_resume(cells, epoch, epochs)`` when a group resumes from its checkpoint (default: a
+    line on stderr)."""
 
     def __init__(
         self,
@@ -164,6 +167,7 @@ class Runner:
         on_record: Callable[[Record], None] | None = None,
         on_epoch: Callable[[int, int], None] | None = None,
         on_group_start: Callable[[list[Cell]], None] | None = None,
+        on_resume: Callable[[list[Cell], int, int], None] | None = None,
         checkpoint_every: int | None = None,
         checkpoint_every_s: float | None = CHECKPOINT_EVERY_S,
         time_budget_s: float | None = None,
@@ -188,6 +192,7 @@ class Runner:
         self.on_record = on_record
         self.on_epoch = on_epoch
         self.on_group_start = on_group_start
+        self.on_resume = on_resume
         self._data: OrderedDict[tuple, TaskData | Exception] = OrderedDict()
         if checkpoint_every is not None and checkpoint_every < 0:
             raise ValueError(f"checkpoint_every must be >= 0, got {checkpoint_every}")
@@ -337,14 +342,7 @@ class Runner:
 
     def _emit(self, summary: RunSummary, record: Record) -> None:
         """Write a record this runner produced, journal it and report it."""
-        if not self.store.write(record):
-            # the finished record from before stays in the store (a failed re-run under --force,
-            # or results from other data); report the failure, say what was kept
-            kept = self.store.get(record.cell_id)
-            kept_status = kept.status if kept is not None else "finished"
-            record = record.replace(reason=f"{record.reason} (the earlier {kept_status} record was kept)")
-        self.store.log_event("finish", record.cell_id, status=record.status.value, run_id=self.run_id)
-        self._report(summary, record)
+        self._report(summary, write_record(self.store, record))
 
     def _record(self, cell: Cell, status: str, **kwargs: Any) -> Record:
         return make_record(cell, status, device=self.device, run_id=self.run_id, executor=self.executor, **kwargs)
@@ -396,6 +394,12 @@ class Runner:
         state, problem = self.checkpoints.load(ids)
         if problem is not None:
             print(f"warning: ignoring {problem}; the group restarts from scratch", file=sys.stderr, flush=True)
+        elif state is not None and state.get("epoch") is not None:
+            epoch, epochs = int(state["epoch"]), int(state.get("epochs") or group[0].train.epochs)
+            if self.on_resume is not None:
+                self.on_resume(group, epoch, epochs)
+            else:
+                print(resume_line(group, epoch, epochs), file=sys.stderr, flush=True)
         started = time.monotonic()
 
         def save(st: dict[str, Any]) -> None:

@@ -65,7 +65,7 @@ class Cifar10Random(Task):
     }
     profiles: dict[str, dict[str, Any]] = {
         "smoke": {
-            "description": "1,000 random-labeled images, 5 epochs, the four methods at width 64 (CPU, seconds)",
+            "description": "1,000 random-labeled images, 5 epochs, the four methods at width 64",
             "device": "cpu",
             "seeds": 1,
             "methods": METHODS_ALL,
@@ -76,7 +76,7 @@ class Cifar10Random(Task):
         },
         "ci": {
             "description": "5,000 random-labeled images, 100 epochs, the four methods at width 256 "
-                           "(m >= 2n/d = 3.3; about 3 minutes on a CPU core)",
+                           "(m >= 2n/d = 3.3)",
             "device": "cpu",
             "seeds": 1,
             "methods": METHODS_ALL,
@@ -216,8 +216,8 @@ def generalization_profiles(train_total: int, test_total: int, *, labels: str = 
     skip = f"; skipped without {needs}" if needs else ""
     return {
         "smoke": {
-            "description": f"1,000 / 1,000 images, {lab}3 epochs, the four methods at widths 16 and 64 (CPU, "
-                           f"seconds){skip}",
+            "description": f"1,000 / 1,000 images, {lab}3 epochs, the four methods at widths 16 and 64"
+                           f"{skip}",
             "device": "cpu",
             "seeds": 1,
             "methods": METHODS_ALL,
@@ -228,7 +228,7 @@ def generalization_profiles(train_total: int, test_total: int, *, labels: str = 
         },
         "ci": {
             "description": f"10,000 training images, all {test_total:,} test images, {lab}10 epochs, the four "
-                           f"methods at widths 16, 64, 256, 3 seeds (CPU, a few minutes){skip}",
+                           f"methods at widths 16, 64, 256, 3 seeds{skip}",
             "device": "cpu",
             "seeds": 3,
             "methods": METHODS_ALL,

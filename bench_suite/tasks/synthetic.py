@@ -76,7 +76,7 @@ ABLATION_PROFILES: dict[str, dict[str, Any]] = {
         "2000 steps",
         options={"d": 500}, cases=_radius_grows_with_width([4, 8, 16])),
     "ablation_smoke": _study(
-        "a tiny study for tests: n=64, d=16, m=8, eps 0.5 and 1, 50 steps, 2 repetitions (about a second)",
+        "a tiny study for tests: n=64, d=16, m=8, eps 0.5 and 1, 50 steps, 2 repetitions",
         seeds=2, widths=[8], options={"n": 64, "d": 16}, train={"eps": [0.5, 1.0], "epochs": 50, "eval_every": 25}),
 }
 
@@ -126,7 +126,7 @@ class SyntheticAblation(Task):
     }
     profiles: dict[str, dict[str, Any]] = {
         "smoke": {
-            "description": "the four methods, 200 GD steps (about a second on a CPU)",
+            "description": "the four methods, 200 GD steps",
             "device": "cpu",
             "seeds": 1,
             "train": {"epochs": 200, "eval_every": 50},

@@ -86,7 +86,7 @@ class WidthThreshold(Task):
     profiles: dict[str, dict[str, Any]] = {
         "smoke": {
             "description": ("mli_paired_pgd and mli_paired_pgd_fixed_v (V frozen at V0), tanh, three widths around "
-                            "the threshold, 1000 GD steps (seconds)"),
+                            "the threshold, 1000 GD steps"),
             "device": "cpu",
             "methods": ["mli_paired_pgd", "mli_paired_pgd_fixed_v"],
             "widths": [10, 20, 40],
@@ -123,9 +123,8 @@ class WidthThreshold(Task):
         "paper": {
             "description": ("mli_paired_pgd and mli_paired_pgd_fixed_v (V frozen at V0), tanh, softplus and relu, "
                             "m d/(2n) = 0.3..4, lr_w = 2e-6 (half the softplus stability bound at ratio 2), 200000 "
-                            "GD steps, five repetitions (a GPU; on a 2-core CPU about twice the 2 hours estimated "
-                            "from the ci step rate for mli_paired_pgd alone: the fixed-V cells double each fused "
-                            "group, docs/theory.md)"),
+                            "GD steps, five repetitions (made for a GPU; the fixed-V cells double each fused group, "
+                            "docs/theory.md)"),
             "device": "any",
             "methods": ["mli_paired_pgd", "mli_paired_pgd_fixed_v"],
             "widths": list(WIDTHS),
