@@ -9,12 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench_suite.scoring.checks import (
-    EXIT_FAIL,
-    EXIT_PASS,
-    EXIT_UNDECIDED,
+from bench_suite.core.exit_codes import CHECK_FAIL, CHECK_PASS, CHECK_UNDECIDED
+from bench_suite.scoring import (
     FAIL,
     INCONCLUSIVE,
+    OUT_OF_SCOPE,
     PASS,
     SKIPPED,
     VERDICT_COLUMNS,
@@ -395,19 +394,24 @@ def verdicts_of(*names):
 
 
 @pytest.mark.parametrize(
-    "names, code",
-    [((PASS, PASS), EXIT_PASS), ((PASS, FAIL), EXIT_FAIL), ((FAIL, INCONCLUSIVE, SKIPPED), EXIT_FAIL),
-     ((PASS, INCONCLUSIVE), EXIT_UNDECIDED), ((SKIPPED,), EXIT_UNDECIDED), ((), EXIT_UNDECIDED)],
+    "names, code, strict",
+    [((PASS, PASS), CHECK_PASS, CHECK_PASS), ((PASS, FAIL), CHECK_FAIL, CHECK_FAIL),
+     ((FAIL, INCONCLUSIVE, SKIPPED), CHECK_FAIL, CHECK_FAIL),
+     ((PASS, INCONCLUSIVE), CHECK_PASS, CHECK_UNDECIDED), ((SKIPPED,), CHECK_PASS, CHECK_UNDECIDED),
+     ((), CHECK_PASS, CHECK_UNDECIDED), ((PASS, OUT_OF_SCOPE), CHECK_PASS, CHECK_PASS),
+     ((OUT_OF_SCOPE,), CHECK_PASS, CHECK_PASS)],
 )
-def test_exit_codes(names, code):
+def test_exit_codes_go_on_unless_something_failed_and_strict_asks_for_every_row_decided(names, code, strict):
     assert exit_code(verdicts_of(*names)) == code
+    assert exit_code(verdicts_of(*names), strict=True) == strict
 
 
 def test_exit_code_constants_and_summary():
-    assert (EXIT_PASS, EXIT_FAIL, EXIT_UNDECIDED) == (0, 1, 3)
+    assert (CHECK_PASS, CHECK_FAIL, CHECK_UNDECIDED) == (0, 1, 3)
     with pytest.raises(ValueError):
         exit_code(verdicts_of("MAYBE"))
-    assert summary(verdicts_of(PASS, PASS, SKIPPED)) == {PASS: 2, FAIL: 0, INCONCLUSIVE: 0, SKIPPED: 1}
+    assert summary(verdicts_of(PASS, PASS, SKIPPED)) == {PASS: 2, FAIL: 0, INCONCLUSIVE: 0, SKIPPED: 1,
+                                                        OUT_OF_SCOPE: 0}
 
 
 def test_repository_baselines_on_a_cpu_scale_store_never_touch_paper_rows():
@@ -434,7 +438,8 @@ def test_known_deviation_rows_keep_their_fail_but_do_not_fail_the_exit_code():
     assert exit_code(frame((FAIL, "docs/ablation.md"), (PASS, ""))) == 0
     assert exit_code(frame((PASS, "docs/ablation.md"))) == 1  # the write-up is stale
     assert exit_code(frame((FAIL, ""), (FAIL, "docs/ablation.md"))) == 1
-    assert exit_code(frame((INCONCLUSIVE, "docs/ablation.md"))) == 3
+    assert exit_code(frame((INCONCLUSIVE, "docs/ablation.md"))) == 0
+    assert exit_code(frame((INCONCLUSIVE, "docs/ablation.md")), strict=True) == 3
 
 
 def test_known_deviation_is_read_and_noted():
@@ -461,7 +466,7 @@ protocol = 1
 [[reference]]
 id = "rank"
 kind = "value"
-statistic = "every"
+aggregate = "every"
 task = "synthetic_ablation"
 profile = "ci"
 method = "sgd"

@@ -1,5 +1,5 @@
 """The theory check wired through the harness: the record's theory section, the rows that score it
-(statistic "every", kind "slope", `only`), one verdict per configuration, the report's section."""
+(aggregate "every", kind "slope", `only`), one verdict per configuration, the report's section."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ protocol = 1
 [[reference]]
 id = "rank"
 kind = "value"
-statistic = "every"
+aggregate = "every"
 task = "width_threshold"
 profile = "ci"
 method = "mli_paired_pgd"
@@ -69,14 +69,18 @@ tolerance = 0
 """
 
 
-def test_statistic_every_fails_on_one_deficient_cell_where_a_mean_would_not():
+def test_aggregate_every_fails_on_one_deficient_cell_where_a_mean_would_not():
     refs = loads_references(EVERY)
     ok = run_checks(_frame([{"repetition": r, "jacobian_rank_deficit": 0} for r in range(3)]), refs)
     assert ok.verdict.tolist() == [PASS] and ok.n.tolist() == [3]
     bad = run_checks(_frame([{"repetition": r, "jacobian_rank_deficit": int(r == 1)} for r in range(3)]), refs)
     assert bad.verdict.tolist() == [FAIL] and "1 of 3 do not (1: 1)" in bad.note.iloc[0]
-    with pytest.raises(BaselineError, match="statistic"):
+    with pytest.raises(BaselineError, match="aggregate"):
         loads_references(EVERY.replace('"every"', '"median"'))
+    # the former spelling, `statistic = "every"`, still reads as the aggregate, with a warning
+    with pytest.warns(DeprecationWarning, match="aggregate"):
+        (old,) = loads_references(EVERY.replace('aggregate = "every"', 'statistic = "every"'))
+    assert (old.aggregate, old.statistic) == ("every", "final")
 
 
 SLOPE = """
