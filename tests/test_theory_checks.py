@@ -111,7 +111,8 @@ def test_a_slope_row_fits_the_log_log_slope_over_the_cells_it_admits():
     (row,) = run_checks(_frame(not_kkt), refs).itertuples()
     assert row.verdict == SKIPPED
     noisy = [{**r, "train_loss": 0.3 * r["eps"] ** 2 * (10 if r["repetition"] == 0 else 0.1)} for r in rows]
-    assert run_checks(_frame(noisy), refs).verdict.tolist() in ([INCONCLUSIVE], [PASS], [FAIL])
+    (row,) = run_checks(_frame(noisy), refs).itertuples()  # the same slope, scattered: its CI straddles 1.5
+    assert row.verdict == INCONCLUSIVE and row.ours == pytest.approx(2.0) and row.ci_low < 1.5 < row.ci_high
     with pytest.raises(BaselineError, match="`x`"):
         loads_references(SLOPE.replace('x = "eps"\n', ""))
 

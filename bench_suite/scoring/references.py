@@ -34,6 +34,7 @@ that has results for that task, method and profile).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import warnings
@@ -157,9 +158,10 @@ class Reference:
 
     def describe(self) -> str:
         """A one-line human statement of the row, e.g. ``train_acc >= 0.9931 - 0.01``; a row on
-        another statistic than the final value says so (``tail_median of train_loss[...]``)."""
-        text = KINDS[self.kind].describe(self)
-        return text if self.statistic == "final" else f"{self.statistic}: {text}"
+        another statistic than the final value names it, e.g. ``tail_median(train_loss)[sgd]``."""
+        if self.statistic == "final":
+            return KINDS[self.kind].describe(self)
+        return KINDS[self.kind].describe(dataclasses.replace(self, metric=f"{self.statistic}({self.metric})"))
 
 
 def default_baselines_path() -> Path:
