@@ -184,6 +184,7 @@ def _mark_partial(row: dict, ref: Reference, cells: pd.DataFrame) -> None:
     if row["verdict"] == FAIL and ref.aggregate == "every":
         add_note(row, f"{text}; a failing cell decides it", first=True)
     elif row["verdict"] in (PASS, FAIL):
+        row["note"] = row["note"].replace("n=1, no CI: decided on the single value", "n=1, no CI")
         add_note(row, f"{text}; on these alone: {row['verdict']}", first=True)
         row["verdict"] = INCONCLUSIVE
     else:
