@@ -183,7 +183,7 @@ def _paper_values_section(verdicts: pd.DataFrame) -> list[str]:
                 "width": _int(r["width"]) if not _missing(r["width"]) else "all",
                 "activation": r["activation"] if not _missing(r["activation"]) else "all",
                 "metric": r["metric"],
-                "paper": _num(r["reference"]),
+                "paper": _num(r["reference"] if _missing(r.get("paper_value")) else r["paper_value"]),
                 "ours": _ours(r),
                 "difference": _num(r["difference"], "+.4f"),
                 "tolerance": f"±{_num(r['tolerance'])}",
