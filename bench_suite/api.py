@@ -176,8 +176,7 @@ def score(store: str | os.PathLike, *, profile: str | None = None, tasks: list[s
     """Select and score: the rules of docs/checks.md ("Which results count")."""
     from .grid import profile_declares
     from .grid.versions import current_versions, is_current, why_not_current
-    from .scoring.checks import explain_skips, run_checks, select
-    from .scoring.references import load_references
+    from .scoring import explain_skips, load_references, run_checks, select
     from .tasks import TASKS
 
     st = _store(store)
@@ -197,9 +196,19 @@ def score(store: str | os.PathLike, *, profile: str | None = None, tasks: list[s
         refs = [r for r in refs if r.task in tasks]
     current = current_versions({r.task for r in refs} | {r.task for r in records}, {r.method for r in records})
     scored, left_out = select(records, refs, is_current=is_current, why_not_current=why_not_current,
-                              declares=profile_declares, include_old_code=include_old_code, rejected=st.rejected)
+                              declares=profile_declares, declared_repetitions=_declared_repetitions,
+                              include_old_code=include_old_code, rejected=st.rejected)
     verdicts = explain_skips(run_checks(scored, refs, confidence=confidence), records, left_out)
     return Scoring(st, records, refs, scored, left_out, verdicts, current)
+
+
+def _declared_repetitions(task: str, profile: str, config: dict) -> int | None:
+    """How many repetitions ``profile`` declares for a configuration of ``task`` (a profile's
+    cases share its count), or None when the task has no such profile here."""
+    from .grid import profile_repetitions, profiles_of
+
+    spec = profiles_of(task).get(profile)
+    return None if spec is None else profile_repetitions(spec)
 
 
 def check(store: str | os.PathLike, *, profile: str | None = None, tasks: list[str] | None = None,
@@ -207,8 +216,8 @@ def check(store: str | os.PathLike, *, profile: str | None = None, tasks: list[s
           confidence: float = 0.95) -> "pd.DataFrame":
     """The verdict table of ``store`` against the reference rows (``baselines/``), as ``check``:
     one row per reference row and (width, activation) group, columns ``scoring.VERDICT_COLUMNS``
-    (verdict PASS / FAIL / INCONCLUSIVE / SKIPPED, the statistic and its CI, the cells, code
-    versions and data checksums used). ``.attrs["left_out"]`` holds the records not scored and why."""
+    (verdict PASS / FAIL / INCONCLUSIVE / SKIPPED / OUT_OF_SCOPE, its outcome, the statistic and its CI, the
+    cells, code versions and data checksums used). ``.attrs["left_out"]`` holds the records not scored and why."""
     result = score(store, profile=profile, tasks=tasks, baselines=baselines, include_old_code=include_old_code,
                    confidence=confidence)
     verdicts = result.verdicts

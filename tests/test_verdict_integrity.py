@@ -12,6 +12,7 @@ import math
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -224,7 +225,7 @@ def test_an_internal_error_exits_2_in_one_line_not_with_a_verdict_code(tmp_path,
     def broken(*args, **kwargs):
         raise TypeError("'<' not supported between instances of 'float' and 'str'")
 
-    monkeypatch.setattr("bench_suite.scoring.checks.run_checks", broken)
+    monkeypatch.setattr("bench_suite.scoring.run_checks", broken)
     assert check(store, baselines) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("python -m bench_suite: internal error: TypeError")
@@ -291,3 +292,73 @@ def test_skipped_rows_of_a_store_with_unscorable_records_explain_themselves(tmp_
     verdicts = bs.check(tmp_path / "s", profile="ci")  # every task's rows, comparisons or not
     assert set(verdicts["verdict"]) == {"SKIPPED"}
     assert verdicts["note"].str.contains("no record the row may score").any()
+
+
+# --------------------------------------------------------------------------------------------
+# fewer repetitions than the profile declares; check's terminal text and exit codes
+# --------------------------------------------------------------------------------------------
+COMMITTED = Path(__file__).resolve().parents[1] / "reports" / "ci" / "store"
+
+
+@pytest.fixture
+def main_job_store(tmp_path):
+    """The README's main job (`run --task synthetic_ablation`: the `ci` configuration, one
+    repetition): its four cells are repetition 0 of the committed ci store's ablation cells (the
+    same cell ids), written as the main job leaves them, with no profile label."""
+    src = ResultStore(COMMITTED)
+    cells = [r for r in src.records() if r.task == "synthetic_ablation" and r.seeds["repetition"] == 0]
+    if len(cells) != 4:
+        pytest.skip("the committed ci store lacks the synthetic ablation's repetition 0")
+    store = ResultStore(tmp_path / "main")
+    for record in src.attach_curves(cells):
+        assert store.write(record.replace(profile=None))
+    return tmp_path / "main"
+
+
+def test_the_readme_main_job_checked_against_the_ci_rows_is_partial_not_a_plain_verdict(main_job_store, capsys):
+    verdicts = api.check(main_job_store, profile="ci", tasks=["synthetic_ablation"])
+    assert len(verdicts) == 3 and set(verdicts.verdict) == {INCONCLUSIVE}  # never a plain PASS or FAIL
+    assert set(verdicts.n) == {1} and set(verdicts.n_declared) == {5}
+    assert all(n.startswith("partial: 1 of the 5 repetitions profile ci declares (4 missing: 1, 2, 3, 4)")
+               for n in verdicts.note)
+    assert main(["check", "--store", str(main_job_store), "--profile", "ci", "--task", "synthetic_ablation"]) == 0
+    out = capsys.readouterr().out
+    assert "n=1/5" in out and "partial: 1 of the 5" in out and "exit 0: nothing failed unexpectedly" in out
+    assert main(["check", "--store", str(main_job_store), "--profile", "ci", "--task", "synthetic_ablation",
+                 "--strict"]) == 3
+
+
+def test_check_prints_a_summary_first_the_tasks_present_then_one_line_for_the_absent_within_the_width(
+        main_job_store, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["check", "--store", str(main_job_store), "--profile", "ci"]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert all(len(line) <= 80 for line in lines + captured.err.splitlines()), max(lines, key=len)
+    head = " ".join(line.strip() for line in lines[:3])  # the summary comes first
+    assert head.startswith(f"check {main_job_store} (profile ci):") and "scored 4 (synthetic_ablation 4)" in head
+    assert any(line.startswith("verdicts: 0 PASS, 0 FAIL, 3 INCONCLUSIVE") for line in lines[:4])
+    first_task = next(i for i, line in enumerate(lines) if line.startswith("synthetic_ablation: 4 record(s)"))
+    absent = [i for i, line in enumerate(lines) if line.startswith("no records in the store for ")]
+    assert len(absent) == 1 and absent[0] > first_task  # the tasks the store holds first, the others folded
+    assert "width_threshold" in " ".join(lines[absent[0]:absent[0] + 8]) and "SKIPPED" in captured.out
+    assert not any(line.startswith("theory/") for line in lines)  # no line per absent row
+
+
+def test_exit_codes_of_check_fail_only_on_an_unexpected_fail(tmp_path, capsys):
+    rows = BASELINES.replace('task = "integrity_task"', 'task = "synthetic_ablation"')  # sgd's loss <= 1.0 ...
+
+    def check_committed(text, *extra):
+        path = tmp_path / "refs.toml"
+        path.write_text(text)
+        return main(["check", "--store", str(COMMITTED), "--baselines", str(path), *extra])
+
+    assert check_committed(rows) == 0
+    assert check_committed(rows.replace("bound = 1.0", "bound = -1.0")) == 1  # ... <= -1: an unexpected FAIL
+    assert "exit 1: an unexpected FAIL" in capsys.readouterr().out
+    known = rows.replace("bound = 1.0", 'bound = -1.0\nknown_deviation = "a write-up"')  # the FAIL written up
+    assert check_committed(known) == 0 and check_committed(known, "--strict") == 0
+    assert "FAIL (expected)" in capsys.readouterr().out
+    absent = rows.replace('task = "synthetic_ablation"', 'task = "mnist"')  # no records: SKIPPED, no failure
+    assert check_committed(absent) == 0 and check_committed(absent, "--strict") == 3
+    assert "no records in the store for mnist" in capsys.readouterr().out

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from typing import Any
-
-from tabulate import tabulate
 
 from ..core.files import writable_dir
 from ..grid import load_profile_file, profile_declares, profiles_of
@@ -21,9 +20,10 @@ def register(sub) -> None:
                            ("report", "write a markdown report (tables, verdicts, plots) and the results as "
                                       "CSV/parquet from the store")):
         p = sub.add_parser(name, help=helptext, description=helptext, epilog=(
-            "exit codes: 0 every verdict PASS (or FAIL only as a documented known deviation); 1 an unexpected FAIL; "
-            "2 bad input (one line); 3 nothing failed but something INCONCLUSIVE or SKIPPED (docs/checks.md)")
-            if name == "check" else None)
+            "exit codes: 0 nothing failed unexpectedly (every verdict PASS, OUT_OF_SCOPE, a known deviation's "
+            "expected FAIL, INCONCLUSIVE or SKIPPED: `run && check && report` goes on); 1 an unexpected FAIL; "
+            "2 bad input (one line); 3 with --strict only: nothing failed but something INCONCLUSIVE or SKIPPED "
+            "(docs/checks.md)") if name == "check" else None)
         _add_scoring_args(p)
         if name == "check":
             p.add_argument("--save", default=None, metavar="DIR",
@@ -31,6 +31,12 @@ def register(sub) -> None:
             p.add_argument("--stale", choices=("ok", "warn", "error"), default="ok",
                            help="what to do when the store holds records of older code: ok (leave them out, "
                                 "say so; the default), warn (also a STALE line), error (exit 2)")
+            p.add_argument("--strict", action="store_true",
+                           help="exit 3 when nothing failed but some verdict is INCONCLUSIVE or SKIPPED (or there "
+                                "was nothing to check); without it those exit 0, with a note")
+            p.add_argument("-v", "--verbose", action="store_true",
+                           help="one line per verdict group and every note (by default a claim whose groups all "
+                                "PASS, or all lie out of scope, is one line)")
             p.set_defaults(handler=_with_profile_files(cmd_check))
         else:
             p.add_argument("--reports-dir", default="reports", metavar="DIR",
@@ -110,29 +116,33 @@ def _code_line(verdicts) -> str:
     return f"code version(s) scored: {'; '.join(versions) if versions else 'none'}"
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from ..scoring.checks import describe_left_out, exit_code, save_verdicts, summary
+    from ..scoring import describe_left_out, exit_code, save_verdicts
+    from .check_text import render, terminal_width
 
     scoring = _scoring(args)
+    strict = bool(getattr(args, "strict", False))
     if not scoring.references:
         from ..scoring.references import load_references
 
         with_rows = sorted({r.profile for r in load_references(args.baselines)})
         print(f"no reference rows for profile={args.profile}, task={args.task}; profiles with rows: "
-              f"{', '.join(with_rows)}", file=sys.stderr)
-        return 3
+              f"{', '.join(with_rows)}: nothing to check", file=sys.stderr)
+        return exit_code(None, strict=strict)
     verdicts = scoring.verdicts
-    cols = ["id", "width", "activation", "metric", "reference", "ours", "ci_low", "ci_high", "n", "verdict", "note"]
-    print(tabulate(verdicts[cols].to_dict("records"), headers="keys", floatfmt=".4g", missingval="-"))
-    counts = summary(verdicts)
-    print("\n" + ", ".join(f"{v} {k}" for k, v in counts.items()) + f" (store: {scoring.store.root})")
-    print(_code_line(verdicts))
-    left = describe_left_out(scoring.left_out)
-    if left:
-        print(f"{left} (details: `check --save DIR`, DIR/verdicts.json)")
-    if counts["INCONCLUSIVE"]:
-        ids = sorted({str(i) for i in verdicts.loc[verdicts["verdict"] == "INCONCLUSIVE", "id"]})
-        print(f"INCONCLUSIVE: {counts['INCONCLUSIVE']} row(s) undecided at these repetitions: {', '.join(ids)}",
-              file=sys.stderr)
+    width = terminal_width()
+    for line in render(verdicts, scored=scoring.scored, records=scoring.records, store=str(scoring.store.root),
+                       profile=args.profile, references=scoring.references, width=width,
+                       verbose=bool(getattr(args, "verbose", False))):
+        print(line)
+    for line in (describe_left_out(scoring.left_out), _code_line(verdicts)):
+        if line:
+            print(textwrap.fill(line + (" (details: `check --save DIR`, DIR/verdicts.json)" if line.startswith("left")
+                                        else ""), width=width, subsequent_indent="  "))
+    undecided = verdicts.loc[verdicts["verdict"] == "INCONCLUSIVE", "id"]
+    if len(undecided):
+        ids = list(dict.fromkeys(str(i) for i in undecided))
+        print(textwrap.fill(f"INCONCLUSIVE: {len(undecided)} verdict(s) of {len(ids)} claim(s) undecided at these "
+                            f"repetitions: {', '.join(ids)}", width=width, subsequent_indent="  "), file=sys.stderr)
     if args.save:
         out = writable_dir(args.save, "--save")
         save_verdicts(verdicts, out, left_out=scoring.left_out, context=_context(args, scoring))
@@ -145,7 +155,22 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 2
     if stale and args.stale == "warn":
         print(stale, file=sys.stderr)
-    return exit_code(verdicts)
+    code = exit_code(verdicts, strict=strict)
+    print(textwrap.fill(_exit_line(verdicts, code, strict), width=width, subsequent_indent="  "))
+    return code
+
+def _exit_line(verdicts, code: int, strict: bool) -> str:
+    from ..scoring import INCONCLUSIVE, SKIPPED, summary
+
+    counts = summary(verdicts)
+    open_ = ", ".join(f"{counts[v]} {v}" for v in (INCONCLUSIVE, SKIPPED) if counts[v])
+    if code == 1:
+        return "exit 1: an unexpected FAIL (a FAIL, or a known deviation whose row no longer fails)"
+    if code == 3:
+        return f"exit 3 (--strict): nothing failed, but not every row is decided ({open_ or 'nothing checked'})"
+    if open_ and not strict:
+        return f"exit 0: nothing failed unexpectedly; {open_} are not failures (--strict exits 3 for them)"
+    return "exit 0: nothing failed unexpectedly"
 
 def _context(args: argparse.Namespace, scoring) -> dict[str, Any]:
     return {"store": str(scoring.store.root), "profile": args.profile, "tasks": args.task,

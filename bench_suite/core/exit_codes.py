@@ -3,7 +3,8 @@
 `run`: 0 every cell done, 1 some cell failed (error, diverged, interrupted, lost), 3 nothing
 failed but some cells were skipped (no data), 69 the cluster stopped answering (sysexits'
 EX_UNAVAILABLE), 75 stopped early by a time budget, checkpointed (sysexits' EX_TEMPFAIL: run
-the same command again). `check`: 0 every verdict PASS, 1 a FAIL, 3 something undecided.
+the same command again). `check`: 0 nothing failed unexpectedly, 1 an unexpected FAIL, 3 with
+--strict only: nothing failed but something undecided.
 Every command: 2 bad input or an internal error (one line), 130 Ctrl-C, 141 its output's reader
 left (`| head`).
 """
@@ -17,6 +18,6 @@ STOPPED = 75  # run: stopped early (time budget, request_stop), checkpointed: ru
 INTERRUPTED = 130  # Ctrl-C
 BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports it: the reader of stdout left (`| head`)
 
-CHECK_PASS = 0  # every verdict PASS
+CHECK_PASS = 0  # nothing failed unexpectedly (INCONCLUSIVE / SKIPPED rows too, unless --strict)
 CHECK_FAIL = 1  # at least one (unexpected) FAIL
-CHECK_UNDECIDED = 3  # no FAIL, but something INCONCLUSIVE or SKIPPED (or nothing to check)
+CHECK_UNDECIDED = 3  # --strict: no FAIL, but something INCONCLUSIVE or SKIPPED (or nothing to check)

@@ -17,8 +17,9 @@ from typing import Any, Iterable, Sequence
 import pandas as pd
 
 from ..core.records import COLUMN_NAMES, USABLE, Record, Status
-from ..scoring.checks import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, EXIT_UNDECIDED, FAIL, VERDICTS, exit_code
-from ..scoring.references import METRICS
+from ..scoring.references import SCORED_METRICS as METRICS
+from ..scoring.verdicts import EXIT_CODE_MEANINGS as _EXIT_MEANING
+from ..scoring.verdicts import FAIL, VERDICTS, exit_code
 from .ablation import study_section
 from .theory import theory_section
 
@@ -27,12 +28,6 @@ ABLATION_TASK = "synthetic_ablation"
 ABLATION_METRIC = "train_loss"
 DASH = "—"
 _OPS = {"lower": "<", "higher": ">", "at_most": "≤", "at_least": "≥"}
-_EXIT_MEANING = {
-    EXIT_PASS: "every verdict PASS, or FAIL only as a documented known deviation",
-    EXIT_FAIL: "at least one unexpected FAIL",
-    EXIT_ERROR: "error",
-    EXIT_UNDECIDED: "no unexpected FAIL; some verdicts INCONCLUSIVE or SKIPPED, or nothing checked",
-}
 # fixed colours, so a method keeps its colour across plots (others: tab10 by sorted name)
 _METHOD_COLORS = {
     "mli_paired_pgd": "#d62728", "sgd": "#1f77b4", "constraint_only": "#2ca02c", "no_mirroring": "#9467bd",
@@ -188,7 +183,7 @@ def _paper_values_section(verdicts: pd.DataFrame) -> list[str]:
                 "width": _int(r["width"]) if not _missing(r["width"]) else "all",
                 "activation": r["activation"] if not _missing(r["activation"]) else "all",
                 "metric": r["metric"],
-                "paper": _num(r["reference"]),
+                "paper": _num(r["reference"] if _missing(r.get("paper_value")) else r["paper_value"]),
                 "ours": _ours(r),
                 "difference": _num(r["difference"], "+.4f"),
                 "tolerance": f"±{_num(r['tolerance'])}",

@@ -1,7 +1,7 @@
 """Reference rows (the paper's numbers and claims) read from ``baselines/*.toml``.
 
-This is the one reader of the reference files; ``scoring.py`` scores results against what it
-returns. The file format is described in ``docs/checks.md``. In short::
+This is the one reader of the reference files; ``checks.run_checks`` scores results against what
+it returns. The file format is described in ``docs/checks.md``. In short::
 
     protocol = 1                      # the record protocol these rows apply to
 
@@ -12,7 +12,8 @@ returns. The file format is described in ``docs/checks.md``. In short::
     method = "mli_paired_pgd"
     source = "Table 3"
     rows = [
-      { width = 1024, activation = "relu", metric = "train_acc", value = 0.9931, tolerance = 0.01 },
+      { width = 1024, activation = "relu", metric = "train_acc", paper_value = 0.9931,
+        direction = "at_least", tolerance = 0.01 },
     ]
 
     [[reference]]                     # or a single row
@@ -22,60 +23,65 @@ returns. The file format is described in ``docs/checks.md``. In short::
     method = "mli_paired_pgd"
     versus = "sgd"
     metric = "train_loss"
+    statistic = "tail_median"
     direction = "lower"
 
-Row kinds:
-
-- ``value``: ``|measured - value| <= tolerance`` (direction ``within``);
-- ``threshold``: ``measured >= bound`` (``at_least``) or ``<= bound`` (``at_most``), loosened
-  by ``tolerance`` (default 0);
-- ``comparison``: the per-repetition difference ``method - versus`` on the same task, profile,
-  width and activation against ``bound`` (default 0): ``lower`` (< bound), ``higher`` (> bound),
-  ``at_most`` (<= bound), ``at_least`` (>= bound); ``tolerance`` loosens the edge in favour
-  of the claim.
-
+The kinds of row (``value``, ``threshold``, ``comparison``, ``slope``, and any a plug-in adds)
+and the fields each takes are the entries of :data:`bench_suite.scoring.kinds.KINDS`.
 ``width`` / ``activation`` may be a value, a list, or omitted (= every width / activation
 that has results for that task, method and profile).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..core.records import SCORED_METRICS
+from ..core.curves import TAIL_METRICS
+from ..core.records import SCORED_METRICS as _RECORD_METRICS
+from . import scope
+from .kinds import KIND_FIELDS, KINDS
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-KINDS = ("value", "threshold", "comparison", "slope")
-DIRECTIONS: dict[str, tuple[str, ...]] = {
-    "value": ("within",),
-    "threshold": ("at_least", "at_most"),
-    "comparison": ("lower", "higher", "at_least", "at_most"),
-    "slope": ("at_least", "at_most", "within"),
-}
-# the per-cell metrics of the results table a reference row may score (final metrics, and the
-# theory section's measurements: bench_suite/core/records.py)
-METRICS = SCORED_METRICS
-# how a row's repetitions are combined: "mean" (a t-interval over repetitions) or "every" (each
+# the per-cell metrics a row may name (the final metrics and the theory section's measurements:
+# bench_suite/core/records.py); a curve's tail median is read through `statistic`, not named
+SCORED_METRICS = tuple(m for m in _RECORD_METRICS if m not in TAIL_METRICS)
+# the statistic of each cell a row scores: the metric's final value, or a tail statistic of its
+# per-epoch curve (the record's ``final["<metric>_tail_median"]``; docs/checks.md "Curve claims")
+STATISTICS: dict[str, str] = {"final": "", "tail_median": "_tail_median"}
+# how a row combines repetitions: "mean" (a t-interval over repetitions) or "every" (each
 # repetition must satisfy the row: a law that must hold in every sampled cell)
-STATISTICS = ("mean", "every")
+AGGREGATES = ("mean", "every")
 # the columns `only` and a slope's `x` may name (numeric columns of the results table)
-FILTER_COLUMNS = SCORED_METRICS + ("eps", "lr_w", "lr_v", "momentum", "width_ratio", "epochs", "width", "radius")
+FILTER_COLUMNS = _RECORD_METRICS + ("eps", "lr_w", "lr_v", "momentum", "width_ratio", "epochs", "width", "radius")
+
+METRICS = SCORED_METRICS  # the former name (records.METRICS is the final metrics alone): use SCORED_METRICS
 
 ROW_FIELDS = (
     "id", "kind", "task", "profile", "method", "versus", "width", "activation", "metric", "direction",
-    "value", "bound", "tolerance", "source", "claim", "known_deviation", "statistic", "only", "x",
+    "value", "bound", "tolerance", "paper_value", "source", "claim", "known_deviation", "statistic", "aggregate",
+    "only", "x", "assumes",
 )
 FILE_FIELDS = ("protocol", "title", "description", "group", "reference")
 
 ENV_VAR = "BENCH_SUITE_BASELINES"
+
+
+def __getattr__(name: str):
+    if name in ("KINDS", "DIRECTIONS"):  # the kinds table is bench_suite.scoring.kinds.KINDS
+        warnings.warn(f"bench_suite.scoring.references.{name} is deprecated: use bench_suite.scoring.kinds.KINDS",
+                      DeprecationWarning, stacklevel=2)
+        return tuple(KINDS) if name == "KINDS" else {k: v.directions for k, v in KINDS.items()}
+    raise AttributeError(name)
 
 
 class BaselineError(ValueError):
@@ -97,9 +103,10 @@ class Reference:
     versus: str | None = None
     widths: tuple[int, ...] | None = None
     activations: tuple[str, ...] | None = None
-    value: float | None = None  # kind "value": the paper's number
+    value: float | None = None  # value rows: the number the claim is centred on / bounded by
     bound: float | None = None  # "threshold": the bound; "comparison": bound on method - versus
     tolerance: float = 0.0
+    paper_value: float | None = None  # the number the paper prints, shown beside ours (None: not a paper number)
     source: str = ""
     claim: str = ""
     file: str = ""
@@ -107,15 +114,32 @@ class Reference:
     # reported as FAIL, but an expected FAIL does not fail `check`; an unexpected PASS does (the
     # write-up is then stale). Never set this to make a row pass: only with a study that shows it.
     known_deviation: str = ""
-    statistic: str = "mean"  # see STATISTICS
+    statistic: str = "final"  # see STATISTICS
+    aggregate: str = "mean"  # see AGGREGATES
     # records scored only where these columns meet these bounds: ((column, "at_most"|"at_least", value), ...)
     only: tuple = ()
     x: str | None = None  # kind "slope": the column of the x axis (log-log fit of metric against x)
+    assumes: tuple[str, ...] = ()  # assumptions / theorems (scope.py): groups outside them are OUT_OF_SCOPE
 
     @property
     def target(self) -> float:
-        """The number the measurement is scored against (value, or bound)."""
-        return float(self.value if self.value is not None else self.bound)  # type: ignore[arg-type]
+        """The number the measurement is scored against: ``value`` (a value row without one: the
+        paper's number), else ``bound``."""
+        for v in (self.value, self.bound, self.paper_value):
+            if v is not None:
+                return float(v)
+        raise BaselineError(f"{self.id}: no value or bound")  # pragma: no cover - the reader refuses such rows
+
+    @property
+    def column(self) -> str:
+        """The results-table column the row reads: the metric as its ``statistic`` reads it, e.g.
+        ``train_loss_tail_median``."""
+        return self.metric + STATISTICS[self.statistic]
+
+    @property
+    def methods(self) -> list[str]:
+        """The methods the row reads: ``method``, and ``versus`` when it has one."""
+        return [self.method] + ([self.versus] if self.versus else [])
 
     def acceptance(self) -> tuple[float, float, bool, bool]:
         """The interval a measurement must lie in to pass: (low, high, low_closed, high_closed)."""
@@ -133,19 +157,11 @@ class Reference:
         raise BaselineError(f"{self.id}: unknown direction {self.direction!r}")  # pragma: no cover
 
     def describe(self) -> str:
-        """A one-line human statement of the row, e.g. ``train_acc within 0.9931 ± 0.01``."""
-        if self.kind == "value":
-            return f"{self.metric} within {self.target:g} ± {self.tolerance:g}"
-        if self.kind == "slope":
-            op = {"at_least": ">=", "at_most": "<=", "within": "within"}[self.direction]
-            tail = f" ± {self.tolerance:g}" if self.direction == "within" else ""
-            return f"slope of log {self.metric} against log {self.x} {op} {self.target:g}{tail}"
-        lhs = self.metric
-        if self.kind == "comparison":
-            lhs = f"{self.metric}[{self.method}] - {self.metric}[{self.versus}]"
-        op = {"at_least": ">=", "at_most": "<=", "lower": "<", "higher": ">"}[self.direction]
-        tol = f" (tolerance {self.tolerance:g})" if self.tolerance else ""
-        return f"{lhs} {op} {self.target:g}{tol}"
+        """A one-line human statement of the row, e.g. ``train_acc >= 0.9931 - 0.01``; a row on
+        another statistic than the final value names it, e.g. ``tail_median(train_loss)[sgd]``."""
+        if self.statistic == "final":
+            return KINDS[self.kind].describe(self)
+        return KINDS[self.kind].describe(dataclasses.replace(self, metric=f"{self.statistic}({self.metric})"))
 
 
 def default_baselines_path() -> Path:
@@ -230,57 +246,59 @@ def _make_reference(row: dict[str, Any], *, protocol: int, where: str, file: str
     unknown = sorted(set(row) - set(ROW_FIELDS))
     if unknown:
         raise BaselineError(f"{where}: unknown field(s) {unknown}; allowed: {list(ROW_FIELDS)}")
-    kind = row.get("kind", "value")
-    if kind not in KINDS:
-        raise BaselineError(f"{where}: kind must be one of {list(KINDS)}, got {kind!r}")
+    row = dict(row)
+    kind_name = row.get("kind", "value")
+    if kind_name not in KINDS:
+        raise BaselineError(f"{where}: kind must be one of {list(KINDS)}, got {kind_name!r}")
+    kind = KINDS[kind_name]
     for name in ("task", "profile", "method", "metric"):
         if not isinstance(row.get(name), str) or not row[name]:
             raise BaselineError(f"{where}: needs `{name}` (a non-empty string)")
     metric = row["metric"]
-    if metric not in METRICS:
-        raise BaselineError(f"{where}: metric must be one of {list(METRICS)}, got {metric!r}")
-    direction = row.get("direction", "within" if kind == "value" else None)
-    statistic = row.get("statistic", "mean")
-    if statistic not in STATISTICS:
-        raise BaselineError(f"{where}: statistic must be one of {list(STATISTICS)}, got {statistic!r}")
-    if statistic == "every" and kind not in ("value", "threshold"):
-        raise BaselineError(f"{where}: statistic 'every' applies to value and threshold rows")
-    x = row.get("x")
-    if kind == "slope":
-        if x not in FILTER_COLUMNS:
-            raise BaselineError(f"{where}: a slope row needs `x`, one of {list(FILTER_COLUMNS)}, got {x!r}")
-    elif x is not None:
-        raise BaselineError(f"{where}: `x` only belongs to slope rows")
-    only = _only(row.get("only"), where)
-    if direction not in DIRECTIONS[kind]:
-        raise BaselineError(f"{where}: a {kind} row needs direction in {list(DIRECTIONS[kind])}, got {direction!r}")
-    versus = row.get("versus")
-    if kind == "comparison":
-        if not isinstance(versus, str) or not versus:
-            raise BaselineError(f"{where}: a comparison row needs `versus` (the other method)")
-        if versus == row["method"]:
-            raise BaselineError(f"{where}: a comparison needs two different methods, got {versus!r} twice")
-    elif versus is not None:
-        raise BaselineError(f"{where}: `versus` only belongs to comparison rows")
+    if metric in TAIL_METRICS:
+        base = metric[: -len("_tail_median")]
+        raise BaselineError(f"{where}: metric {metric!r} is the statistic of a curve: write metric = {base!r} and "
+                            f"statistic = \"tail_median\"")
+    if metric not in SCORED_METRICS:
+        raise BaselineError(f"{where}: metric must be one of {list(SCORED_METRICS)}, got {metric!r}")
+    statistic, aggregate = _statistic_and_aggregate(row, where)
+    if statistic != "final" and metric + STATISTICS[statistic] not in _RECORD_METRICS:
+        raise BaselineError(f"{where}: statistic {statistic!r} needs a per-epoch curve; {metric!r} has none "
+                            f"(curves with one: {', '.join(m[: -len('_tail_median')] for m in TAIL_METRICS)})")
+    if aggregate not in kind.aggregates:
+        raise BaselineError(f"{where}: aggregate {aggregate!r} does not apply to {kind_name} rows "
+                            f"(they take {', '.join(kind.aggregates)})")
+    direction = row.get("direction", kind.directions[0] if kind.default_direction else None)
+    if direction not in kind.directions:
+        raise BaselineError(f"{where}: a {kind_name} row needs direction in {list(kind.directions)}, got {direction!r}")
+    row["direction"] = direction
+    for name in KIND_FIELDS:
+        if name in row and name not in kind.takes:
+            owners = [k for k, spec in KINDS.items() if name in spec.takes]
+            raise BaselineError(f"{where}: `{name}` only belongs to {' / '.join(owners) or 'no'} rows")
+    for name in kind.needs:
+        if row.get(name) is None:
+            what = {"versus": " (the other method)", "x": f", one of {list(FILTER_COLUMNS)}"}.get(name, "")
+            raise BaselineError(f"{where}: a {kind_name} row needs `{name}`{what}")
     value = _number(row, "value", where)
     bound = _number(row, "bound", where)
-    if kind == "value":
-        if value is None:
-            raise BaselineError(f"{where}: a value row needs `value` (the paper's number)")
-        if bound is not None:
-            raise BaselineError(f"{where}: a value row takes `value`, not `bound`")
-        if "tolerance" not in row:
-            raise BaselineError(f"{where}: a value row needs an explicit `tolerance`")
-    elif kind == "slope" and direction == "within":
-        if value is None or bound is not None:
-            raise BaselineError(f"{where}: a slope row with direction within takes `value` (and `tolerance`)")
-    else:
-        if value is not None:
-            raise BaselineError(f"{where}: a {kind} row takes `bound`, not `value`")
-        if kind in ("threshold", "slope") and bound is None:
-            raise BaselineError(f"{where}: a {kind} row needs `bound`")
-        if bound is None:
-            bound = 0.0
+    paper_value = _number(row, "paper_value", where)
+    if "bound" in kind.takes and bound is None and "bound" in kind.defaults:
+        bound = float(kind.defaults["bound"])
+    versus = row.get("versus")
+    if "versus" in kind.takes and (not isinstance(versus, str) or not versus):
+        raise BaselineError(f"{where}: a {kind_name} row needs `versus` (the other method)")
+    x = row.get("x")
+    if "x" in kind.takes and x not in FILTER_COLUMNS:
+        raise BaselineError(f"{where}: a {kind_name} row needs `x`, one of {list(FILTER_COLUMNS)}, got {x!r}")
+    if kind.validate is not None:
+        try:
+            kind.validate({**row, "value": value, "bound": bound, "paper_value": paper_value}, where)
+        except ValueError as exc:
+            raise BaselineError(f"{where}: {exc}") from None
+    if value is None and bound is None and paper_value is None:
+        raise BaselineError(f"{where}: a {kind_name} row needs a number to score against (`value` or `bound`)")
+    only = _only(row.get("only"), where)
     tolerance = _number(row, "tolerance", where)
     tolerance = 0.0 if tolerance is None else tolerance
     if tolerance < 0:
@@ -289,18 +307,52 @@ def _make_reference(row: dict[str, Any], *, protocol: int, where: str, file: str
     if widths is not None and any(w < 1 for w in widths):
         raise BaselineError(f"{where}: widths must be positive integers, got {list(widths)}")
     activations = _axis(row, "activation", str, where)
-    ref_id = row.get("id") or _auto_id(row, kind, widths, activations)
+    assumes = _assumes(row.get("assumes"), where)
+    ref_id = row.get("id") or _auto_id(row, kind_name, widths, activations)
     if not isinstance(ref_id, str):
         raise BaselineError(f"{where}: id must be a string, got {ref_id!r}")
     for name in ("source", "claim", "known_deviation"):
         if not isinstance(row.get(name, ""), str):
             raise BaselineError(f"{where}: `{name}` must be a string")
     return Reference(
-        id=ref_id, kind=kind, task=row["task"], profile=row["profile"], method=row["method"], metric=metric,
-        direction=direction, protocol=protocol, versus=versus, widths=widths, activations=activations,
-        value=value, bound=bound, tolerance=tolerance, source=row.get("source", ""), claim=row.get("claim", ""),
-        file=file, known_deviation=row.get("known_deviation", ""), statistic=statistic, only=only, x=x,
+        id=ref_id, kind=kind_name, task=row["task"], profile=row["profile"], method=row["method"], metric=metric,
+        direction=direction, protocol=protocol, versus=versus if "versus" in kind.takes else None, widths=widths,
+        activations=activations, value=value, bound=bound, tolerance=tolerance, paper_value=paper_value,
+        source=row.get("source", ""), claim=row.get("claim", ""), file=file,
+        known_deviation=row.get("known_deviation", ""), statistic=statistic, aggregate=aggregate, only=only,
+        x=x if "x" in kind.takes else None, assumes=assumes,
     )
+
+
+def _statistic_and_aggregate(row: dict[str, Any], where: str) -> tuple[str, str]:
+    """``statistic`` (of each cell: final / tail_median) and ``aggregate`` (over repetitions:
+    mean / every). The former spelling ``statistic = "every"`` (or "mean") is read as the
+    aggregate, with a DeprecationWarning."""
+    statistic = row.get("statistic", "final")
+    aggregate = row.get("aggregate", "mean")
+    if statistic in AGGREGATES and "aggregate" not in row:
+        warnings.warn(f"{where}: `statistic = {statistic!r}` now reads `aggregate = {statistic!r}` (statistic is "
+                      f"the statistic of each cell: {', '.join(STATISTICS)})", DeprecationWarning, stacklevel=4)
+        statistic, aggregate = "final", statistic
+    if statistic not in STATISTICS:
+        raise BaselineError(f"{where}: statistic must be one of {list(STATISTICS)}, got {statistic!r}")
+    if aggregate not in AGGREGATES:
+        raise BaselineError(f"{where}: aggregate must be one of {list(AGGREGATES)}, got {aggregate!r}")
+    return statistic, aggregate
+
+
+def _assumes(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise BaselineError(f"{where}: `assumes` must be a name or a list of names")
+    try:
+        scope.expand(tuple(names))
+    except KeyError as exc:
+        known = sorted(scope.ASSUMPTIONS) + sorted(scope.THEOREMS)
+        raise BaselineError(f"{where}: `assumes` names {exc.args[0]!r}; known: {', '.join(known)}") from None
+    return tuple(names)
 
 
 def _only(value: Any, where: str) -> tuple:
