@@ -50,7 +50,7 @@ def fresh_git_state(monkeypatch):
 @pytest.mark.parametrize(("dirty", "expected"), [("0", False), ("1", True), ("true", True), ("False", False),
                                                  ("off", False), ("", False), (None, None)])
 def test_the_environment_states_the_commit(monkeypatch, dirty, expected):
-    monkeypatch.setattr(provenance, "source_commit", lambda root: pytest.fail("git asked although the commit was given"))
+    monkeypatch.setattr(provenance, "source_commit", lambda root: pytest.fail("git asked though the commit was given"))
     monkeypatch.setenv(GIT_COMMIT_ENV, COMMIT.upper())
     if dirty is not None:
         monkeypatch.setenv(GIT_DIRTY_ENV, dirty)

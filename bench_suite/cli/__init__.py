@@ -22,12 +22,12 @@ import warnings
 
 from ..core import exit_codes
 from ..core.env import EnvVarError, check_flags, env_flag
-from ..core.version import __version__
+from ..core.errors import BenchSuiteError
 from ..core.registry import PluginError, UnknownNameError, load_plugins
+from ..core.version import __version__
 from ..grid import GridError
 from . import info, results, run, tools
 from .common import DEBUG_ENV, EXIT_USAGE, UsageError, _one_line, _os_error_line, _Parser, _show_warning
-
 
 ENTRY_POINT = "bench-suite"  # [project.scripts] in pyproject.toml
 MODULE_PROG = "python -m bench_suite"  # bench_suite/__main__.py
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None, prog: str = ENTRY_POINT) -> int:
     try:
         load_plugins(args.plugin)
         return args.handler(args)
-    except (UsageError, UnknownNameError, GridError, PluginError, ValueError) as exc:
+    except (BenchSuiteError, UsageError, UnknownNameError, GridError, PluginError, ValueError) as exc:
         if debug:
             traceback.print_exc()
         print(f"{parser.prog}: error: {_one_line(exc)}", file=sys.stderr)
