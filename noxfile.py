@@ -29,9 +29,14 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff over the package, tests, benchmarks and the noxfile."""
-    session.run(PYTHON, "-m", "ruff", "check", "bench_suite", "tests", "benchmarks", "noxfile.py",
-                *session.posargs)
+    """ruff over the package, tests, benchmarks, tools and build files; the layering contract
+    (import-linter, `[tool.importlinter]` in pyproject.toml); the architecture diagram is current."""
+    session.run(PYTHON, "-m", "ruff", "check", "bench_suite", "tests", "benchmarks", "tools", "examples", "noxfile.py",
+                "setup.py", *session.posargs)
+    env = {"PYTHONPATH": str(ROOT)}  # this tree's package, whatever is installed
+    session.run(PYTHON, "-c", "import sys; from importlinter.cli import lint_imports_command; "
+                "sys.exit(lint_imports_command())", "--no-cache", env=env)
+    session.run(PYTHON, str(ROOT / "tools" / "architecture.py"), "--check", env=env)
 
 
 @nox.session

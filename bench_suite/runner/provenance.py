@@ -4,6 +4,7 @@ device and precision."""
 from __future__ import annotations
 
 import datetime as _dt
+import importlib
 import os
 import platform
 import re
@@ -34,8 +35,8 @@ _COMMIT = re.compile(r"[0-9a-fA-F]{7,40}")
 def _build_info() -> dict | None:
     """What the build wrote into a wheel (``bench_suite/_build_info.py``, made by setup.py):
     None in a source tree, which has no such module."""
-    try:
-        from .. import _build_info  # type: ignore[attr-defined]
+    try:  # by name: the module exists only in a built copy
+        _build_info = importlib.import_module("bench_suite._build_info")
     except ImportError:
         return None
     return {"git_commit": _build_info.GIT_COMMIT, "git_dirty": _build_info.GIT_DIRTY,
