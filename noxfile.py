@@ -13,7 +13,6 @@ import re
 import shutil
 import subprocess
 import sys
-import sysconfig
 import tarfile
 import tempfile
 import time
@@ -24,6 +23,8 @@ import nox
 
 PYTHON = sys.executable  # the interpreter running nox, not whichever `python` is first on PATH
 ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT / "tools"))
+import reusing_venv  # noqa: E402 - tools/reusing_venv.py: a venv that reuses this one's torch
 
 nox.options.default_venv_backend = "none"
 nox.options.sessions = ["lint", "tests"]
@@ -162,27 +163,6 @@ def _source_commit() -> dict:
     return module.source_commit(ROOT)
 
 
-def _reusing_venv(path: Path) -> Path:
-    """A fresh virtual environment at ``path`` whose interpreter also sees this environment's
-    installed packages (torch among them: no 6 GB install), except bench_suite itself: a folder
-    of links to them is added as a site directory (its .pth files run). Returns its python."""
-    subprocess.run([PYTHON, "-m", "venv", "--without-pip", str(path)], check=True)
-    reuse = path / "reused-site-packages"
-    reuse.mkdir()
-    sources = dict.fromkeys([Path(sysconfig.get_paths()["purelib"]), Path(sysconfig.get_paths()["platlib"])])
-    for source in sources:
-        for entry in source.iterdir():
-            if entry.name.lower().startswith(("bench_suite", "bench-suite", "__editable__", "_bench_suite")):
-                continue  # the editable install of this tree: the fresh venv gets the wheel instead
-            if not (reuse / entry.name).exists():
-                (reuse / entry.name).symlink_to(entry)
-    python = path / "bin" / "python"
-    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          check=True, capture_output=True, text=True).stdout.strip()
-    Path(site, "_reused.pth").write_text(f"import site; site.addsitedir({str(reuse)!r})\n")
-    return python
-
-
 def _verdicts(path: Path) -> dict:
     """What must agree between two checks of one store: the rows, summary and exit code."""
     data = json.loads(path.read_text())
@@ -237,7 +217,7 @@ def install(session: nox.Session) -> None:
             session.error(f"the wheel lacks {needed}")
 
     # 2. a fresh virtual environment with the wheel
-    python = _reusing_venv(tmp / "venv")
+    python = reusing_venv.create(tmp / "venv", PYTHON)
     bin_dir = python.parent
     session.run(str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(wheel))
     env = {k: v for k, v in os.environ.items()
