@@ -75,11 +75,13 @@ def run(task: str | Iterable[str] = "synthetic_ablation", *, profile: str | None
     (:class:`~bench_suite.core.errors.PathProblem`), a plug-in that cannot be loaded
     (:class:`~bench_suite.core.registry.PluginError`)."""
     from .core.config import check_device_text
+    from .core.env import check_flags
     from .core.files import writable_dir
     from .core.registry import load_plugins
     from .grid import expand
     from .runner.runner import Runner
 
+    check_flags()  # a junk switch in the environment: one EnvVarError now, not one per cell
     load_plugins(plugins, option="plugins")
     device = check_device_text(device, "device")
 

@@ -69,6 +69,15 @@ def test_bad_input_is_a_package_exception_in_api_words(tmp_path, call, kind, wor
     assert words in message, message
 
 
+def test_a_junk_switch_stops_run_before_any_cell(tmp_path, monkeypatch):
+    from bench_suite.core.env import EnvVarError
+
+    monkeypatch.setenv("BENCH_SUITE_GIT_DIRTY", "perhaps")
+    message = one_line_api_error(lambda: bs.run(profile="smoke", store=tmp_path / "s"), EnvVarError)
+    assert message.startswith("$BENCH_SUITE_GIT_DIRTY='perhaps' is not a switch")
+    assert not (tmp_path / "s").exists()
+
+
 def test_checked_arguments_leaves_functions_with_kwargs_alone():
     @checked_arguments
     def anything(a, **rest):
