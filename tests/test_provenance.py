@@ -4,11 +4,13 @@ package's own source tree only, the commit a build or `git archive` wrote, PEP 6
 direct_url.json; "unknown" and why where nothing can be known. Installed copies (wheel, sdist,
 editable) are tested in tests/test_packaging.py."""
 
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -109,10 +111,18 @@ def test_a_git_archive_names_its_commit(tmp_path):
             os.environ["GIT_CEILING_DIRECTORIES"] = env_ceiling
 
 
-def test_the_repository_archival_file_is_substituted_by_git_archive():
+def test_the_repository_archival_file_is_substituted_by_git_archive(tmp_path):
     # the placeholder git archive fills in (export-subst): both files must stay as they are
     assert (ROOT / ".git_archival.txt").read_text() == "node: $Format:%H$\n"
     assert ".git_archival.txt export-subst" in (ROOT / ".gitattributes").read_text().splitlines()
+    if not HAS_GIT or not (ROOT / ".git").exists():
+        return
+    archive = subprocess.run(["git", "archive", "--format=tar", "HEAD", ".git_archival.txt"], cwd=ROOT,
+                             capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        text = tar.extractfile(".git_archival.txt").read().decode()
+    (tmp_path / ".git_archival.txt").write_text(text)
+    assert commit_mod.archived_commit(tmp_path) == git(ROOT, "rev-parse", "HEAD")
 
 
 def test_a_build_info_module_names_the_commit(monkeypatch):
