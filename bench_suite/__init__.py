@@ -7,9 +7,8 @@ The Python API (:mod:`bench_suite.api`): ``run``, ``load_results``, ``load_curve
 the CLI's ``--help``) stay light.
 """
 
-__version__ = "0.1.0"
-
-from . import _compat  # noqa: E402 - former module names still import, with a DeprecationWarning
+from . import _compat  # former module names still import, with a DeprecationWarning
+from .core.version import __version__  # one version: the package metadata / pyproject.toml
 
 _compat.install()
 

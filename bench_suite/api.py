@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .core.curves import EPOCH_CURVES, x_key  # noqa: F401 - EPOCH_CURVES: part of this module's names
+from .core.errors import InvalidArgument, checked_arguments
 from .core.records import COLUMNS, Record
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,6 +38,7 @@ def _store(store: str | os.PathLike):
     return existing_store(store, "store=")
 
 
+@checked_arguments
 def run(task: str | Iterable[str] = "synthetic_ablation", *, profile: str | None = None,
         store: str | os.PathLike = "results", methods: list[str] | None = None, widths: list[int] | None = None,
         activations: list[str] | None = None, repetitions: int | list[int] | None = None,
@@ -46,37 +48,54 @@ def run(task: str | Iterable[str] = "synthetic_ablation", *, profile: str | None
         executor: str = "local", devices: list[str] | None = None, executor_options: dict[str, Any] | None = None,
         checkpoint_every: int | None = None, time_budget_s: float | None = None,
         on_record: Callable[[Record], None] | None = None) -> "RunSummary":
-    """Run the cells of ``task`` (a profile and/or axes) into ``store``, as ``python -m bench_suite run``
-    (the same path: :func:`bench_suite.executors.session.run_grid`).
-
-    Keywords: ``profile`` (a named grid, see ``list --profiles``); the axes ``methods``,
-    ``widths``, ``activations``, ``repetitions`` (a count 0..N-1 or a list of indexes);
-    ``options`` and ``train`` map a task option / training setting (``TrainConfig`` field, or
-    ``lr`` for both learning rates) to a value or a list of values (an axis); ``device``
-    (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``); ``data_root``, ``cache_dir``; ``force``
-    (re-run finished cells), ``fuse``, ``max_group`` (cells per fused group); ``plugins``
-    (modules to import first, as ``--plugin``; ``$BENCH_SUITE_PLUGINS`` and installed entry points
-    are loaded too); ``executor`` (a name of ``bench_suite.executors.EXECUTORS``: ``local``,
-    ``dask``, ``slurm`` or a plug-in's), ``devices`` (local: a worker process per device),
-    ``executor_options`` (``{"scheduler": ADDRESS}`` for dask, ``SlurmParams`` fields for slurm,
-    a plug-in executor's own); ``checkpoint_every`` (epochs), ``time_budget_s`` (stop and
-    checkpoint before this many seconds; ``.exit_code`` 75); ``on_record(record)`` per cell.
-
-    ``confirm``: a run on a device its profile was not made for, or estimated over
-    ``$BENCH_SUITE_CONFIRM_OVER_H`` hours (docs/runner.md), raises
-    :class:`~bench_suite.executors.session.ConfirmationNeeded` (a ``ValueError`` saying why and
-    the estimate) unless ``confirm=True``.
-
-    Returns the :class:`~bench_suite.runner.summary.RunSummary`: ``.records`` (one
+    """Run the cells of ``task`` (a profile and/or axes) into ``store``, as ``bench-suite run``
+    (the same path: :func:`bench_suite.executors.session.run_grid`). Returns the
+    :class:`~bench_suite.runner.summary.RunSummary`: ``.records`` (one
     :class:`~bench_suite.core.records.Record` per cell, run or found finished), ``.to_frame()`` and
     ``.exit_code`` (0 all done, 1 some failed, 3 some skipped, 75 stopped by the time budget).
-    Raises ``ValueError`` (e.g. :class:`~bench_suite.grid.GridError`) for a bad grid,
-    :class:`~bench_suite.core.registry.PluginError` for a plug-in that cannot be loaded."""
+
+    Keywords (each as the command-line option of the same name):
+
+    - ``task``: a task name or a list of them (``bench_suite.tasks.TASKS``);
+    - ``profile``: a named grid of the task (``list --profiles``); None: the task's defaults;
+    - ``store``: the result store's folder (created if needed; finished cells are not re-run);
+    - ``methods``, ``widths``, ``activations``: the axes to run (lists), overriding the profile's;
+    - ``repetitions``: a count (repetitions 0..N-1) or a list of repetition indexes;
+    - ``options``: task option -> value or list of values (a list is an axis);
+    - ``train``: training setting (a ``TrainConfig`` field, or ``lr`` for both learning rates)
+      -> value or list of values;
+    - ``device``: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``;
+    - ``data_root``: where the data sets are (default ``$BENCH_SUITE_DATA_ROOT``);
+    - ``cache_dir``: the decoded-data cache (default ``$BENCH_SUITE_CACHE``);
+    - ``force``: re-run cells that have a finished record; ``fuse``: train a task's cells of one
+      repetition together (the fused engine); ``max_group``: at most this many cells a group;
+    - ``plugins``: modules to import first (as ``--plugin``); ``$BENCH_SUITE_PLUGINS`` and
+      installed entry points are loaded too;
+    - ``executor``: a name of ``bench_suite.executors.EXECUTORS`` (``local``, ``dask``, ``slurm`` or
+      a plug-in's); ``devices``: local, a worker process per device; ``executor_options``:
+      ``{"scheduler": ADDRESS}`` for dask, ``SlurmParams`` fields for slurm, a plug-in executor's own;
+    - ``checkpoint_every``: epochs between checkpoints; ``time_budget_s``: stop and checkpoint
+      before this many seconds (``.exit_code`` 75); ``on_record(record)``: called per cell;
+    - ``confirm``: a run on a device its profile was not made for, or estimated over
+      ``$BENCH_SUITE_CONFIRM_OVER_H`` hours (docs/runner.md), raises
+      :class:`~bench_suite.executors.session.ConfirmationNeeded` (saying why, with the estimate)
+      unless ``confirm=True``.
+
+    Errors are :class:`~bench_suite.core.errors.BenchSuiteError` subclasses (or ``ValueError``s)
+    with a one-line message naming the argument: an unknown keyword
+    (:class:`~bench_suite.core.errors.UnknownArgument`, naming the valid ones), a bad grid
+    (``GridError``, ``UnknownNameError``), a store that cannot be written
+    (:class:`~bench_suite.core.errors.PathProblem`), a plug-in that cannot be loaded
+    (:class:`~bench_suite.core.registry.PluginError`)."""
+    from .core.config import check_device_text
+    from .core.env import check_flags
     from .core.registry import load_plugins
     from .executors.session import RunRequest, run_grid
     from .grid import expand
 
-    load_plugins(plugins)
+    check_flags()  # a junk switch in the environment: one EnvVarError now, not one per cell
+    load_plugins(plugins, option="plugins")
+    device = check_device_text(device, "device")
     tasks = [task] if isinstance(task, str) else list(task)
     reps = range(repetitions) if isinstance(repetitions, int) else repetitions
     cells = []
@@ -101,6 +120,7 @@ def pack_curves(store: "ResultStore") -> str | None:
     return pack(store)
 
 
+@checked_arguments
 def load_results(store: str | os.PathLike) -> "pd.DataFrame":
     """The store's results table: one row per record, flat, typed columns (``bench_suite.core.records.COLUMNS``:
     config, final metrics, timing, shape, provenance; statuses kept, so failed cells are rows
@@ -138,6 +158,7 @@ def curves_frame(records: Iterable[Record]) -> "pd.DataFrame":
     return frame
 
 
+@checked_arguments
 def load_curves(store: str | os.PathLike) -> "pd.DataFrame":
     """Every record's curves in long form: columns ``cell_id, task, profile, method, width,
     activation, repetition, epoch, metric, value``. Per-epoch running means (``train_loss``,
@@ -170,10 +191,13 @@ class Scoring:
         return [r for r in self.records if (r.task, r.profile) in profiles and not is_current(r)]
 
 
+@checked_arguments
 def score(store: str | os.PathLike, *, profile: str | None = None, tasks: list[str] | None = None,
           baselines: str | os.PathLike | None = None, include_old_code: bool = False,
           confidence: float = 0.95) -> Scoring:
-    """Select and score: the rules of docs/checks.md ("Which results count")."""
+    """Select and score: the rules of docs/checks.md ("Which results count"). Raises
+    :class:`~bench_suite.core.errors.BenchSuiteError` subclasses for a bad store, task, profile or
+    reference file."""
     from .grid import profile_declares
     from .grid.versions import current_versions, is_current, why_not_current
     from .scoring import explain_skips, load_references, run_checks, select
@@ -188,7 +212,7 @@ def score(store: str | os.PathLike, *, profile: str | None = None, tasks: list[s
 
         declared = set().union(*(profiles_of(t) for t in TASKS.names()))
         if profile not in declared:
-            raise ValueError(f"profile {profile!r}: no task declares it; profiles: {', '.join(sorted(declared))}")
+            raise InvalidArgument(f"profile {profile!r}: no task declares it; profiles: {', '.join(sorted(declared))}")
     refs = load_references(baselines)
     if profile:
         refs = [r for r in refs if r.profile == profile]
@@ -211,6 +235,7 @@ def _declared_repetitions(task: str, profile: str, config: dict) -> int | None:
     return None if spec is None else profile_repetitions(spec)
 
 
+@checked_arguments
 def check(store: str | os.PathLike, *, profile: str | None = None, tasks: list[str] | None = None,
           baselines: str | os.PathLike | None = None, include_old_code: bool = False,
           confidence: float = 0.95) -> "pd.DataFrame":
@@ -225,10 +250,16 @@ def check(store: str | os.PathLike, *, profile: str | None = None, tasks: list[s
     return verdicts
 
 
+@checked_arguments
 def export(store: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:
     """Write ``results.csv``/``.parquet`` and ``curves.csv``/``.parquet`` of ``store`` into
-    ``out_dir``; return the paths written (parquet needs pyarrow; without it only CSV)."""
+    ``out_dir`` (created if needed); return the paths written. Raises
+    :class:`~bench_suite.core.errors.PathProblem` when ``store`` is not a result store or
+    ``out_dir`` cannot be a folder."""
+    from .core.files import writable_dir
+
     st = _store(store)
+    out_dir = writable_dir(out_dir, "out_dir")
     records = st.records(with_curves=True)
     from .core.records import to_frame
 
@@ -236,19 +267,19 @@ def export(store: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:
 
 
 def write_tables(results: "pd.DataFrame", curves: "pd.DataFrame", out_dir: str | os.PathLike) -> list[Path]:
+    """``results`` and ``curves`` as CSV and parquet in ``out_dir``, each written atomically with
+    the user's umask (``core.files.atomic_write``)."""
+    from .core.files import atomic_write
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, frame in (("results", results), ("curves", curves)):
         csv = out / f"{name}.csv"
-        frame.to_csv(csv, index=False, lineterminator="\n")
+        atomic_write(csv, lambda fh, frame=frame: frame.to_csv(fh, index=False, lineterminator="\n"))
         written.append(csv)
-        try:
-            import pyarrow  # noqa: F401
-        except ImportError:
-            continue
-        parquet = out / f"{name}.parquet"
-        frame.to_parquet(parquet, index=False)
+        parquet = out / f"{name}.parquet"  # pyarrow is a dependency
+        atomic_write(parquet, lambda fh, frame=frame: frame.to_parquet(fh, index=False, engine="pyarrow"))
         written.append(parquet)
     return written
 

@@ -37,6 +37,7 @@ from data_fixtures import (
     write_mnist_idx,
 )
 
+from bench_suite.core.env import env_flag
 from bench_suite.core.seeds import seeds_for
 from bench_suite.diagnostics import probes
 from bench_suite.grid import expand
@@ -44,7 +45,7 @@ from bench_suite.tasks import BUILTIN_TASKS, TASKS
 
 GOLDEN = Path(__file__).parent / "golden" / "probes.json"
 ROOT = Path(__file__).resolve().parent.parent
-UPDATE = os.environ.get("BENCH_SUITE_UPDATE_GOLDEN", "").strip().lower() in ("1", "true", "yes")
+UPDATE = env_flag("BENCH_SUITE_UPDATE_GOLDEN")
 
 # (task, options) of the data-set tasks, loaded from fixtures written in their exact formats
 FIXTURE_TASKS = {

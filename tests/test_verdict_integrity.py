@@ -228,7 +228,7 @@ def test_an_internal_error_exits_2_in_one_line_not_with_a_verdict_code(tmp_path,
     monkeypatch.setattr("bench_suite.scoring.run_checks", broken)
     assert check(store, baselines) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("python -m bench_suite: internal error: TypeError")
+    assert len(err) == 1 and err[0].startswith("bench-suite: internal error: TypeError")
     assert "--debug" in err[0]
 
 

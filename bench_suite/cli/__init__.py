@@ -20,16 +20,21 @@ import sys
 import traceback
 import warnings
 
-from .. import __version__
 from ..core import exit_codes
+from ..core.env import EnvVarError, check_flags, env_flag
+from ..core.errors import BenchSuiteError
 from ..core.registry import PluginError, UnknownNameError, load_plugins
+from ..core.version import __version__
 from ..grid import GridError
 from . import info, results, run, tools
 from .common import DEBUG_ENV, UsageError, _one_line, _os_error_line, _Parser, _show_warning
 
+ENTRY_POINT = "bench-suite"  # [project.scripts] in pyproject.toml
+MODULE_PROG = "python -m bench_suite"  # bench_suite/__main__.py
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m bench_suite",
+
+def build_parser(prog: str = ENTRY_POINT) -> argparse.ArgumentParser:
+    parser = _Parser(prog=prog,
                      description="bench_suite: run, check and report the experiments of 'When Expressivity Meets "
                                  "Trainability: Fewer than n Neurons Can Work' (NeurIPS 2021).")
     parser.add_argument("--version", action="version", version=f"bench_suite {__version__}")
@@ -43,19 +48,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: list[str] | None = None, prog: str = ENTRY_POINT) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit code. ``prog``
+    is the program's name in help and errors: the ``bench-suite`` entry point calls this with
+    the default, ``python -m bench_suite`` (``__main__.py``) with its own."""
+    parser = build_parser(prog)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version or a parse error (already printed, in one line)
         return int(exc.code or 0) if not isinstance(exc.code, str) else exit_codes.USAGE
-    debug = args.debug or bool(os.environ.get(DEBUG_ENV))
+    try:
+        check_flags()  # a junk switch ($BENCH_SUITE_DEBUG=maybe) stops here, once, before any work
+        debug = args.debug or env_flag(DEBUG_ENV)
+    except EnvVarError as exc:
+        print(f"{parser.prog}: error: {_one_line(exc)}", file=sys.stderr)
+        return exit_codes.USAGE
     saved_show = warnings.showwarning
     warnings.showwarning = _show_warning
     try:
         load_plugins(args.plugin)
         return args.handler(args)
-    except (UsageError, UnknownNameError, GridError, PluginError, ValueError) as exc:
+    except (BenchSuiteError, UsageError, UnknownNameError, GridError, PluginError, ValueError) as exc:
         if debug:
             traceback.print_exc()
         print(f"{parser.prog}: error: {_one_line(exc)}", file=sys.stderr)

@@ -10,10 +10,10 @@ import sys
 from typing import Any
 
 from ..core import exit_codes
+from ..core.env import DEBUG_ENV  # noqa: F401 - the CLI names it in --debug's help
 
 DEFAULT_STORE = "results"
 STORE_ENV = "BENCH_SUITE_STORE"
-DEBUG_ENV = "BENCH_SUITE_DEBUG"
 
 
 class UsageError(Exception):
@@ -24,7 +24,8 @@ class _Parser(argparse.ArgumentParser):
         message = message.removeprefix("argument ")
         if message.startswith("unrecognized arguments") and any(
                 w in message.split() for w in ("--plugin", "--debug")):  # the global options
-            message += "; --plugin and --debug go before the command: python -m bench_suite --plugin MODULE run ..."
+            # argparse reports unrecognized arguments from the top parser: self.prog is the program
+            message += f"; --plugin and --debug go before the command: {self.prog} --plugin MODULE run ..."
         self.exit(exit_codes.USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 class _Deprecated(argparse.Action):

@@ -68,7 +68,8 @@ def _with_profile_files(command):
 def _add_scoring_args(p: argparse.ArgumentParser) -> None:
     _add_store_arg(p, "result store folder to read")
     p.add_argument("--baselines", default=None,
-                   help="reference file or folder; default $BENCH_SUITE_BASELINES or the repo's baselines/")
+                   help="reference file or folder; default $BENCH_SUITE_BASELINES, else the rows shipped in the "
+                        "package (baselines/)")
     p.add_argument("--profile", default=None, help="only reference rows of this profile")
     p.add_argument("--profile-file", action="append", default=[], metavar="PATH",
                    help="profiles from this TOML file, for rows that name them (repeatable)")

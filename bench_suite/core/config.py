@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from .errors import InvalidArgument
+
 LOSSES = ("ce", "mse")
 EPS_MODES = ("relative", "absolute")
 PRECISIONS = ("fp32", "tf32", "bf16")
@@ -28,24 +30,25 @@ _DEVICE_RE = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
 
 def check_device_text(device: str, flag: str = "--device") -> str:
     """``device`` if it is a device string bench_suite takes (without importing torch), else
-    ``ValueError`` naming the valid forms."""
+    :class:`~bench_suite.core.errors.InvalidArgument` (a ``ValueError``) naming ``flag`` and the valid forms."""
     if not isinstance(device, str) or not _DEVICE_RE.fullmatch(device.strip()):
-        raise ValueError(f"{flag} {device!r}: not a device; valid forms: {DEVICE_FORMS}")
+        raise InvalidArgument(f"{flag} {device!r}: not a device; valid forms: {DEVICE_FORMS}")
     return device.strip()
 
 
 def check_choice(kind: str, value: str, choices) -> None:
-    """Raise ``ValueError("unknown <kind> ...; valid choices: ...")`` unless ``value`` is one of ``choices``."""
+    """Raise :class:`~bench_suite.core.errors.InvalidArgument` (a ``ValueError``: "unknown <kind> ...;
+    valid choices: ...") unless ``value`` is one of ``choices``."""
     if value not in choices:
-        raise ValueError(f"unknown {kind} {value!r}; valid choices: {', '.join(choices)}")
+        raise InvalidArgument(f"unknown {kind} {value!r}; valid choices: {', '.join(choices)}")
 
 
 def check_width(width: int, output: str, init: str) -> None:
     """A width m must be a positive integer, and even for a paired output layer or mirrored init."""
     if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-        raise ValueError(f"width must be a positive integer, got {width!r}")
+        raise InvalidArgument(f"width must be a positive integer, got {width!r}")
     if (output == "paired" or init == "mirrored_lecun") and width % 2:
-        raise ValueError(
+        raise InvalidArgument(
             f"width {width} is odd, but a paired output layer or mirrored init needs an even "
             f"width (m/2 pairs); use {width + 1} or {width - 1}"
         )
@@ -89,19 +92,20 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ValueError(f"epochs must be a positive integer, got {self.epochs!r}")
+            raise InvalidArgument(f"epochs must be a positive integer, got {self.epochs!r}")
         if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
-            raise ValueError(f"batch_size must be a positive integer or None (full batch), got {self.batch_size!r}")
+            raise InvalidArgument(f"batch_size must be a positive integer or None (full batch), "
+                                  f"got {self.batch_size!r}")
         for name in ("lr_w", "lr_v"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+                raise InvalidArgument(f"{name} must be a finite number >= 0, got {value!r}")
         if not (0 <= self.momentum < 1):
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
+            raise InvalidArgument(f"momentum must be in [0, 1), got {self.momentum!r}")
         if not (isinstance(self.eps, (int, float)) and self.eps > 0 and not math.isnan(self.eps)):
-            raise ValueError(f"eps must be > 0, got {self.eps!r}")
+            raise InvalidArgument(f"eps must be > 0, got {self.eps!r}")
         if not isinstance(self.eval_every, int) or self.eval_every < 1:
-            raise ValueError(f"eval_every must be a positive integer, got {self.eval_every!r}")
+            raise InvalidArgument(f"eval_every must be a positive integer, got {self.eval_every!r}")
         check_choice("loss", self.loss, LOSSES)
         check_choice("eps_mode", self.eps_mode, EPS_MODES)
         check_choice("precision", self.precision, PRECISIONS)

@@ -7,6 +7,13 @@ so a caller can catch them all.
 
 from __future__ import annotations
 
+import difflib
+import functools
+import inspect
+from typing import Callable, TypeVar
+
+F = TypeVar("F", bound=Callable)
+
 
 class BenchSuiteError(Exception):
     """Base of bench_suite's exceptions: the message is one line saying what to do."""
@@ -14,6 +21,47 @@ class BenchSuiteError(Exception):
 
 class PathProblem(BenchSuiteError, ValueError):
     """A path to read or write is unusable: one line naming it, why, and what to give instead."""
+
+
+class InvalidArgument(BenchSuiteError, ValueError):
+    """An argument's value is not one the function takes: one line naming the argument."""
+
+
+class UnknownArgument(BenchSuiteError, TypeError):
+    """A keyword the function does not take: one line naming it and the valid ones."""
+
+
+def checked_arguments(func: F) -> F:
+    """``func`` with its keywords checked first: an unknown keyword raises :class:`UnknownArgument`
+    naming it, the closest valid one, and all valid ones (instead of a bare ``TypeError``)."""
+    signature = inspect.signature(func)
+    params = signature.parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    valid = [n for n, p in params.items() if p.kind not in (inspect.Parameter.VAR_POSITIONAL,
+                                                            inspect.Parameter.VAR_KEYWORD)]
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        if not takes_any:
+            unknown = [k for k in kwargs if k not in params]
+            if unknown:
+                raise UnknownArgument(_unknown_line(func.__name__, unknown, valid))
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError as exc:  # too many positional arguments, a missing one, one given twice
+            raise UnknownArgument(f"{func.__name__}(): {exc}; its arguments: {', '.join(valid)}") from None
+        return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _unknown_line(name: str, unknown: list[str], valid: list[str]) -> str:
+    hints = []
+    for word in unknown:
+        close = difflib.get_close_matches(word, valid, n=1)
+        hints.append(f"{word!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    noun = "an unknown argument" if len(unknown) == 1 else "unknown arguments"
+    return f"{name}() got {noun} {', '.join(hints)}; its arguments: {', '.join(valid)}"
 
 
 def one_line(text: object) -> str:

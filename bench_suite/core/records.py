@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
 from .curves import TAIL_METRICS, THINNING, thin_curves
+from .errors import BenchSuiteError
 
 # what a record file's layout is (1: bare NaN in the JSON, no `schema` key; 2: valid JSON, curves
 # inline, ids from a digest of the code's source; 3: the curves outside the file, thinned, named
@@ -77,7 +78,7 @@ _NUMERIC_SECTIONS = ("final", "curves", "timing", "theory")
 _NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 
-class RecordError(ValueError):
+class RecordError(BenchSuiteError, ValueError):
     """A record file this code cannot use; the message says why (one line)."""
 
 
@@ -448,6 +449,9 @@ COLUMNS: tuple[Column, ...] = (
            "the versions of the code that computed it (engine, theory, task, method); schema 1-2: its source digest"),
     Column("git_commit", "string", _section("provenance", "git_commit"), "git commit"),
     Column("git_dirty", "boolean", _section("provenance", "git_dirty"), "uncommitted changes at run time"),
+    Column("git_commit_source", "string", _section("provenance", "git_commit_source"),
+           "how the commit is known (git checkout, the build, direct_url.json, $BENCH_SUITE_GIT_COMMIT), or "
+           "'unknown: why'; records before it: none"),
     Column("executor", "string", _section("provenance", "executor"), "local, devices, dask or slurm"),
     Column("run_id", "string", lambda r: r.run_id, "the invocation that wrote the record"),
 )

@@ -13,17 +13,19 @@ import re
 from importlib import metadata
 from typing import Callable, Generic, Iterator, TypeVar
 
+from .errors import BenchSuiteError, InvalidArgument
+
 T = TypeVar("T")
 
 
-class UnknownNameError(KeyError, ValueError):
+class UnknownNameError(BenchSuiteError, KeyError, ValueError):
     """An unknown registry name; its message lists the valid choices."""
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0])
 
 
-class PluginError(Exception):
+class PluginError(BenchSuiteError):
     """A plug-in that cannot be loaded (missing, or it raised on import): one line naming it."""
 
 
@@ -45,14 +47,14 @@ class Registry(Generic[T]):
         re-run notebook cell; for a name the command line could not select; for an object whose
         own ``name`` differs)."""
         if not isinstance(name, str) or not _NAME.fullmatch(name):
-            raise ValueError(f"{self.kind} name {name!r}: use letters, digits, '_', '-' and '.' only "
+            raise InvalidArgument(f"{self.kind} name {name!r}: use letters, digits, '_', '-' and '.' only "
                              f"(it is written in --{self.kind} lists and cell names)")
         own = getattr(obj, "name", None)
         if isinstance(own, str) and own and own != name:
-            raise ValueError(f"{self.kind} {name!r}: the object is named {own!r}; register it under its own name")
+            raise InvalidArgument(f"{self.kind} {name!r}: the object is named {own!r}; register it under its own name")
         if name in self._items and self._items[name] is not obj and not replace:
             by = self._origin.get(name)
-            raise ValueError(f"{self.kind} {name!r} is already registered ({'by ' + by if by else 'built in'}): "
+            raise InvalidArgument(f"{self.kind} {name!r} is already registered ({'by ' + by if by else 'built in'}): "
                              f"choose another name (or add(..., replace=True) to replace your own)")
         self._items[name] = obj
         self._origin.setdefault(name, _importing[-1] if _importing else None)
@@ -87,14 +89,17 @@ ENTRY_POINT_GROUP = "bench_suite.plugins"
 _loaded_plugins: set[str] = set()
 
 
-def load_plugins(modules: list[str] | None = None) -> None:
+def load_plugins(modules: list[str] | None = None, option: str = "--plugin") -> None:
     """Import plugin modules (which register tasks/methods as a side effect of import).
 
-    Sources: the explicit ``modules`` (``--plugin``), the comma-separated ``BENCH_SUITE_PLUGINS``
-    variable, and installed packages' ``bench_suite.plugins`` entry points. A plug-in that is
-    missing or raises on import raises :class:`PluginError`, naming where it was asked for.
+    Sources: the explicit ``modules`` (given by ``option``: the CLI's ``--plugin``, the API's
+    ``plugins``), the comma-separated ``BENCH_SUITE_PLUGINS`` variable, and installed packages'
+    ``bench_suite.plugins`` entry points. A plug-in that is missing or raises on import raises
+    :class:`PluginError`, naming where it was asked for.
     """
-    wanted = [(m, f"--plugin {m}") for m in modules or []]
+    if isinstance(modules, str):
+        modules = [modules]
+    wanted = [(m, f"{option} {m}" if option.startswith("-") else f"{option}={modules!r}") for m in modules or []]
     wanted += [(m.strip(), f"${PLUGIN_ENV} (= {os.environ.get(PLUGIN_ENV)!r})")
                for m in os.environ.get(PLUGIN_ENV, "").split(",") if m.strip()]
     for name, origin in wanted:
@@ -122,6 +127,6 @@ def _import_plugin(name: str, origin: str, load: Callable[[], object]) -> None:
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plug-in's own fault, reported in one line
         text = " ".join(str(exc).split())
         raise PluginError(f"plug-in module {name!r} (from {origin}) raised on import: {type(exc).__name__}: "
-                          f"{text} (run with --debug for the traceback)") from exc
+                          f"{text} (for the traceback: --debug, or the exception's __cause__)") from exc
     finally:
         _importing.pop()

@@ -140,7 +140,7 @@ def check_versions(device) -> list[Check]:
     import numpy
     import torch
 
-    from .. import __version__
+    from ..core.version import __version__
     from ..runner.provenance import device_name
 
     bits = [f"python {platform.python_version()}", f"torch {torch.__version__}", f"numpy {numpy.__version__}",

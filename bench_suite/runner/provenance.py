@@ -1,8 +1,10 @@
-"""Where a result came from: code version, software versions, device and precision."""
+"""Where a result came from: the commit of the code (however it was installed), software versions,
+device and precision."""
 
 from __future__ import annotations
 
 import datetime as _dt
+import importlib
 import os
 import platform
 import re
@@ -15,53 +17,84 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import __version__
+from ..core import version
+from ..core.commit import source_commit
+from ..core.env import env_flag_or_none
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 
-def _git(*args: str) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", *args], cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
 # The commit of a tree that has no .git (the copy a GPU machine gets: benchmarks/gpu_session.sh),
-# given by whoever sent it: 7 to 40 hex digits, and "1"/"0" (or true/false) for uncommitted changes
+# given by whoever sent it: 7 to 40 hex digits, and a switch (core.env) for uncommitted changes
 GIT_COMMIT_ENV = "BENCH_SUITE_GIT_COMMIT"
 GIT_DIRTY_ENV = "BENCH_SUITE_GIT_DIRTY"
 _COMMIT = re.compile(r"[0-9a-fA-F]{7,40}")
-_FLAGS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+
+
+def _build_info() -> dict | None:
+    """What the build wrote into a wheel (``bench_suite/_build_info.py``, made by setup.py):
+    None in a source tree, which has no such module."""
+    try:  # by name: the module exists only in a built copy
+        _build_info = importlib.import_module("bench_suite._build_info")
+    except ImportError:
+        return None
+    return {"git_commit": _build_info.GIT_COMMIT, "git_dirty": _build_info.GIT_DIRTY,
+            "git_commit_source": _build_info.GIT_COMMIT_SOURCE}
+
+
+def _direct_url_commit() -> dict | None:
+    """The commit pip recorded for a VCS install (PEP 610 ``vcs_info.commit_id``), else None."""
+    info = version.direct_url(version.own_distribution())
+    commit = ((info or {}).get("vcs_info") or {}).get("commit_id")
+    if isinstance(commit, str) and _COMMIT.fullmatch(commit):
+        return {"git_commit": commit.lower(), "git_dirty": False,
+                "git_commit_source": f"direct_url.json ({info.get('url', 'a VCS URL')})"}
+    return None
 
 
 @lru_cache(maxsize=1)
 def git_state() -> dict:
-    """``{"git_commit", "git_dirty"}`` of this code. ``$BENCH_SUITE_GIT_COMMIT`` (and
-    ``$BENCH_SUITE_GIT_DIRTY``) when set: an explicit statement, for a copied tree without
-    ``.git``; else ``git rev-parse HEAD`` and whether tracked files differ from it (``git status
-    --porcelain --untracked-files=no``) in the package's checkout; None for what neither says.
-    A malformed value is ignored with a warning (git is asked instead)."""
+    """``{"git_commit", "git_dirty", "git_commit_source"}`` of the code running now, however it
+    was installed; the first of these that knows:
+
+    1. ``$BENCH_SUITE_GIT_COMMIT`` (and the switch ``$BENCH_SUITE_GIT_DIRTY``): an explicit
+       statement, for a copied tree without ``.git`` (a malformed commit is ignored with a
+       warning; a junk dirty value is :class:`~bench_suite.core.env.EnvVarError`);
+    2. a source tree (editable install, or on PYTHONPATH): git, only when the tree is the top
+       level of its repository, or the commit a ``git archive`` wrote into it
+       (:func:`bench_suite.core.commit.source_commit`);
+    3. a wheel: the commit its build wrote into ``bench_suite/_build_info.py``;
+    4. a VCS install: the commit in PEP 610's ``direct_url.json``;
+
+    else commit and dirty None and ``git_commit_source`` ``"unknown: <why>"``. git is never asked
+    about a folder that merely contains the package (a virtual environment inside a user's
+    project would give that project's commit)."""
     commit = os.environ.get(GIT_COMMIT_ENV, "").strip()
     if commit:
         if _COMMIT.fullmatch(commit):
-            dirty_text = os.environ.get(GIT_DIRTY_ENV, "").strip().lower()
-            if dirty_text and dirty_text not in _FLAGS:
-                warnings.warn(f"${GIT_DIRTY_ENV}={dirty_text!r} is not 1/0/true/false: recorded as unknown",
-                              stacklevel=2)
-            return {"git_commit": commit.lower(), "git_dirty": _FLAGS.get(dirty_text)}
-        warnings.warn(f"${GIT_COMMIT_ENV}={commit!r} is not a commit (7 to 40 hex digits): ignored, asking git",
+            return {"git_commit": commit.lower(), "git_dirty": env_flag_or_none(GIT_DIRTY_ENV),
+                    "git_commit_source": f"${GIT_COMMIT_ENV}"}
+        warnings.warn(f"${GIT_COMMIT_ENV}={commit!r} is not a commit (7 to 40 hex digits): ignored",
                       stacklevel=2)
-    commit = _git("rev-parse", "HEAD")
-    dirty = None
-    if commit is not None:
-        status = _git("status", "--porcelain", "--untracked-files=no")
-        dirty = bool(status) if status is not None else None
-    return {"git_commit": commit, "git_dirty": dirty}
+    whys = []
+    if version.is_source_tree(version.SOURCE_ROOT):
+        state = source_commit(version.SOURCE_ROOT)
+        if state["git_commit"] is not None:
+            return state
+        whys.append(state["git_commit_source"].removeprefix("unknown: "))
+    built = _build_info()
+    if built is not None:
+        if built["git_commit"] is not None:
+            return built
+        whys.append(f"the build wrote none ({built['git_commit_source'].removeprefix('unknown: ')})")
+    from_url = _direct_url_commit()
+    if from_url is not None:
+        return from_url
+    if not whys:
+        whys.append(f"{version.PACKAGE_DIR} is neither a source tree nor a built install")
+    return {"git_commit": None, "git_dirty": None,
+            "git_commit_source": f"unknown: {'; '.join(whys)}; set ${GIT_COMMIT_ENV} to state it"}
 
 
 def device_name(device: "torch.device") -> str:
@@ -123,7 +156,7 @@ def collect(device: "torch.device", precision: str) -> dict:
         tv = None
     return {
         **git_state(),
-        "bench_suite": __version__,
+        "bench_suite": version.__version__,
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torchvision": tv,

@@ -26,6 +26,7 @@ import torch
 from .. import theory
 from ..core.config import check_device_text
 from ..core.curves import tail_statistics, thin_curves
+from ..core.env import DEBUG_ENV, env_flag
 from ..core.errors import exception_line
 from ..core.records import PROTOCOL_VERSION, Record, Status
 from ..grid import Cell
@@ -362,7 +363,7 @@ class Runner:
                                     f"(the contract: bench_suite/tasks/base.py)")
                 self._data[key] = loaded.check(cell.task).to(self.device)
             except Exception as exc:  # noqa: BLE001 - any loader fault (a plug-in's too) is this data's error
-                if os.environ.get("BENCH_SUITE_DEBUG"):
+                if env_flag(DEBUG_ENV):
                     traceback.print_exc(file=sys.stderr)
                 self._data[key] = exc
         value = self._data[key]
@@ -448,7 +449,7 @@ class Runner:
             raise
         except Exception as exc:  # noqa: BLE001 - one failing group must not stop the grid
             if len(group) > 1:  # isolate the failing cell: re-run the group's cells one by one
-                if os.environ.get("BENCH_SUITE_DEBUG"):
+                if env_flag(DEBUG_ENV):
                     traceback.print_exc(file=sys.stderr)
                 message = (f"the fused group of {len(group)} cells ({group[0].task}, rep {group[0].repetition}) "
                            f"failed: {exception_line(exc)}; its cells were trained one by one")
@@ -458,7 +459,7 @@ class Runner:
                         break
                     self._run_group([cell], summary, fallback=message)
                 return
-            if os.environ.get("BENCH_SUITE_DEBUG"):
+            if env_flag(DEBUG_ENV):
                 traceback.print_exc(file=sys.stderr)
             self._emit(summary, self._record(group[0], "error", reason=exception_line(exc), data=data))
             return

@@ -1,4 +1,5 @@
-"""Reference rows (the paper's numbers and claims) read from ``baselines/*.toml``.
+"""Reference rows (the paper's numbers and claims) read from ``baselines/*.toml`` (shipped in the
+package: :func:`packaged_baselines`; ``--baselines`` / ``$BENCH_SUITE_BASELINES`` override them).
 
 This is the one reader of the reference files; ``checks.run_checks`` scores results against what
 it returns. The file format is described in ``docs/checks.md``. In short::
@@ -35,14 +36,16 @@ that has results for that task, method and profile).
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import math
 import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from ..core.curves import TAIL_METRICS
+from ..core.errors import BenchSuiteError
 from ..core.records import SCORED_METRICS as _RECORD_METRICS
 from . import scope
 from .kinds import KIND_FIELDS, KINDS
@@ -51,6 +54,9 @@ try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from importlib.resources.abc import Traversable
 
 # the per-cell metrics a row may name (the final metrics and the theory section's measurements:
 # bench_suite/core/records.py); a curve's tail median is read through `statistic`, not named
@@ -84,7 +90,7 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
-class BaselineError(ValueError):
+class BaselineError(BenchSuiteError, ValueError):
     """A malformed reference file or row; the message names the file and the row."""
 
 
@@ -164,41 +170,58 @@ class Reference:
         return KINDS[self.kind].describe(dataclasses.replace(self, metric=f"{self.statistic}({self.metric})"))
 
 
-def default_baselines_path() -> Path:
-    """``$BENCH_SUITE_BASELINES`` if set, else the repository's ``baselines/`` folder."""
+def packaged_baselines() -> Traversable:
+    """The reference rows shipped with the package: ``bench_suite/scoring/baselines/``, package
+    data read through ``importlib.resources`` (so it works from a wheel, a zip or an editable
+    install). In the source tree that folder is a link to the repository's ``baselines/``, the
+    one copy the files are edited in; the build copies them into the wheel."""
+    return importlib.resources.files(__package__) / "baselines"
+
+
+def default_baselines_path() -> Path | Traversable:
+    """``$BENCH_SUITE_BASELINES`` if set (a user's own reference file or folder), else
+    :func:`packaged_baselines`."""
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "baselines"
+    return packaged_baselines()
 
 
-def load_references(path: str | Path | Iterable[str | Path] | None = None) -> list[Reference]:
+def load_references(path: str | os.PathLike | Traversable | Iterable[str | os.PathLike] | None = None
+                    ) -> list[Reference]:
     """Read reference rows from a TOML file, a folder of them (``*.toml``, sorted), or a list.
 
-    ``None`` reads :func:`default_baselines_path`. Ids must be unique across everything read.
+    ``None`` reads :func:`default_baselines_path` (``$BENCH_SUITE_BASELINES`` or the packaged
+    rows). Ids must be unique across everything read. Raises :class:`BaselineError`.
     """
     if path is None:
         path = default_baselines_path()
-    paths: list[Path]
-    if isinstance(path, (str, Path)):
-        p = Path(path)
+    files: list = []
+    if isinstance(path, (str, os.PathLike)) or _is_traversable(path):
+        p = Path(path) if isinstance(path, (str, os.PathLike)) else path
         if p.is_dir():
-            paths = sorted(p.glob("*.toml"))
+            files = sorted((f for f in p.iterdir() if f.name.endswith(".toml") and f.is_file()), key=lambda f: f.name)
         elif p.is_file():
-            paths = [p]
+            files = [p]
         else:
             raise BaselineError(f"no reference file or folder at {p}")
     else:
-        paths = [Path(p) for p in path]
+        files = [Path(f) for f in path]
     refs: list[Reference] = []
-    for p in paths:
+    for f in files:
         try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
+            data = tomllib.loads(f.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
-            raise BaselineError(f"{p}: not valid TOML: {exc}") from exc
-        refs.extend(parse_references(data, file=str(p)))
+            raise BaselineError(f"{f}: not valid TOML: {exc}") from exc
+        except OSError as exc:
+            raise BaselineError(f"{f}: cannot be read ({exc.strerror or exc})") from None
+        refs.extend(parse_references(data, file=str(f)))
     _check_unique(refs)
     return refs
+
+
+def _is_traversable(obj: object) -> bool:
+    return all(hasattr(obj, name) for name in ("iterdir", "is_dir", "is_file", "read_text", "name"))
 
 
 def loads_references(text: str, *, file: str = "<string>") -> list[Reference]:

@@ -37,6 +37,7 @@ from typing import Callable, ContextManager
 import filelock
 
 from ..core.curves import EPOCH_X, EVAL_X, x_key
+from ..core.errors import BenchSuiteError
 from ..core.files import atomic_write, fsync_dir
 from ..core.records import curves_digest
 
@@ -62,7 +63,7 @@ class PackResult:
     removed_packs: list[str] = field(default_factory=list)
 
 
-class CurveFileError(ValueError):
+class CurveFileError(BenchSuiteError, ValueError):
     """A curves file that cannot be used; the message says why (one line)."""
 
 

@@ -166,7 +166,7 @@ class ResultStore:
         self.root.mkdir(parents=True, exist_ok=True)
         line = json.dumps({"t": round(time.time(), 3), "event": event, "cell_id": cell_id, "pid": os.getpid(),
                            "host": socket.gethostname(), **fields}, sort_keys=True)
-        fd = os.open(self.events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # less the umask, as open()
         try:
             os.write(fd, ("\n" + line).encode())
         finally:
@@ -271,12 +271,13 @@ def existing_store(path: str | os.PathLike, option: str = "--store") -> ResultSt
     if not str(path).strip():
         raise PathProblem(f"{option}: an empty path; give the folder of a result store")
     p = Path(path).expanduser()
+    cli = option.startswith("-")
+    where = f"{option} {p}" if cli else f"{option}{str(p)!r}"
     if not p.exists():
-        raise PathProblem(f"{option} {p}: no such result store (run `bench-suite run --store {p}` first, "
-                          f"or give the folder that holds records/)")
+        make = f"`bench-suite run --store {p}`" if cli else "bench_suite.run(store=...)"
+        raise PathProblem(f"{where}: no such result store (run {make} first, or give the folder that holds records/)")
     if not p.is_dir():
-        raise PathProblem(f"{option} {p}: not a folder")
+        raise PathProblem(f"{where}: not a folder")
     if not (p / "records").is_dir():
-        raise PathProblem(f"{option} {p}: not a result store (it has no records/ folder)")
+        raise PathProblem(f"{where}: not a result store (it has no records/ folder)")
     return ResultStore(p)
-

@@ -12,6 +12,7 @@ import os
 import torch
 import torch.nn.functional as F
 
+from ...core.env import env_flag_or_none
 from ...data.contract import TaskData
 from ...model import init_weights
 from .layout import CellSpec, _act_backward, _act_forward, _Layout
@@ -59,13 +60,7 @@ _P0_TABLE_MB_DEFAULT = {"cpu": 512, "cuda": 8192}
 P0_FREE_FRACTION = 0.5  # on CUDA the table takes at most this share of the device's free memory
 
 
-def _env_flag(name: str) -> bool | None:
-    value = os.environ.get(name, "").strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    return None
+_env_flag = env_flag_or_none  # a switch: None unset, EnvVarError for junk (bench_suite.core.env)
 
 
 def free_device_memory(device: torch.device) -> int | None:
