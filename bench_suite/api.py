@@ -75,7 +75,7 @@ def run(task: str | Iterable[str] = "synthetic_ablation", *, profile: str | None
       a plug-in's); ``devices``: local, a worker process per device; ``executor_options``:
       ``{"scheduler": ADDRESS}`` for dask, ``SlurmParams`` fields for slurm, a plug-in executor's own;
     - ``checkpoint_every``: epochs between checkpoints; ``time_budget_s``: stop and checkpoint
-      before this many seconds (``.exit_code`` 75); ``on_record(record)``: called per cell;
+      before this many seconds (``.exit_code`` 75); ``on_record``: called with each cell's record;
     - ``confirm``: a run on a device its profile was not made for, or estimated over
       ``$BENCH_SUITE_CONFIRM_OVER_H`` hours (docs/runner.md), raises
       :class:`~bench_suite.executors.session.ConfirmationNeeded` (saying why, with the estimate)
