@@ -62,7 +62,7 @@ def test_run_documents_each_keyword():
     (lambda tmp: bs.check(STORE, tasks=["no_such_task"]), UnknownNameError, "unknown task"),
     (lambda tmp: bs.check(STORE, baselines=tmp / "missing.toml"), BenchSuiteError, "no reference file or folder"),
     (lambda tmp: bs.export(STORE, Path(__file__)), PathProblem, "out_dir "),
-    (lambda tmp: bs.run(store=Path(__file__)), PathProblem, "store "),
+    (lambda tmp: bs.run(store=Path(__file__)), PathProblem, "store= "),
 ])
 def test_bad_input_is_a_package_exception_in_api_words(tmp_path, call, kind, words):
     message = one_line_api_error(lambda: call(tmp_path), kind)
