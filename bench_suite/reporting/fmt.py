@@ -155,6 +155,6 @@ def plain(text_: str) -> str:
     return re.sub(r"[`*]", "", text_)
 
 
-__all__ = ["DASH", "LINESTYLES", "MARKERS", "METHOD_COLORS", "OPS", "color", "integer", "md_table", "metric_order",
-           "missing", "num", "ours", "plain", "display_path", "profile_name", "ratio", "relative_to", "scrub_paths", "slug",
-           "sort_key", "style", "text"]
+__all__ = ["DASH", "LINESTYLES", "MARKERS", "METHOD_COLORS", "OPS", "color", "display_path", "integer", "md_table",
+           "metric_order", "missing", "num", "ours", "plain", "profile_name", "ratio", "relative_to", "scrub_paths",
+           "slug", "sort_key", "style", "text"]
