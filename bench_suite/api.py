@@ -229,8 +229,7 @@ def _warn(messages: list[str]) -> None:
         warnings.warn(message, UserWarning, stacklevel=3)
 
 
-REPORT_FILES = ["report.md", "report.html", "figures/", "verdicts.json", "verdicts.csv", "results.csv",
-                "results.parquet", "plots/"]
+REPORT_FILES = ["report.md", "report.html", "verdicts.json", "verdicts.csv", "results.csv", "results.parquet"]
 
 
 @dataclass
@@ -269,19 +268,19 @@ def write_report_of(store, out, *, profile=None, tasks=None, title=None, formats
     from .core.files import writable_dir
     from .core.records import to_frame
     from .grid import profile_declares
-    from .reporting import output
-    from .reporting.build import report_notes, write_report
+    from .reporting import fmt, output
+    from .reporting.build import check_formats, collect, figure_files, report_notes, write_collected
     from .reporting.fmt import display_path, scrub_paths
     from .reporting.fmt import missing as _missing
     from .reporting.tables import write_table
     from .scoring.checks import save_verdicts
 
     formats = [formats] if isinstance(formats, str) else list(formats)
+    check_formats(formats, figure_format)
     result = score(store, profile=profile, tasks=tasks, baselines=baselines, include_old_code=include_old_code,
                    confidence=confidence)
     folder = Path(out) if out is not None else output.default_folder(Path(result.store.root))
-    claimed = output.claim(folder, result.store.root, REPORT_FILES, overwrite=overwrite, option=option)
-    folder = writable_dir(folder, option)
+    output.claim(folder, result.store.root, REPORT_FILES, overwrite=overwrite, option=option)  # fail fast
     records = result.records
     if tasks:
         records = [r for r in records if r.task in tasks]
@@ -289,13 +288,17 @@ def write_report_of(store, out, *, profile=None, tasks=None, title=None, formats
         records = [r for r in records if r.profile == profile or profile_declares(r.task, profile, r.config) is None]
     records = result.store.attach_curves(records)  # the curves, the ablation tables at T steps
     df = to_frame(records)
-    name = profile or "all"
-    paths = write_report(df, records, result.verdicts, folder, title=title or f"bench_suite report: {name}",
-                         note_lines=report_notes(df, result.stale(), display_path(store)),
-                         left_out=result.left_out, references=result.references, store_label=display_path(store),
-                         store_link=claimed.store_label, profile=profile, formats=formats,
-                         figure_format=figure_format)
-    context = {"store": display_path(store), "profile": profile, "tasks": tasks,
+    label = display_path(store)
+    data = collect(df, records, result.verdicts, title=title or f"bench_suite report: {profile or 'all'}",
+                   notes=report_notes(df, result.stale(), label), left_out=result.left_out,
+                   references=result.references, store_label=label,
+                   store_link=fmt.relative_to(result.store.root, folder), profile=profile)
+    figure_names = figure_files(data, figure_format) if "md" in formats else []
+    claimed = output.claim(folder, result.store.root, REPORT_FILES + figure_names, overwrite=overwrite,
+                           option=option)
+    folder = writable_dir(folder, option)
+    paths = write_collected(data, folder, formats=formats, figure_format=figure_format)
+    context = {"store": label, "profile": profile, "tasks": tasks,
                "include_old_code": bool(include_old_code), "current_code": dict(sorted(result.current_code.items())),
                "records": len(result.records), "left_out": len(result.left_out)}
     left = result.left_out.copy()

@@ -141,7 +141,7 @@ def collect(df: pd.DataFrame, records: Sequence[Record], verdicts: pd.DataFrame,
     verd = sorted_verdicts(verdicts)
     recs = sorted(records or [], key=lambda r: (r.name, r.cell_id))
     texts = {str(r.id): str(getattr(r, "claim", "") or "") for r in references}
-    tasks = sorted({str(t) for t in frame["task"].dropna()} | {str(t) for t in verd.get("task", [])})
+    tasks = sorted({str(t) for t in frame["task"].dropna()})  # tasks without results: their claims say so
     plan, problems = plan_sections(tasks)
     sections = []
     for section, its_tasks in plan:
@@ -198,18 +198,36 @@ def write_report(df: pd.DataFrame, records: list[Record], verdicts: pd.DataFrame
     (with curves for the curves section), ``verdicts`` :func:`bench_suite.scoring.checks.run_checks`'s
     output; ``note_lines`` go under the title; ``references`` give the claims their sentences.
     Raises ``ValueError`` for an unknown format."""
-    from . import html as html_writer
-    from . import markdown as md_writer
+    check_formats(formats, figure_format)
+    data = collect(df, records, verdicts, title=title, notes=note_lines, left_out=left_out, references=references,
+                   store_label=store_label, store_link=store_link, profile=profile)
+    return write_collected(data, out_dir, formats=formats, figure_format=figure_format)
 
+
+def check_formats(formats: Sequence[str], figure_format: str) -> None:
+    """``ValueError`` (one line) for an unknown report or figure format."""
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
         raise ValueError(f"report format {', '.join(bad) or '(none)'}: choose md, html or both")
     if figure_format not in figures.FORMATS:
         raise ValueError(f"figure format {figure_format!r}: choose one of {', '.join(figures.FORMATS)}")
+
+
+def figure_files(data: ReportData, figure_format: str) -> list[str]:
+    """The figure files report.md links (``figures/<name>.<format>``), relative to its folder."""
+    return [f"figures/{b.name}.{figure_format}" for _, blocks in data.sections for b in blocks
+            if isinstance(b, Figure) and b.summary]
+
+
+def write_collected(data: ReportData, out_dir: str | Path, *, formats: Sequence[str] = FORMATS,
+                    figure_format: str = "svg") -> list[Path]:
+    """Render the figures and write the report files of :func:`collect`'s content; the paths."""
+    from . import html as html_writer
+    from . import markdown as md_writer
+
+    check_formats(formats, figure_format)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    data = collect(df, records, verdicts, title=title, notes=note_lines, left_out=left_out, references=references,
-                   store_label=store_label, store_link=store_link, profile=profile)
     inline, files = render_figures(data, out, figure_format=figure_format, html="html" in formats,
                                    markdown="md" in formats)
     written = []
@@ -220,6 +238,5 @@ def write_report(df: pd.DataFrame, records: list[Record], verdicts: pd.DataFrame
     return written + files
 
 
-__all__ = ["FORMATS", "ReportData", "collect", "prepare_frame", "render_figures", "report_notes", "run_info",
-           "sorted_verdicts",
-           "write_report"]
+__all__ = ["FORMATS", "ReportData", "check_formats", "collect", "figure_files", "prepare_frame", "render_figures",
+           "report_notes", "run_info", "sorted_verdicts", "write_collected", "write_report"]

@@ -119,7 +119,7 @@ def skipped_lines(items: list[Claim]) -> list[str]:
     lines = []
     for task, cs in sorted(by_task.items()):
         reasons = sorted({fmt.scrub_paths(n) for c in cs for n in c.groups["note"] if not fmt.missing(n) and n})
-        lines.append(f"`{task}`: {len(cs)} claim(s) SKIPPED: {_join(reasons)}.")
+        lines.append(f"`{task}`: {len(cs)} claim(s) SKIPPED: {_join(reasons, 'verdicts.csv')}.")
     return lines
 
 
@@ -133,13 +133,14 @@ def unfinished_lines(frame: pd.DataFrame) -> list[str]:
     for (task, status), rows in sorted(bad.groupby(["task", "status"]), key=lambda kv: (str(kv[0][0]),
                                                                                          str(kv[0][1]))):
         reasons = sorted({fmt.scrub_paths(r) for r in rows["reason"] if not fmt.missing(r)})
-        lines.append(f"`{task}`: {len(rows)} cell(s) {status}: {_join(reasons) or 'no reason recorded'}.")
+        why = _join(reasons, "results.csv") or "no reason recorded"
+        lines.append(f"`{task}`: {len(rows)} cell(s) {status}: {why}.")
     return lines
 
 
-def _join(reasons: list[str], limit: int = 3) -> str:
+def _join(reasons: list[str], where: str, limit: int = 3) -> str:
     shown = "; ".join(r.rstrip(".") for r in reasons[:limit])
-    return shown + (f"; and {len(reasons) - limit} other reason(s) (results.csv)" if len(reasons) > limit else "")
+    return shown + (f"; and {len(reasons) - limit} other reason(s) ({where})" if len(reasons) > limit else "")
 
 
 __all__ = ["Claim", "claim_verdict", "claims", "claims_table", "reference_text", "skipped_lines", "unfinished_lines"]

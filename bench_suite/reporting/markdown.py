@@ -63,15 +63,22 @@ def summary_lines(data: ReportData, *, figure_format: str = "svg") -> list[str]:
         lines += [f"> Warning: {fmt.scrub_paths(problem)}", ""]
     lines += ["## What was run", "", fmt.md_table([{"": k, " ": v} for k, v in data.run_info], ["", " "]), ""]
     lines += ["## Claims", "", verdict_line(data), ""]
-    if data.claims:
+    ran = {str(t) for t in data.frame["task"].dropna()}
+    shown = [c for c in data.claims if c.task in ran or c.verdict != "SKIPPED"]
+    idle = sorted({c.task for c in data.claims} - {c.task for c in shown})
+    if shown:
         lines += ["Ours is the mean over repetitions with its 95% CI half-width (for a comparison, the mean paired "
                   "difference); a claim scored on several (width, activation, setting) groups shows the range of "
                   "ours and the worst verdict (report.html lists each group and its cells).", "",
-                  fmt.md_table(claims_table(data.claims), ["claim", "task", "reference", "ours (95% CI)",
-                                                           "repetitions", "verdict", "known deviation"]), ""]
-    else:
+                  fmt.md_table(claims_table(shown), ["claim", "task", "reference", "ours (95% CI)",
+                                                     "repetitions", "verdict", "known deviation"]), ""]
+    elif not data.claims:
         lines += ["_No references were checked._", ""]
-    skipped = skipped_lines(data.claims)
+    skipped = skipped_lines(shown)
+    if idle:
+        n_idle = sum(1 for c in data.claims if c.task in idle)
+        skipped.insert(0, f"no results in this store for {', '.join(f'`{t}`' for t in idle)}: their {n_idle} "
+                          "claim(s) are SKIPPED (listed in report.html and verdicts.csv).")
     unfinished = unfinished_lines(data.frame)
     left = _left_out_lines(data)
     if skipped or unfinished or left:

@@ -72,8 +72,6 @@ def ordering_figure(rows: list[dict], title: str):
 @register_section("ordering", title="Ordering of the methods (final training loss)", order=30)
 def ordering_section(data: SectionInput) -> list:
     df = data.frame
-    claims = claimed_ordering(data.verdicts)
-    claim_text = "; ".join(f"`{c}`" for c in claims) if claims else "(no comparison claims on this metric)"
     part_all = df[df["status"].isin(["done", "diverged"]) & ~df["_profile"].astype(str).str.startswith(PREFIX)] \
         if len(df) else df
     if part_all.empty:
@@ -85,6 +83,9 @@ def ordering_section(data: SectionInput) -> list:
         part = part_all[(part_all["task"] == task) & (part_all["_profile"] == profile) & (part_all["width"] == width)
                         & (part_all["activation"] == activation)]
         rows = ranked(part)
+        verdicts = data.verdicts[data.verdicts["task"] == task] if len(data.verdicts) else data.verdicts
+        claims = claimed_ordering(verdicts)
+        claim_text = "; ".join(f"`{c}`" for c in claims) if claims else "(no comparison claim on this metric)"
         measured = " < ".join(f"{r['method']} ({'diverged' if r['diverged'] else fmt.num(r['mean'])})" for r in rows)
         title = f"{task} · profile {profile} · width {width} · {activation}: final {METRIC}"
         table = pd.DataFrame([{"rank": str(i), "method": r["method"], f"final {METRIC} (mean)": fmt.num(r["mean"]),
