@@ -370,8 +370,9 @@ def heatmap(ax: "Axes", xs: Sequence[Any], ys: Sequence[Any], values: Sequence[S
         for i in range(arr.shape[0]):
             for j in range(arr.shape[1]):
                 v = arr[i, j]
+                dark = math.isfinite(v) and float(norm(v)) < 0.4  # viridis is dark at its low end
                 ax.text(j, i, "div" if math.isinf(values[i][j] or 0.0) else ("—" if math.isnan(v) else f"{v:.2g}"),
-                        ha="center", va="center", fontsize=6, color="black")
+                        ha="center", va="center", fontsize=6, color="white" if dark else "black")
     return image
 
 

@@ -118,4 +118,12 @@ def write_summary(data: ReportData, out_dir: Path, *, figure_format: str = "svg"
     return atomic_write(Path(out_dir) / "report.md", text)
 
 
-__all__ = ["EXIT_MEANING", "MAX_LINES", "summary_lines", "verdict_line", "write_summary"]
+def write_report(df, records, verdicts, out_dir, **kwargs) -> Path:
+    """The former face of this module (``bench_suite.report.write_report``):
+    :func:`bench_suite.reporting.build.write_report`, returning report.md's path."""
+    from .build import write_report as write
+
+    return write(df, records, verdicts, out_dir, **kwargs)[0]
+
+
+__all__ = ["EXIT_MEANING", "MAX_LINES", "summary_lines", "verdict_line", "write_report", "write_summary"]

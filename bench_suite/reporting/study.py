@@ -11,7 +11,7 @@ import math
 import pandas as pd
 
 from . import figures, fmt
-from .ablation import LEGEND, SECTION_TITLE, STUDY_SECTION, _key_value, profile_study, study_profiles
+from .ablation import LEGEND, SECTION_TITLE, STUDY_SECTION, _key_value, _methods, profile_study, study_profiles
 from .sections import Figure, SectionInput, Table, Text, register_section
 
 
@@ -47,7 +47,7 @@ def _mean_losses(final: pd.DataFrame, method: str, keys: list[str]) -> dict[tupl
 
 def heatmap_figure(final: pd.DataFrame, axes_: list[str], title: str):
     x_name, y_name = axes_
-    methods = [m for m in dict.fromkeys(final["method"])]
+    methods = _methods(final)
     xs = sorted({_key_value(v) for v in final[x_name]})
     ys = sorted({_key_value(v) for v in final[y_name]})
     ncols = min(4, len(methods))
@@ -70,7 +70,7 @@ def heatmap_figure(final: pd.DataFrame, axes_: list[str], title: str):
 
 
 def sweep_figure(final: pd.DataFrame, axis: str, title: str):
-    methods = [m for m in dict.fromkeys(final["method"])]
+    methods = _methods(final)
     fig, (ax,) = figures.new(1, width=6.5)
     for method in methods:
         mine = final[(final["method"] == method) & (final["status"] == "done")]
