@@ -99,6 +99,7 @@ def test_git_tracked_files_are_not_overwritten_without_the_flag(stores, capsys, 
 
 
 def test_the_api_raises_the_packages_error_in_api_words(stores, tmp_path):
+    assert {"report", "compare"} <= set(bs.__all__) and callable(bs.report) and callable(bs.compare)
     folder = tmp_path / "r"
     folder.mkdir()
     (folder / "verdicts.csv").write_text("mine")

@@ -7,10 +7,25 @@ from __future__ import annotations
 
 from ..core.records import USABLE
 from . import fmt
-from .figures import curves_figure
+from .figures import aggregate, coincide_note, coinciding, curves_figure, series_labels
 from .sections import ALL, Figure, SectionInput, Text, register_section
 
 VIEWS = ("mean and range over repetitions", "each repetition", "linear scale")
+
+
+def identical_series(records: list) -> list[list[str]]:
+    """Series (:func:`.figures.series_labels`) whose mean curves are identical point by point
+    (train loss and accuracies): lines drawn on top of each other."""
+    label_of, _ = series_labels(records)
+    series = {}
+    for label in sorted(set(label_of.values())):
+        curves = [r.curves or {} for r in records if label_of[r.cell_id] == label]
+        values: list[float] = []
+        for name in ("train_loss", "train_acc", "test_acc"):
+            agg = aggregate(curves, name)
+            values += agg["mean"] if agg else []
+        series[label] = values
+    return coinciding(series)
 
 
 @register_section("curves", title="Training curves", tasks=ALL, order=90)
@@ -38,7 +53,7 @@ def curves_section(data: SectionInput) -> list:
         task, profile, width, activation = key
         recs = sorted(groups[key], key=lambda r: (r.method, r.name, r.cell_id))
         title = f"{task} · profile {profile} · width {width} · {activation}"
-        out.append(Figure(
+        out.append(Figure(caption=coincide_note(identical_series(recs), "curves").strip(),
             name=fmt.slug("curves", task, profile, f"w{width}", activation), title=title,
             views={VIEWS[0]: lambda recs=recs, title=title: curves_figure(recs, title),
                    VIEWS[1]: lambda recs=recs, title=title: curves_figure(recs, title, per_repetition=True),

@@ -55,14 +55,18 @@ def new(ncols: int = 1, *, nrows: int = 1, width: float | None = None,
     return fig, [ax for row in axes for ax in row]
 
 
-def finish(fig: "MplFigure", title: str) -> "MplFigure":
-    """Grid, legends (only where something is labelled), the title, a tight layout."""
+def finish(fig: "MplFigure", title: str, *, tight: bool = True) -> "MplFigure":
+    """Grid, legends (only where something is labelled), the title, and a tight layout (or,
+    ``tight=False``, fixed margins: a layout pass less, for the many training-curve figures)."""
     for ax in fig.axes:
         ax.grid(True, alpha=0.3)
         if ax.get_legend_handles_labels()[1]:
             ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    if tight:
+        fig.tight_layout()
+    else:
+        fig.subplots_adjust(left=0.09, right=0.98, bottom=0.13, top=0.84, wspace=0.22)
     return fig
 
 
@@ -315,7 +319,7 @@ def curves_figure(records: Sequence["Record"], title: str, *, per_repetition: bo
         axes[1].set_xlabel("epoch")
         axes[1].set_ylabel("accuracy")
         axes[1].set_ylim(-0.02, 1.02)
-    return finish(fig, title + (f" · {', '.join(common)}" if common else ""))
+    return finish(fig, title + (f" · {', '.join(common)}" if common else ""), tight=False)
 
 
 def points(ax: "Axes", xs: Sequence[float], ys: Sequence[float], color: str) -> None:

@@ -34,6 +34,8 @@ def verdict_line(data: ReportData) -> str:
     text = (f"**{len(data.claims)} claims:** " + ", ".join(f"{by_claim[k]} {k}" for k in VERDICTS)
             + (f" ({known} FAIL{'s are' if many else ' is a'} documented known deviation{'s' if many else ''}: "
                "a measured non-reproduction, see its note)" if known else "")
+            + (f"; {stale} claim(s) written up as a known deviation now PASS (the write-up is stale: counted as a "
+               "FAIL)" if (stale := sum(1 for c in data.claims if c.known and c.verdict == "PASS")) else "")
             + f"; over {len(verd)} verdict rows (" + ", ".join(f"{rows[k]} {k}" for k in VERDICTS) + ")"
             + f"; `check` exit code {code} ({EXIT_MEANING.get(code, '')}).")
     return text
