@@ -105,6 +105,10 @@ def run_info(frame: pd.DataFrame, records: Sequence[Record], store_label: str, p
     rows.append(("precision", _tally([f"{p.get('precision')}{', TF32 matmul' if p.get('tf32_matmul') else ''}"
                                       for p in prov])))
     rows.append(("executor", _tally([str(p.get("executor")) for p in prov if p.get("executor")])))
+    jobs = sorted({str(j) for j in (_job(p) for p in prov) if j})  # the SLURM jobs / Dask workers that wrote them
+    if jobs:
+        rows.append(("cluster jobs / workers", f"{len(jobs)}: {', '.join(jobs[:12])}"
+                     + (f" and {len(jobs) - 12} more" if len(jobs) > 12 else "")))
     created = sorted(str(p["created"]) for p in prov if p.get("created"))
     if created:
         rows.append(("created", f"{created[0]} … {created[-1]}"))
@@ -129,6 +133,15 @@ def report_notes(df: pd.DataFrame, stale: Sequence[Record], store_label: str) ->
     if df.empty:
         notes.append(f"The store (`{store_label}`) holds no results for this selection.")
     return notes
+
+
+def _job(p: dict) -> str | None:
+    """The SLURM job (``51_3`` for an array task, as squeue names it) or Dask worker of a record."""
+    if p.get("slurm_job"):
+        return str(p["slurm_job"])
+    if p.get("slurm_array_job_id") and p.get("slurm_array_task_id") is not None:
+        return f"{p['slurm_array_job_id']}_{p['slurm_array_task_id']}"
+    return p.get("slurm_job_id") or p.get("dask_worker")
 
 
 def collect(df: pd.DataFrame, records: Sequence[Record], verdicts: pd.DataFrame, *, title: str,
