@@ -304,7 +304,9 @@ def write_report_of(store, out, *, profile=None, tasks=None, title=None, formats
     left = result.left_out.copy()
     if "detail" in left.columns:
         left["detail"] = left["detail"].map(lambda v: v if _missing(v) else scrub_paths(v))
-    paths += save_verdicts(result.verdicts, folder, left_out=left, context=context)
+    verdicts = result.verdicts.copy()
+    verdicts["note"] = verdicts["note"].map(lambda v: v if _missing(v) else scrub_paths(v))
+    paths += save_verdicts(verdicts, folder, left_out=left, context=context)
     table = df.copy()
     for col in ("reason", "data_source"):  # a committed report names no machine's folders
         table[col] = table[col].map(lambda v: None if _missing(v) else scrub_paths(v)).astype("string")

@@ -127,3 +127,23 @@ def test_export_guards_its_folder_the_same_way(stores, capsys, tmp_path):
     a_file.write_text("x")
     with pytest.raises(ValueError, match="exists and is not a folder"):
         bs.export(stores / "a", a_file)
+
+
+def test_a_report_names_no_machine_path(tmp_path, capsys):
+    import pandas as pd
+
+    store = tmp_path / "s"
+    data = tmp_path / "secret_place" / "data"  # an empty folder: the cells are skipped, their reason names it
+    data.mkdir(parents=True)
+    code, _, err = cli(capsys, "run", "--store", str(store), "--task", "cifar10_random", "--profile", "ci",
+                       "--data-root", str(data), "--quiet")
+    assert code == 3, err  # skipped: no data there
+    assert cli(capsys, "report", "--store", str(store), "--profile", "ci")[0] == 0
+    folder = store / "report"
+    for path in folder.rglob("*"):
+        if path.is_file() and path.suffix != ".parquet":
+            text = path.read_text(encoding="utf-8")
+            assert "secret_place" not in text and str(tmp_path) not in text, path.name
+    table = pd.read_parquet(folder / "results.parquet")
+    assert not table.astype(str).apply(lambda col: col.str.contains("secret_place")).any().any()
+    assert "(searched …/data)" in (folder / "report.md").read_text()  # the reason, its path shortened
