@@ -365,5 +365,6 @@ def test_machine_paths_are_scrubbed():
     assert scrub_paths("not found at /home/alice/data/x.zip; pass --data-root") == \
         "not found at …/x.zip; pass --data-root"
     assert scrub_paths("C:\\Users\\bob\\cifar (a zip)") == "…/cifar (a zip)"
-    assert scrub_paths("m·d/(2n) = 1, lr_w/lr_v, a/b") == "m·d/(2n) = 1, lr_w/lr_v, a/b"
+    assert scrub_paths("m·d/(2n) = 1, lr_w/lr_v, a/b, ~2^-(m/2)") == "m·d/(2n) = 1, lr_w/lr_v, a/b, ~2^-(m/2)"
+    assert scrub_paths("see ~/data/x.zip") == "see …/x.zip"
     assert display_path("results") == "results" and display_path("/nowhere/else/store") == "…/store"

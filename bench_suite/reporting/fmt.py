@@ -117,7 +117,7 @@ def style(method: str, methods: Sequence[str]) -> tuple[str, str]:
 
 
 # absolute paths: POSIX (/a/b), home (~/a) and Windows (C:\a); a report never shows them
-_ABS_PATH = re.compile(r"(?<![\w./~-])(?:~|[A-Za-z]:[\\/]|/)(?:[^\s'\"`,;:()\[\]<>|]+)")
+_ABS_PATH = re.compile(r"(?<![\w./~-])(?:~/|[A-Za-z]:[\\/]|/)(?:[^\s'\"`,;:()\[\]<>|]+)")
 
 
 def scrub_paths(value: Any) -> str:
