@@ -129,14 +129,16 @@ def test_export_guards_its_folder_the_same_way(stores, capsys, tmp_path):
         bs.export(stores / "a", a_file)
 
 
-def test_a_report_names_no_machine_path(tmp_path, capsys):
+def test_a_report_names_no_machine_path(tmp_path, capsys, monkeypatch):
     import pandas as pd
 
+    for name in ("BENCH_SUITE_CIFAR10", "BENCH_SUITE_DATA_ROOT"):  # the data must not be found elsewhere
+        monkeypatch.delenv(name, raising=False)
     store = tmp_path / "s"
     data = tmp_path / "secret_place" / "data"  # an empty folder: the cells are skipped, their reason names it
     data.mkdir(parents=True)
     code, _, err = cli(capsys, "run", "--store", str(store), "--task", "cifar10_random", "--profile", "ci",
-                       "--data-root", str(data), "--quiet")
+                       "--method", "sgd", "--data-root", str(data), "--quiet")
     assert code == 3, err  # skipped: no data there
     assert cli(capsys, "report", "--store", str(store), "--profile", "ci")[0] == 0
     folder = store / "report"
