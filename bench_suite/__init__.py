@@ -2,9 +2,10 @@
 Neurons Can Work' (Zhang, Zhang, Hong, Sun, Luo; NeurIPS 2021).
 
 The Python API (:mod:`bench_suite.api`): ``run``, ``load_results``, ``load_curves``, ``check``,
-``export``; for plug-ins, ``Method`` and ``METHODS`` (:mod:`bench_suite.methods`) and
-``register_task`` (:mod:`bench_suite.tasks`). Imported lazily, so ``import bench_suite`` (and
-the CLI's ``--help``) stay light.
+``export``, ``report``, ``compare``; for plug-ins, ``Method`` and ``METHODS``
+(:mod:`bench_suite.methods`), ``register_task`` (:mod:`bench_suite.tasks`) and
+``register_section`` (:mod:`bench_suite.reporting`). Imported lazily, so ``import bench_suite``
+(and the CLI's ``--help``) stay light.
 """
 
 from . import _compat  # former module names still import, with a DeprecationWarning
@@ -12,8 +13,8 @@ from .core.version import __version__  # one version: the package metadata / pyp
 
 _compat.install()
 
-_API = ("run", "load_results", "load_curves", "check", "export")
-_PLUGIN_API = {"Method": "methods", "METHODS": "methods", "register_task": "tasks"}
+_API = ("run", "load_results", "load_curves", "check", "export", "report", "compare")
+_PLUGIN_API = {"Method": "methods", "METHODS": "methods", "register_task": "tasks", "register_section": "reporting"}
 
 
 def __getattr__(name: str):

@@ -1,4 +1,5 @@
-"""The Python entry points beside the CLI: ``run``, ``load_results``, ``load_curves``, ``check``.
+"""The Python entry points beside the CLI: ``run``, ``load_results``, ``load_curves``, ``check``,
+``export``, ``report``, ``compare``.
 
 Each is what the command of the same name does, returning data instead of printing it::
 
@@ -7,6 +8,8 @@ Each is what the command of the same name does, returning data instead of printi
     results = bs.load_results("results")          # one row per record
     curves = bs.load_curves("results")            # long form, one row per (cell, epoch, metric)
     verdicts = bs.check("results", profile="ci")  # one row per reference row and cell group
+    paths = bs.report("results", profile="ci")    # results/report/report.md and report.html
+    moved = bs.compare("reports/ci", "results")   # what moved: .claims, .metrics, .worse
 
 Only :func:`run` imports torch.
 """
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from .core.curves import EPOCH_CURVES, x_key  # noqa: F401 - EPOCH_CURVES: part of this module's names
+from .core.curves import EPOCH_CURVES  # noqa: F401 - part of this module's names
 from .core.errors import InvalidArgument, checked_arguments
 from .core.records import COLUMNS, Record
 
@@ -28,8 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .runner.summary import RunSummary
     from .store.result_store import ResultStore
 
-CURVE_COLUMNS = ["cell_id", "task", "profile", "method", "width", "activation", "repetition", "epoch", "metric",
-                 "value"]
+from .reporting.tables import CURVE_COLUMNS  # noqa: E402,F401 - part of this module's names
 
 
 def _store(store: str | os.PathLike):
@@ -129,33 +131,10 @@ def load_results(store: str | os.PathLike) -> "pd.DataFrame":
 
 
 def curves_frame(records: Iterable[Record]) -> "pd.DataFrame":
-    """The curves of ``records`` (those in memory: ``Record.curves``) in long form
-    (``CURVE_COLUMNS``): one row per cell, epoch and metric."""
-    import pandas as pd
+    """The curves of ``records`` in long form (:func:`bench_suite.reporting.tables.curves_frame`)."""
+    from .reporting.tables import curves_frame as frame
 
-    columns: dict[str, list] = {c: [] for c in CURVE_COLUMNS}
-    for r in records:
-        curves = r.curves or {}
-        base = {"cell_id": r.cell_id, "task": r.task, "profile": r.profile, "method": r.method,
-                "width": r.config.get("width"), "activation": r.config.get("activation"),
-                "repetition": r.config.get("repetition")}
-        for metric, values in sorted(curves.items()):
-            if metric in ("epoch", "eval_epoch"):
-                continue
-            epochs = list(curves.get(x_key(metric)) or [])
-            n = min(len(epochs), len(values))
-            for col, value in base.items():
-                columns[col] += [value] * n
-            columns["epoch"] += epochs[:n]
-            columns["metric"] += [metric] * n
-            columns["value"] += list(values[:n])
-    frame = pd.DataFrame(columns, columns=CURVE_COLUMNS)
-    for col in ("width", "repetition", "epoch"):
-        frame[col] = frame[col].astype("Int64")
-    for col in ("cell_id", "task", "profile", "method", "activation", "metric"):
-        frame[col] = frame[col].astype("string")
-    frame["value"] = pd.to_numeric(frame["value"], errors="coerce").astype("float64")
-    return frame
+    return frame(records)
 
 
 @checked_arguments
@@ -251,38 +230,164 @@ def check(store: str | os.PathLike, *, profile: str | None = None, tasks: list[s
 
 
 @checked_arguments
-def export(store: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:
+def export(store: str | os.PathLike, out_dir: str | os.PathLike, *, overwrite: bool = False) -> list[Path]:
     """Write ``results.csv``/``.parquet`` and ``curves.csv``/``.parquet`` of ``store`` into
-    ``out_dir`` (created if needed); return the paths written. Raises
-    :class:`~bench_suite.core.errors.PathProblem` when ``store`` is not a result store or
-    ``out_dir`` cannot be a folder."""
+    ``out_dir``; return the paths written (parquet needs pyarrow; without it only CSV).
+    Raises :class:`~bench_suite.reporting.output.OutputError` (a ``ValueError``) when
+    ``out_dir`` holds such files that ``export`` did not write from this store, or files git
+    tracks, unless ``overwrite``; :class:`~bench_suite.core.errors.PathProblem` for a folder
+    that cannot be written."""
     from .core.files import writable_dir
+    from .core.records import to_frame
+    from .reporting import output
+    from .reporting.tables import curves_frame, write_tables
 
     st = _store(store)
-    out_dir = writable_dir(out_dir, "out_dir")
+    names = [f"{n}.{ext}" for n in ("results", "curves") for ext in ("csv", "parquet")]
+    claimed = output.claim(Path(out_dir), st.root, names, overwrite=overwrite, manifest=".export-files",
+                           what="export", option="out_dir")
+    _warn(claimed.messages)
+    out = writable_dir(out_dir, "out_dir")
     records = st.records(with_curves=True)
-    from .core.records import to_frame
-
-    return write_tables(to_frame(records), curves_frame(records), out_dir)
+    paths = write_tables(to_frame(records), curves_frame(records), out)
+    output.finish(claimed, paths)
+    return paths
 
 
 def write_tables(results: "pd.DataFrame", curves: "pd.DataFrame", out_dir: str | os.PathLike) -> list[Path]:
-    """``results`` and ``curves`` as CSV and parquet in ``out_dir``, each written atomically with
-    the user's umask (``core.files.atomic_write``)."""
-    from .core.files import atomic_write
+    """:func:`bench_suite.reporting.tables.write_tables`."""
+    from .reporting.tables import write_tables as write
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, frame in (("results", results), ("curves", curves)):
-        csv = out / f"{name}.csv"
-        atomic_write(csv, lambda fh, frame=frame: frame.to_csv(fh, index=False, lineterminator="\n"))
-        written.append(csv)
-        parquet = out / f"{name}.parquet"  # pyarrow is a dependency
-        atomic_write(parquet, lambda fh, frame=frame: frame.to_parquet(fh, index=False, engine="pyarrow"))
-        written.append(parquet)
-    return written
+    return write(results, curves, out_dir)
 
 
-__all__ = ["COLUMNS", "CURVE_COLUMNS", "EPOCH_CURVES", "Scoring", "check", "curves_frame", "export", "load_curves",
-           "load_results", "pack_curves", "run", "score"]
+def _warn(messages: list[str]) -> None:
+    import warnings
+
+    for message in messages:
+        warnings.warn(message, UserWarning, stacklevel=3)
+
+
+REPORT_FILES = ["report.md", "report.html", "verdicts.json", "verdicts.csv", "results.csv", "results.parquet"]
+
+
+@dataclass
+class ReportWritten:
+    """What :func:`report` wrote: the folder, the files (report.md / report.html first), and
+    what it said about replacing an earlier report (``--overwrite``)."""
+
+    folder: Path
+    paths: list[Path]
+    messages: list[str]
+
+
+def report(store: str | os.PathLike, out: str | os.PathLike | None = None, *, profile: str | None = None,
+           tasks: list[str] | None = None, title: str | None = None, formats: Iterable[str] = ("md", "html"),
+           figure_format: str = "svg", overwrite: bool = False, baselines: str | os.PathLike | None = None,
+           include_old_code: bool = False, confidence: float = 0.95) -> list[Path]:
+    """Write the report of ``store`` into ``out`` (default ``<store>/report``), as ``report``:
+    ``report.md`` (a summary under 300 lines, its figures in ``figures/``), ``report.html`` (the
+    whole report, one self-contained page), ``verdicts.json``/``.csv`` and ``results.csv``/
+    ``.parquet``. Returns the paths written, the report files first.
+
+    ``formats``: ``md``, ``html`` or both; ``figure_format``: ``svg``, ``pdf`` or ``png`` (the
+    summary's figure files; the page always inlines SVG). Raises
+    :class:`~bench_suite.reporting.output.OutputError` (a ``ValueError``) when ``out`` holds a
+    report of another store, files ``report`` did not write, or files git tracks, unless
+    ``overwrite``; ``ValueError`` for an unknown task, profile or format."""
+    return write_report_of(store, out, profile=profile, tasks=tasks, title=title, formats=formats,
+                           figure_format=figure_format, overwrite=overwrite, baselines=baselines,
+                           include_old_code=include_old_code, confidence=confidence, option="out").paths
+
+
+def write_report_of(store, out, *, profile=None, tasks=None, title=None, formats=("md", "html"), figure_format="svg",
+                    overwrite=False, baselines=None, include_old_code=False, confidence=0.95,
+                    option: str = "--dir") -> ReportWritten:
+    """:func:`report`, returning the folder and the messages too (the CLI prints them)."""
+    from .core.files import writable_dir
+    from .core.records import to_frame
+    from .grid import profile_declares
+    from .reporting import fmt, output
+    from .reporting.build import check_formats, collect, figure_files, report_notes, write_collected
+    from .reporting.fmt import display_path, scrub_paths
+    from .reporting.fmt import missing as _missing
+    from .reporting.tables import write_table
+    from .scoring.checks import save_verdicts
+
+    formats = [formats] if isinstance(formats, str) else list(formats)
+    check_formats(formats, figure_format)
+    result = score(store, profile=profile, tasks=tasks, baselines=baselines, include_old_code=include_old_code,
+                   confidence=confidence)
+    folder = Path(out) if out is not None else output.default_folder(Path(result.store.root))
+    output.claim(folder, result.store.root, REPORT_FILES, overwrite=overwrite, option=option)  # fail fast
+    records = result.records
+    if tasks:
+        records = [r for r in records if r.task in tasks]
+    if profile:  # the cells the profile declares (whatever profile first ran them), and those run as it
+        records = [r for r in records if r.profile == profile or profile_declares(r.task, profile, r.config) is None]
+    records = result.store.attach_curves(records)  # the curves, the ablation tables at T steps
+    df = to_frame(records)
+    label = display_path(store)
+    data = collect(df, records, result.verdicts, title=title or f"bench_suite report: {profile or 'all'}",
+                   notes=report_notes(df, result.stale(), label), left_out=result.left_out,
+                   references=result.references, store_label=label,
+                   store_link=fmt.relative_to(result.store.root, folder), profile=profile)
+    figure_names = figure_files(data, figure_format) if "md" in formats else []
+    claimed = output.claim(folder, result.store.root, REPORT_FILES + figure_names, overwrite=overwrite,
+                           option=option)
+    folder = writable_dir(folder, option)
+    paths = write_collected(data, folder, formats=formats, figure_format=figure_format)
+    context = {"store": label, "profile": profile, "tasks": tasks,
+               "include_old_code": bool(include_old_code), "current_code": dict(sorted(result.current_code.items())),
+               "records": len(result.records), "left_out": len(result.left_out)}
+    left = result.left_out.copy()
+    if "detail" in left.columns:
+        left["detail"] = left["detail"].map(lambda v: v if _missing(v) else scrub_paths(v))
+    verdicts = result.verdicts.copy()
+    verdicts["note"] = verdicts["note"].map(lambda v: v if _missing(v) else scrub_paths(v))
+    paths += save_verdicts(verdicts, folder, left_out=left, context=context)
+    table = df.copy()
+    for col in ("reason", "data_source"):  # a committed report names no machine's folders
+        table[col] = table[col].map(lambda v: None if _missing(v) else scrub_paths(v)).astype("string")
+    paths += write_table(table, folder, "results")
+    output.finish(claimed, paths)
+    return ReportWritten(folder, paths, claimed.messages)
+
+
+def compare(a: str | os.PathLike, b: str | os.PathLike, *, profile: str | None = None,
+            tasks: list[str] | None = None, baselines: str | os.PathLike | None = None,
+            include_old_code: bool = False, confidence: float = 0.95):
+    """Compare store ``b`` with store ``a`` (``a`` the reference: a committed ``reports/<p>``
+    folder holding ``store/`` is taken as its store), as ``compare``: a
+    :class:`~bench_suite.reporting.compare.Comparison` with ``.claims`` (each verdict row's
+    verdict in A and B, the change, ours in each and the difference B − A with its CI),
+    ``.metrics`` (every final metric of matching cells, the difference paired by cell id where
+    both hold the cell), ``.only_a`` / ``.only_b`` (cells on one side), ``.worse`` and
+    ``.exit_code`` (1 when a verdict got worse). Raises ``ValueError`` when either is not a
+    result store."""
+    from .core.records import to_frame
+    from .reporting.compare import compare as compare_frames
+
+    sides = []
+    for path in (a, b):
+        root = _store_or_report(path)
+        result = score(root, profile=profile, tasks=tasks, baselines=baselines, include_old_code=include_old_code,
+                       confidence=confidence)
+        records = result.records
+        if tasks:
+            records = [r for r in records if r.task in tasks]
+        sides.append((str(path), to_frame(records), result.verdicts))
+    (la, fa, va), (lb, fb, vb) = sides
+    return compare_frames(fa, va, fb, vb, a=la, b=lb, confidence=confidence)
+
+
+def _store_or_report(path: str | os.PathLike) -> Path:
+    """A store, or a report folder with its store in ``store/`` (as ``reports/ci``)."""
+    p = Path(path)
+    if not (p / "records").is_dir() and (p / "store" / "records").is_dir():
+        return p / "store"
+    return p
+
+
+__all__ = ["COLUMNS", "CURVE_COLUMNS", "EPOCH_CURVES", "ReportWritten", "Scoring", "check", "compare", "curves_frame",
+           "export", "load_curves", "load_results", "pack_curves", "report", "run", "score"]

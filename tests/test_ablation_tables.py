@@ -287,10 +287,13 @@ def test_ablation_smoke_run_then_report_section(smoke_store, tmp_path):
     # deterministic: same store, same bytes
     assert main(["report", "--section", "ablation", "--store", str(smoke_store), "--reports-dir", str(reports)]) == 0
     assert path.read_text() == text
-    # the full report carries the same section
+    # the full report: report.md points to the study, report.html carries its tables and a figure
     assert main(["report", "--store", str(smoke_store), "--reports-dir", str(reports)]) == 0
     full = (reports / "all" / "report.md").read_text()
-    assert "## Synthetic ablation study" in full and _section_of(full, "ablation_smoke").split("\n## ")[0] in text
+    assert "## Synthetic ablation study" in full and "1 sweep(s) (ablation_smoke)" in full
+    page = (reports / "all" / "report.html").read_text()
+    assert "<strong><code>ablation_smoke</code>:" in page and "ordering holds" in page
+    assert 'id="fig-study__synthetic_ablation__ablation_smoke"' in page  # loss against eps, per method
 
 
 def test_selection_leaves_out_old_code_and_failed_cells_and_names_the_missing(smoke_store):

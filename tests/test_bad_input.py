@@ -372,12 +372,13 @@ def test_names_and_paths_every_command_takes_are_checked(capsys, tmp_path):
     assert not (tmp_path / "never").exists() and not (tmp_path / "elsewhere").exists()
 
 
-def test_report_removes_only_the_plots_it_wrote(capsys, tmp_path):
+def test_report_removes_only_the_figures_it_wrote(capsys, tmp_path):
     store = tmp_path / "s"
     assert cli(capsys, "run", "--store", str(store), *TINY, "--method", "sgd")[0] == 0
     reports = tmp_path / "r"
     assert cli(capsys, "report", "--store", str(store), "--reports-dir", str(reports), "--name", "mine")[0] == 0
-    mine = reports / "mine" / "plots" / "my_figure.png"
+    mine = reports / "mine" / "figures" / "my_figure.svg"
+    mine.parent.mkdir(exist_ok=True)
     mine.write_bytes(b"a user's own file")
     assert cli(capsys, "report", "--store", str(store), "--reports-dir", str(reports), "--name", "mine")[0] == 0
     assert mine.read_bytes() == b"a user's own file"

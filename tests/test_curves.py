@@ -462,5 +462,8 @@ def test_run_packs_at_the_end_and_report_export_and_load_curves_read_the_pack(tm
     assert main(["report", "--store", str(store), "--reports-dir", str(tmp_path / "rep")]) == 0
     text = (tmp_path / "rep" / "all" / "report.md").read_text()
     assert "## Training curves" in text and "_No curves" not in text
-    assert "the shaded band is the full curve's range between the points drawn" in text  # 300 epochs: thinned
-    assert list((tmp_path / "rep" / "all" / "plots").glob("*.png"))
+    import html
+
+    page = html.unescape((tmp_path / "rep" / "all" / "report.html").read_text())
+    assert "the lighter band, the full curve's range between the points drawn" in page  # 300 epochs: thinned
+    assert 'id="fig-curves__' in page

@@ -1,4 +1,5 @@
-"""The markdown report on synthetic records (built here per docs/design.md)."""
+"""The report on synthetic records (built here per docs/design.md): report.md, the summary a
+reader takes in at a glance, and report.html, the whole report on one page; their figures."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 
 from bench_suite.core.records import Record, Status, to_frame
-from bench_suite.reporting.markdown import write_report
+from bench_suite.reporting.build import write_report
 from bench_suite.scoring.checks import run_checks
 from bench_suite.scoring.references import load_references
 
@@ -94,43 +95,78 @@ def sample_records():
     return recs
 
 
+
+SKIP_REASON = "data unavailable: CIFAR-10 not found at /home/alice/data/cifar10-jpeg.zip; pass --data-root"
+
+
+def _skipped(width):
+    return make_record(task="cifar10", width=width, activation="relu", status="skipped", reason=SKIP_REASON,
+                       n=10000, d=3072, k=10, acc=None)
+
+
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
-    recs = sample_records()
+    recs = sample_records() + [_skipped(w) for w in (16, 64, 256)]
     df = to_frame(recs)
-    verdicts = run_checks(df, load_references())
+    refs = load_references()
+    verdicts = run_checks(df, refs)
     out = tmp_path_factory.mktemp("reports") / "ci-run"
-    path = write_report(df, recs, verdicts, out, title="CPU run", note_lines=(
-        "CPU-scale results are not comparable with Table 3", "second note"))
-    return path, path.read_text(encoding="utf-8"), verdicts, recs, df
+    paths = write_report(df, recs, verdicts, out, title="CPU run", references=refs, store_label="results",
+                         store_link="../results", note_lines=("CPU-scale results are not comparable with Table 3",
+                                                              "second note"))
+    md = out / "report.md"
+    return md, md.read_text(encoding="utf-8"), verdicts, recs, df, paths
 
 
-def test_report_layout(rendered):
-    path, text, *_ = rendered
-    assert path.name == "report.md" and path.parent.name == "ci-run"
+def _section(text: str, heading: str) -> str:
+    start = text.index(heading)
+    end = text.find("\n## ", start + 1)
+    return text[start:] if end < 0 else text[start:end]
+
+
+def test_the_summary_is_short_and_in_order(rendered):
+    md, text, *_ = rendered
     lines = text.splitlines()
     assert lines[0] == "# CPU run"
     assert lines[2] == "> CPU-scale results are not comparable with Table 3" and lines[4] == "> second note"
-    for heading in ("## Paper values (Table 3 mirror)", "## Ablation: final training loss on `synthetic_ablation`",
-                    "## All verdicts", "## Cells: the width condition", "## Time and cost per cell",
-                    "## Training curves", "## Provenance"):
-        assert heading in lines, heading
-    # headings in this order
-    order = [text.index(h) for h in ("Table 3 mirror", "## Ablation", "## All verdicts", "## Cells",
-                                     "## Time and cost", "## Training curves", "## Provenance")]
-    assert order == sorted(order)
+    # the sections in their registered order
+    assert text.index("## What was run") < text.index("## Claims") < text.index("## Accuracy against width") \
+        < text.index("## Ordering of the methods") < text.index("## Training curves") < text.index("## More")
+    assert len(lines) < 300
+    # the per-cell, cost and all-verdict tables are not in it: they are in the files it names
+    for gone in ("## All verdicts", "## Time and cost per cell", "## Cells: the width condition"):
+        assert gone not in text
+    assert "`results.csv`" in text and "`verdicts.csv`" in text and "`report.html`" in text
 
 
-def test_table3_mirror_shows_paper_values_and_skipped(rendered):
-    _, text, *_ = rendered
-    section = text.split("## Paper values (Table 3 mirror)")[1].split("## Ablation")[0]
-    assert "### Table 3 (random-labeled CIFAR-10, 1000 epochs)" in section
-    assert re.search(r"\| 1024 +\| relu +\| train_acc +\| 0\.9931 +\| — +\| — +\| ±0\.01 +\| SKIPPED", section)
-    # paper order: activation, width, train before test
-    assert section.index("| 1024    | relu") < section.index("| 4096    | relu") < section.index("| 1024    | tanh")
-    assert section.index("train_acc | 0.9931") < section.index("test_acc  | 0.1011")
-    # a scaled-down value row is not a paper number: it is not in the mirror
-    assert "first principles" not in section and "ci/cifar10_random" not in section
+def test_what_was_run_names_profile_code_data_machine_and_no_machine_path(rendered):
+    md, text, *_ = rendered
+    run = _section(text, "## What was run")
+    for needle in ("| store ", "`results`", "| code version ", "engine 1", "| data ", "CIFAR-10, JPEG re-encoding",
+                   "| machine ", "cpu (x86_64 CPU)", "| software ", "python 3.11.7, torch 2.4.1",
+                   "0123456789ab", "2024-05-01T12:00:00+00:00 … 2024-05-02T08:00:00+00:00"):
+        assert needle in run, needle
+    for path in (md.parent, "/home/alice"):
+        assert str(path) not in text
+    html = (md.parent / "report.html").read_text()
+    assert "/home/alice" not in html and str(md.parent) not in html
+
+
+def test_one_claims_table_with_reference_ours_n_verdict_and_known_deviation(rendered):
+    _, text, verdicts, *_ = rendered
+    claims = _section(text, "## Claims")
+    header = next(line for line in claims.splitlines() if line.startswith("| claim"))
+    assert [c.strip() for c in header.strip("|").split("|")] == [
+        "claim", "task", "reference", "ours (95% CI)", "repetitions", "verdict", "known deviation"]
+    rows = [line for line in claims.splitlines() if line.startswith("| `")]
+    ran = set(verdicts["task"]) & {"synthetic_ablation", "cifar10_random", "cifar10"}
+    shown = verdicts[verdicts["task"].isin(ran)]["id"].nunique()
+    assert len(rows) == shown  # one row per claim of a task with results
+    row = next(r for r in rows if "`ci/ablation/lower-loss-than/sgd`" in r)
+    assert "train_loss[mli_paired_pgd − sgd] < 0" in row and "unconstrained GD memorizes" in row
+    # the claims of tasks that were not run: one line, not a row each
+    assert "no results in this store for" in claims and "`mnist`" in claims.split("### Not scored")[1]
+    assert "`ci/mnist/above-chance/widest`" not in claims
 
 
 def test_ours_is_mean_ci_and_n(tmp_path):
@@ -140,90 +176,195 @@ def test_ours_is_mean_ci_and_n(tmp_path):
     recs.append(make_record(task="cifar10_random", width=2048, activation="tanh", rep=0, profile="paper", n=2000,
                             d=3072, k=10, acc=0.97, test_acc=0.1, epochs=20))
     df = to_frame(recs)
-    text = write_report(df, recs, run_checks(df, load_references()), tmp_path).read_text()
-    mirror = text.split("## Paper values (Table 3 mirror)")[1].split("## Ablation")[0]
-    assert re.search(r"\| 1024 +\| relu +\| train_acc +\| 0\.9931 +\| 0\.9927 ± 0\.0063 \(n=3\) +\| -0\.0004 +"
-                     r"\| ±0\.01 +\| PASS", mirror)  # CI [0.9864, 0.9990] inside [0.9831, 1.0031]
-    assert re.search(r"\| 2048 +\| tanh +\| train_acc +\| 0\.9927 +\| 0\.97 \(n=1, no CI\) +\| -0\.0227 +"
-                     r"\| ±0\.01 +\| FAIL", mirror)
+    write_report(df, recs, run_checks(df, load_references()), tmp_path, formats=("md",))
+    text = (tmp_path / "report.md").read_text()
+    # CI [0.9864, 0.9990] inside [0.9831, 1.0031]
+    assert re.search(r"\| `table3/relu/1024/train_acc` +\| cifar10_random +\| train_acc\[mli_paired_pgd\] = 0\.9931 "
+                     r"± 0\.01 +\| 0\.9927 ± 0\.0063 \(n=3\) +\| 3 +\| PASS ", text)
+    assert re.search(r"\| `table3/tanh/2048/train_acc` .*\| 0\.97 \(n=1, no CI\) +\| 1 +\| FAIL ", text)
+    assert not (tmp_path / "report.html").exists()
 
 
-def test_ablation_table_and_orderings(rendered):
+def test_skipped_cells_are_one_line_per_task_and_reason_without_the_path(rendered):
     _, text, *_ = rendered
-    section = text.split("## Ablation")[1].split("## All verdicts")[0]
-    assert "`mli_paired_pgd < constraint_only, no_mirroring, sgd`" in section
-    assert ("Measured ordering: mli_paired_pgd (0.0105) < no_mirroring (0.0525) < sgd (0.105) < "
-            "constraint_only (0.21).") in section
-    assert "### profile `ci`, width 20, tanh" in section
-    assert "### profile `ci`, width 40, tanh" in section  # the diverged sgd cell
-    assert "sgd (diverged)" in section
+    part = text.split("### Not scored")[1].split("\n## ")[0]
+    lines = [line for line in part.splitlines() if line.startswith("- `cifar10`: 3 cell(s)")]
+    assert lines == ["- `cifar10`: 3 cell(s) skipped: data unavailable: CIFAR-10 not found at …/cifar10-jpeg.zip; "
+                     "pass --data-root."]
+    assert "- `cifar10_random`: 1 cell(s) error: CUDA out of memory." in part
 
 
-def test_all_verdicts_and_cells(rendered):
-    _, text, verdicts, recs, df = rendered
-    section = text.split("## All verdicts")[1].split("## Cells")[0]
-    assert section.count("\n| ") == len(verdicts) + 1  # header + one line per verdict
-    cells = text.split("## Cells: the width condition")[1].split("## Time and cost")[0]
-    assert "m·d/(2n)" in cells
-    # 1024 * 3072 / (2 * 2000) = 786.4
-    assert re.search(r"width=1024,activation=relu,rep=0\] +\| ci +\| done +\| 1024 +\| 2000 +\| 3072 +\| 10 +"
-                     r"\| 786 +\| yes", cells)
-    assert re.search(r"width=20,activation=tanh,rep=0\] +\| ci +\| done +\| 20 +\| 1000 +\| 100 +\| 1 +\| 1 +\| yes",
-                     cells)
-    assert "CUDA out of memory" in cells and "non-finite by epoch 21" in cells
-    cost = text.split("## Time and cost per cell")[1].split("## Training curves")[0]
-    assert "| 20 " in cost and "0.008" in cost and "| 4 " in cost  # epochs/s = 40 / 2, TFLOP/s, group size
+def test_figures_carry_the_claims_and_are_linked(rendered):
+    md, text, *_, paths = rendered
+    links = re.findall(r"\]\((figures/[^)]+)\)", text)
+    files = sorted(p.relative_to(md.parent).as_posix() for p in (md.parent / "figures").iterdir())
+    assert sorted(links) == files and len(files) >= 3
+    assert "figures/accuracy__cifar10_random__ci__relu.svg" in files
+    assert "figures/ordering__synthetic_ablation__ci__w20__tanh.svg" in files
+    for name in files:
+        data = (md.parent / name).read_bytes()
+        assert data.startswith(b"<?xml") and b"<svg" in data and b"<dc:date>" not in data
+    assert paths[0] == md and paths[1].name == "report.html" and set(paths[2:]) == {md.parent / f for f in files}
 
 
-def test_plots_are_written_and_linked(rendered):
-    path, text, *_ = rendered
-    plots = sorted(p.name for p in (path.parent / "plots").glob("*.png"))
-    links = re.findall(r"\]\(plots/([^)]+\.png)\)", text)
-    assert sorted(links) == plots
-    # synthetic: 2 reps at width 20 + the diverged width-40 cell; cifar: 2 reps (the error cell has no curves)
-    assert len(plots) == 5
-    assert "cifar10_random__ci__w1024__relu__rep0.png" in plots
-    for name in plots:
-        assert (path.parent / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+def test_the_page_has_every_part(rendered):
+    from html.parser import HTMLParser
+
+    md, _, verdicts, recs, df, _ = rendered
+
+    class Parts(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.ids, self.svgs, self.scripts, self.rows, self.sources = set(), 0, 0, {}, []
+            self.table = []
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if "id" in a:
+                self.ids.add(a["id"])
+            if tag == "svg":
+                self.svgs += 1
+            if tag == "script":
+                self.scripts += 1
+            if tag in ("script", "img", "link", "iframe") and ("src" in a or "href" in a):
+                self.sources.append((tag, a))
+            if tag == "table":
+                self.table.append(a.get("id"))
+            if tag == "tr" and self.table and self.table[-1]:
+                self.rows[self.table[-1]] = self.rows.get(self.table[-1], 0) + 1
+
+        def handle_endtag(self, tag):
+            if tag == "table":
+                self.table.pop()
+
+    page = Parts()
+    page.feed((md.parent / "report.html").read_text())
+    for part in ("run", "claims", "cells", "section-accuracy", "section-ordering", "section-curves",
+                 "filter-verdict", "filter-task", "selftest"):
+        assert part in page.ids, part
+    assert page.rows["claims-table"] == 1 + verdicts["id"].nunique()  # header + one row per claim
+    assert page.rows["cells-table"] == 1 + len(recs)
+    assert f"cell-{recs[0].cell_id}" in page.ids
+    assert page.svgs >= 3 + 3 * 3  # the summary figures, and three views of each curves figure
+    assert page.scripts == 1 and page.sources == []  # inline only: nothing fetched
 
 
-def test_provenance_footnote(rendered):
-    _, text, *_ = rendered
-    prov = text.split("## Provenance")[1]
-    assert "cifar10_random: CIFAR-10, JPEG re-encoding" in prov
-    assert "0123456789abcdef" in prov and "python 3.11.7, torch 2.4.1" in prov
-    assert "2024-05-01T12:00:00+00:00 … 2024-05-02T08:00:00+00:00" in prov
-    # the only timestamps in the report are the records' own
-    stamps = set(re.findall(r"\d{4}-\d\d-\d\dT[\d:]+", text))
-    assert stamps <= {"2024-05-01T12:00:00", "2024-05-02T08:00:00", "2024-05-01T12:01:00"}
+def test_claims_link_to_their_cells_and_cells_to_their_records(rendered):
+    md, _, verdicts, recs, *_ = rendered
+    html = (md.parent / "report.html").read_text()
+    row = verdicts[verdicts["id"] == "ci/ablation/lower-loss-than/sgd"].iloc[0]
+    for cell in row["cells"]:
+        assert f'href="#cell-{cell}"' in html and f'id="cell-{cell}"' in html
+        assert f'href="../results/records/{cell}.json"' in html
 
 
-def test_dirty_commit_is_flagged(tmp_path):
-    recs = [make_record(dirty=True)]
-    text = write_report(to_frame(recs), recs, run_checks(to_frame(recs), []), tmp_path).read_text()
-    assert "0123456789abcdef (dirty)" in text
+def test_the_curves_figure_has_three_views(rendered):
+    md, *_ = rendered
+    html = (md.parent / "report.html").read_text()
+    start = html.index('id="fig-curves__synthetic_ablation__ci__w20__tanh"')
+    figure = html[start:html.index("</figure>", start)]
+    for view in ("mean and range over repetitions", "each repetition", "linear scale"):
+        assert f">{view}</button>" in figure
+    assert figure.count("<svg") == 3 and figure.count(" hidden>") == 2
+
+
+def test_coinciding_lines_are_named(tmp_path):
+    recs = [make_record(task="cifar10_random", method=m, width=w, activation="relu", rep=r, n=2000, d=3072, k=10,
+                        acc=0.9 + 0.01 * r, test_acc=0.1, epochs=10) for m in ("sgd", "constraint_only")
+            for w in (64, 128) for r in range(2)]
+    df = to_frame(recs)
+    write_report(df, recs, run_checks(df, []), tmp_path, formats=("md",))
+    text = (tmp_path / "report.md").read_text()
+    assert "Identical lines (drawn on top of each other, told apart by marker and line style): " \
+           "constraint_only and sgd." in text
 
 
 def test_same_inputs_same_bytes(rendered, tmp_path):
-    path, text, verdicts, recs, df = rendered
-    # shuffled inputs, a second directory: byte-identical markdown and PNGs
+    md, text, verdicts, recs, df, paths = rendered
     again = write_report(df.sample(frac=1.0, random_state=3), list(reversed(recs)),
                          verdicts.sample(frac=1.0, random_state=5), tmp_path / "ci-run", title="CPU run",
+                         references=load_references(), store_label="results", store_link="../results",
                          note_lines=("CPU-scale results are not comparable with Table 3", "second note"))
-    assert again.read_bytes() == path.read_bytes()
-    first = sorted((path.parent / "plots").glob("*.png"))
-    second = sorted((again.parent / "plots").glob("*.png"))
-    assert [p.name for p in first] == [p.name for p in second]
-    for a, b in zip(first, second):
+    assert [p.relative_to(tmp_path / "ci-run") for p in again] == [p.relative_to(md.parent) for p in paths]
+    for a, b in zip(paths, again):
         assert a.read_bytes() == b.read_bytes(), a.name
-        assert b"Software" not in a.read_bytes()
+
+
+@pytest.mark.parametrize("kind,magic", [("pdf", b"%PDF"), ("png", b"\x89PNG")])
+def test_figures_on_request_as_pdf_or_png(tmp_path, kind, magic):
+    recs = sample_records()
+    df = to_frame(recs)
+    paths = write_report(df, recs, run_checks(df, []), tmp_path, formats=("md",), figure_format=kind)
+    figures = [p for p in paths if p.parent.name == "figures"]
+    assert figures and all(p.suffix == f".{kind}" and p.read_bytes().startswith(magic) for p in figures)
+    text = (tmp_path / "report.md").read_text()
+    assert all(f"(figures/{p.name})" in text for p in figures)
+    again = write_report(df, recs, run_checks(df, []), tmp_path / "again", formats=("md",), figure_format=kind)
+    assert [p.read_bytes() for p in again if p.parent.name == "figures"] == [p.read_bytes() for p in figures]
+
+
+def test_unknown_formats_are_one_line(tmp_path):
+    with pytest.raises(ValueError, match="figure format 'jpg': choose one of svg, pdf, png"):
+        write_report(to_frame([]), [], run_checks(pd.DataFrame(), []), tmp_path, figure_format="jpg")
+    with pytest.raises(ValueError, match="report format tex: choose md, html or both"):
+        write_report(to_frame([]), [], run_checks(pd.DataFrame(), []), tmp_path, formats=("tex",))
 
 
 def test_empty_store(tmp_path):
-    path = write_report(to_frame([]), [], run_checks(pd.DataFrame(), load_references()),
-                        tmp_path / "empty")
-    text = path.read_text()
+    paths = write_report(to_frame([]), [], run_checks(pd.DataFrame(), load_references()), tmp_path / "empty")
+    text = paths[0].read_text()
     assert text.startswith("# bench_suite report\n")
-    assert "_No results for this task" in text and "_No records._" in text
-    assert "exit code 0" in text  # nothing failed (docs/checks.md, "Exit codes")
-    assert not (tmp_path / "empty" / "plots").exists() or not list((tmp_path / "empty" / "plots").iterdir())
+    assert "exit code 0" in text and "no results in this store for" in text  # nothing failed (docs/checks.md)
+    assert not (tmp_path / "empty" / "figures").exists()
+    assert "<svg" not in paths[1].read_text()
+
+
+# ---------------------------------------------------------------------------------------------
+# the figures' numbers
+# ---------------------------------------------------------------------------------------------
+def test_aggregate_is_the_mean_range_and_envelope_over_repetitions():
+    from bench_suite.reporting.figures import aggregate, thin
+
+    curves = [{"epoch": [1, 2, 3], "train_loss": [1.0, 0.5, 0.25], "train_loss:min": [1.0, 0.4, 0.2],
+               "train_loss:max": [1.0, 0.9, 0.3]},
+              {"epoch": [1, 2, 3], "train_loss": [3.0, 1.5, math.inf]},  # diverged at its last point
+              {"epoch": [1, 2], "train_loss": [2.0, 1.0]}]
+    agg = aggregate(curves, "train_loss")
+    assert agg["x"] == [1.0, 2.0, 3.0] and agg["n"] == [3.0, 3.0, 1.0]
+    assert agg["mean"] == [2.0, 1.0, 0.25] and agg["low"] == [1.0, 0.5, 0.25] and agg["high"] == [3.0, 1.5, 0.25]
+    assert agg["env_low"] == [1.0, 0.4, 0.2] and agg["env_high"] == [3.0, 1.5, 0.3]
+    assert aggregate([{"epoch": [1]}], "train_loss") is None
+    long = {k: [float(i) for i in range(1000)] for k in ("x", "mean", "low", "high", "env_low", "env_high", "n")}
+    short = thin(long, 100)
+    assert len(short["x"]) == 100 and short["env_low"][0] == 0.0 and short["env_high"][-1] == 999.0
+    assert short["low"][1] == 10.0 and short["high"][1] == 19.0  # a bin's band keeps its extremes
+
+
+def test_coinciding_groups_identical_series():
+    from bench_suite.reporting.figures import coinciding
+
+    assert coinciding({"a": [1.0, 2.0], "b": [1.0, 2.0], "c": [1.0, 2.1], "d": [1.0, 2.1]}) == [["a", "b"],
+                                                                                                 ["c", "d"]]
+    assert coinciding({"a": [1.0], "b": [1.0 + 1e-6]}) == []
+
+
+def test_the_drawn_rank_law_is_the_theorys():
+    from bench_suite import theory
+    from bench_suite.reporting.theory import rank_law
+
+    for n, m, d, k in ((200, 6, 20, 1), (200, 20, 20, 1), (200, 80, 20, 1), (100, 10, 10, 3), (1000, 20, 100, 1)):
+        for init in ("mirrored_lecun", "lecun"):
+            assert rank_law(init, m * d / (2 * n), k) * n == pytest.approx(
+                theory.predicted_rank(n, m, d, k, init=init)), (n, m, d, k, init)
+    assert rank_law("orthogonal", 1.0) is None
+
+
+def test_machine_paths_are_scrubbed():
+    from bench_suite.reporting.fmt import display_path, scrub_paths
+
+    assert scrub_paths("not found at /home/alice/data/x.zip; pass --data-root") == \
+        "not found at …/x.zip; pass --data-root"
+    assert scrub_paths("C:\\Users\\bob\\cifar (a zip)") == "…/cifar (a zip)"
+    assert scrub_paths("m·d/(2n) = 1, lr_w/lr_v, a/b, ~2^-(m/2)") == "m·d/(2n) = 1, lr_w/lr_v, a/b, ~2^-(m/2)"
+    assert scrub_paths("see ~/data/x.zip") == "see …/x.zip"
+    assert display_path("results") == "results" and display_path("/nowhere/else/store") == "…/store"

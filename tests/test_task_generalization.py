@@ -33,7 +33,7 @@ from bench_suite.cli import main
 from bench_suite.data.classnames import CIFAR100_COARSE_OF_FINE
 from bench_suite.grid import expand
 from bench_suite.methods import METHODS
-from bench_suite.reporting.markdown import write_report
+from bench_suite.reporting.build import write_report
 from bench_suite.scoring.checks import FAIL, INCONCLUSIVE, PASS, run_checks
 from bench_suite.scoring.references import load_references
 from bench_suite.store.result_store import ResultStore
@@ -315,19 +315,20 @@ def test_report_has_a_generalization_section_per_data_set(tmp_path):
     df["n"], df["d"] = 10_000, np.where(df["task"] == "mnist", 784, 3072)
     df["width_ratio"] = df["width"] * df["d"] / (2 * df["n"])
     verdicts = run_checks(df, load_references())
-    path = write_report(df, [], verdicts, tmp_path / "r")
-    text = path.read_text()
-    section = text[text.index("## Generalization"):text.index("## All verdicts")]
+    paths = write_report(df, [], verdicts, tmp_path / "r")
+    text = paths[0].read_text()
+    section = text[text.index("## Accuracy against width"):text.index("## More")]
+    page = paths[1].read_text()
     for task, source in (("cifar10", "CIFAR-10, JPEG re-encoding (cifar10-jpeg.zip)"),
                          ("mnist", "MNIST, IDX files (gzipped; MNIST/raw)")):
-        assert f"### `{task}`, profile `ci`, relu" in section and f"Data source: {source}" in section
-        assert (tmp_path / "r" / "plots" / f"generalization__{task}__ci__relu.png").stat().st_size > 1000
-        assert f"ci/{task}/test-acc-at-least-sgd/narrow" in section and f"ci/{task}/above-chance/widest" in section
+        assert f"**`{task}`, profile `ci`, relu**: data {source}" in section
+        assert (tmp_path / "r" / "figures" / f"accuracy__{task}__ci__relu.svg").stat().st_size > 1000
+        assert f"`ci/{task}/test-acc-at-least-sgd/narrow`" in text and f"`ci/{task}/above-chance/widest`" in text
     assert "2n/d = 6.51" in section and "2n/d = 1.57e+03" not in section
-    assert "0.395 ± 0.001 (n=3)" in section  # mli_paired_pgd at 16: 0.40 - 0.005, sd of the three
-    assert "No results for `cifar100`" in section
-    first = path.read_bytes()
-    assert write_report(df, [], verdicts, tmp_path / "r").read_bytes() == first  # deterministic
+    assert "0.395 ± 0.001 (n=3)" in page  # mli_paired_pgd at 16: 0.40 - 0.005, sd of the three (the page's table)
+    assert "no results in this store for `cifar100`" in text
+    first = [p.read_bytes() for p in paths]
+    assert [p.read_bytes() for p in write_report(df, [], verdicts, tmp_path / "r")] == first  # deterministic
 
 
 # --------------------------------------------------------------------------- real data

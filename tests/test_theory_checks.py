@@ -10,7 +10,7 @@ import pytest
 
 from bench_suite.core.records import to_frame
 from bench_suite.grid import expand
-from bench_suite.reporting.markdown import write_report
+from bench_suite.reporting.build import write_report
 from bench_suite.runner.runner import Runner
 from bench_suite.scoring.checks import FAIL, INCONCLUSIVE, PASS, SKIPPED, run_checks
 from bench_suite.scoring.references import BaselineError, loads_references
@@ -147,9 +147,12 @@ def test_the_report_has_a_theory_section_with_tables_and_plots(tmp_path):
     store = ResultStore(tmp_path / "s")
     Runner(store, device="cpu").run(cells)
     records = store.records()
-    path = write_report(to_frame(records), records, run_checks(to_frame(records), []), tmp_path / "r")
-    text = path.read_text()
-    assert "## Theory: the paper's theorems measured" in text
-    assert "### Rank of J at init against m·d/(2n)" in text and "law holds" in text
-    assert "### Final loss and KKT residual against ε" in text
-    assert list((tmp_path / "r" / "plots").glob("theory__*.png"))
+    paths = write_report(to_frame(records), records, run_checks(to_frame(records), []), tmp_path / "r")
+    text, page = paths[0].read_text(), paths[1].read_text()
+    for heading in ("## Theorem 1: the rank of J at init", "## Theorem 1 in training: the width threshold",
+                    "## Theorem 2: loss and KKT residual against ε"):
+        assert heading in text
+    assert "law holds" in page and "predicted rank" in page  # the tables are on the page
+    names = {p.name for p in (tmp_path / "r" / "figures").iterdir()}
+    assert {"rank__width_threshold.svg", "eps__width_threshold.svg"} <= names
+    assert any(n.startswith("threshold__width_threshold__") for n in names)

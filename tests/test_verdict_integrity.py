@@ -214,7 +214,7 @@ def test_a_store_mixing_runs_with_and_without_a_profile_checks_and_reports(tmp_p
     assert main(["report", "--store", str(store), "--baselines", baselines, "--reports-dir",
                  str(tmp_path / "reports")]) == 0
     text = (tmp_path / "reports" / "all" / "report.md").read_text()
-    assert "integrity_task" in text and "Records not scored" in text
+    assert "integrity_task" in text and "record(s) not scored: ad hoc" in text
 
 
 def test_an_internal_error_exits_2_in_one_line_not_with_a_verdict_code(tmp_path, baselines, monkeypatch, capsys):
@@ -244,7 +244,7 @@ def test_verdicts_are_saved_as_json_and_csv_with_the_records_and_code_versions(t
     assert csv.loc[0, "id"] == "integrity/at-most" and ";" in csv.loc[0, "cells"]
     assert main(["report", "--store", str(store), "--baselines", baselines, "--profile", "ci",
                  "--reports-dir", str(tmp_path / "r")]) == 0
-    for name in ("report.md", "verdicts.json", "verdicts.csv", "results.csv", "curves.csv"):
+    for name in ("report.md", "report.html", "verdicts.json", "verdicts.csv", "results.csv", "results.parquet"):
         assert (tmp_path / "r" / "ci" / name).is_file(), name
     # the same inputs give the same bytes
     first = (tmp_path / "v" / "verdicts.json").read_bytes()

@@ -1,7 +1,7 @@
 """Command line: ``bench-suite`` or ``python -m bench_suite`` with a subcommand (``--help`` on each).
 
 One file per group of subcommands, each with its ``register(sub)`` (its options) and the work
-behind them: ``info`` (list), ``run`` (run, plan), ``results`` (check, report, export),
+behind them: ``info`` (list), ``run`` (run, plan), ``results`` (check, report, export, compare),
 ``tools`` (doctor, plugin-check, store); ``common`` holds the shared option parsers and the
 one-line errors. No library module imports this package. No torch import in what ``--help``,
 ``list``, ``plan``, ``check``, ``report`` and ``export`` import: the training settings' flags

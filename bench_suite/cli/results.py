@@ -1,5 +1,5 @@
-"""``check``, ``report`` and ``export``: read a store, score it against the reference rows,
-write reports and tables."""
+"""``check``, ``report``, ``export`` and ``compare``: read a store, score it against the reference
+rows, write reports and tables, compare two stores."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import textwrap
 from typing import Any
 
 from ..core.files import writable_dir
-from ..grid import load_profile_file, profile_declares, profiles_of
+from ..grid import load_profile_file, profiles_of
 from ..store import existing_store
 from ..tasks import TASKS
 from .common import _add_store_arg
@@ -17,13 +17,16 @@ from .common import _add_store_arg
 
 def register(sub) -> None:
     for name, helptext in (("check", "compare the store's results with the reference rows in baselines/"),
-                           ("report", "write a markdown report (tables, verdicts, plots) and the results as "
-                                      "CSV/parquet from the store")):
+                           ("report", "write the store's report: report.md (a summary), report.html (the whole "
+                                      "report, one self-contained page), the verdicts and the results table")):
         p = sub.add_parser(name, help=helptext, description=helptext, epilog=(
             "exit codes: 0 nothing failed unexpectedly (every verdict PASS, OUT_OF_SCOPE, a known deviation's "
             "expected FAIL, INCONCLUSIVE or SKIPPED: `run && check && report` goes on); 1 an unexpected FAIL; "
             "2 bad input (one line); 3 with --strict only: nothing failed but something INCONCLUSIVE or SKIPPED "
-            "(docs/checks.md)") if name == "check" else None)
+            "(docs/checks.md)") if name == "check" else (
+            "where: --dir DIR, or --reports-dir DIR/--name NAME (DIR/NAME), else STORE/report. A folder holding "
+            "a report of another store, files report did not write, or files git tracks (a committed report) is "
+            "refused unless --overwrite."))
         _add_scoring_args(p)
         if name == "check":
             p.add_argument("--save", default=None, metavar="DIR",
@@ -39,21 +42,54 @@ def register(sub) -> None:
                                 "PASS, or all lie out of scope, is one line)")
             p.set_defaults(handler=_with_profile_files(cmd_check))
         else:
-            p.add_argument("--reports-dir", default="reports", metavar="DIR",
-                           help="where reports go (default ./reports)")
-            p.add_argument("--name", default=None, help="report folder name (default: the profile, or 'all')")
+            p.add_argument("--dir", default=None, metavar="DIR",
+                           help="the report's folder (default: STORE/report, beside the records it reads)")
+            p.add_argument("--reports-dir", default=None, metavar="DIR",
+                           help="write into DIR/NAME instead (NAME: --name, default the profile or 'all')")
+            p.add_argument("--name", default=None, help="report folder name inside --reports-dir")
             p.add_argument("--title", default=None, help="report title")
+            p.add_argument("--format", choices=("both", "md", "html"), default="both",
+                           help="report.md (the summary), report.html (the whole report, self-contained) or both "
+                                "(the default)")
+            p.add_argument("--figure-format", choices=("svg", "pdf", "png"), default="svg",
+                           help="file format of the summary's figures, in DIR/figures/ (default svg; pdf for a "
+                                "paper); the HTML page always inlines SVG")
+            p.add_argument("--overwrite", action="store_true",
+                           help="replace what the folder holds even if report did not write it from this store "
+                                "(another store's report, git-tracked files): said on stderr")
             p.add_argument("--section", choices=("ablation",), default=None,
                            help="write only this section: 'ablation', the synthetic ablation study's tables "
                                 "(docs/ablation.md; every ablation_* profile in the store, or --profile's), "
-                                "into REPORTS_DIR/ablation/report.md (or --name)")
+                                "as markdown into STORE/report/ablation/report.md (or --dir DIR/report.md)")
             p.set_defaults(handler=_with_profile_files(cmd_report))
     p_export = sub.add_parser("export", help="write the store's results and curves as CSV and parquet",
                               description="write the store's results (one row per record) and curves (long form) "
                                           "as DIR/results.{csv,parquet} and DIR/curves.{csv,parquet}")
     _add_store_arg(p_export, "result store folder to read")
     p_export.add_argument("--dir", required=True, metavar="DIR", help="where to write the files")
+    p_export.add_argument("--overwrite", action="store_true",
+                          help="replace such files even if export did not write them from this store (or git "
+                               "tracks them)")
     p_export.set_defaults(handler=cmd_export)
+    helptext = "what moved between two stores: verdicts, metrics of matching cells, cells on one side"
+    p_cmp = sub.add_parser("compare", help=helptext, description=helptext + (
+        ". A is the reference (a store, or a report folder holding store/, e.g. reports/ci), B the other; "
+        "differences are B - A with a confidence interval, paired by cell id where both hold the cell."),
+        epilog="exit codes: 0 no verdict got worse; 1 some verdict got worse (PASS -> INCONCLUSIVE or FAIL, "
+               "INCONCLUSIVE -> FAIL); 2 bad input (one line)")
+    p_cmp.add_argument("a", metavar="A", help="the reference store (or a report folder with store/)")
+    p_cmp.add_argument("b", metavar="B", help="the store compared with it")
+    p_cmp.add_argument("--baselines", default=None,
+                       help="reference file or folder; default $BENCH_SUITE_BASELINES or the repo's baselines/")
+    p_cmp.add_argument("--profile", default=None, help="only reference rows and cells of this profile")
+    p_cmp.add_argument("--profile-file", action="append", default=[], metavar="PATH",
+                       help="profiles from this TOML file, for rows that name them (repeatable)")
+    p_cmp.add_argument("--task", action="append", default=None, help="only this task (repeatable)")
+    p_cmp.add_argument("--include-old-code", action="store_true", help="also score records of older code")
+    p_cmp.add_argument("--all", action="store_true", help="list every metric that moved (default: the 20 largest)")
+    p_cmp.add_argument("--save", default=None, metavar="DIR",
+                       help="also write DIR/compare.json, claims.csv, metrics.csv and cells_only.csv")
+    p_cmp.set_defaults(handler=_with_profile_files(cmd_compare))
 
 
 def _with_profile_files(command):
@@ -178,60 +214,85 @@ def _context(args: argparse.Namespace, scoring) -> dict[str, Any]:
             "include_old_code": bool(args.include_old_code), "current_code": dict(sorted(scoring.current_code.items())),
             "records": len(scoring.records), "left_out": len(scoring.left_out)}
 
+def _report_folder(args: argparse.Namespace):
+    """--dir, --reports-dir/--name, or None (the API's default: STORE/report)."""
+    from pathlib import Path
+
+    if args.dir is not None and args.reports_dir is not None:
+        raise ValueError("--dir and --reports-dir: give one (--dir DIR is the folder itself)")
+    if args.reports_dir is not None:
+        return Path(args.reports_dir).expanduser() / (args.name or args.profile or "all"), "--reports-dir"
+    if args.name is not None:
+        raise ValueError("--name: a folder name inside --reports-dir; give --reports-dir too (or --dir DIR)")
+    return (None if args.dir is None else Path(args.dir).expanduser()), "--dir"
+
+
 def cmd_report(args: argparse.Namespace) -> int:
-    from ..api import curves_frame, write_tables
-    from ..core.records import to_frame
-    from ..reporting.markdown import write_report
-    from ..scoring.checks import describe_left_out, save_verdicts
+    from ..api import write_report_of
 
+    _check_selection(args)
+    existing_store(args.store)  # in the command line's words
+    folder, option = _report_folder(args)
     if getattr(args, "section", None) == "ablation":  # only the ablation study's tables
-        _check_selection(args)
-        from ..reporting.ablation import write_study
-
-        path = write_study(existing_store(args.store).records(with_curves=True),
-                           writable_dir(args.reports_dir, "--reports-dir")
-                           / (args.name or "ablation"), profiles=[args.profile] if args.profile else None,
-                           **({"title": args.title} if args.title else {}))
-        print(f"report written to {path}")
-        return 0
-    scoring = _scoring(args)
-    reports_dir = writable_dir(args.reports_dir, "--reports-dir")
-    records = scoring.records
-    if args.task:
-        records = [r for r in records if r.task in args.task]
-    if args.profile:  # the cells the profile declares (whatever profile first ran them), and those run as it
-        records = [r for r in records if r.profile == args.profile
-                   or profile_declares(r.task, args.profile, r.config) is None]
-    records = scoring.store.attach_curves(records)  # the plots, the ablation tables at T steps, curves.csv
-    df = to_frame(records)
-    notes = []
-    devices = sorted({str(d) for d in df["device"].dropna()})
-    if "cpu" in devices:
-        notes.append("CPU-scale results are not comparable with Table 3: these runs used the CPU "
-                     "(scaled-down profiles); Table 3 rows are checked only against `paper`-profile results.")
-    if df.empty:
-        notes.append(f"The store {scoring.store.root} holds no results for this selection.")
-    stale = _stale_line(scoring)
-    if stale:
-        notes.insert(0, stale)
-    left = describe_left_out(scoring.left_out)
-    if left:
-        notes.append(f"{left[0].upper()}{left[1:]}: see the section 'Records not scored'.")
-    notes.append(_code_line(scoring.verdicts)[0].upper() + _code_line(scoring.verdicts)[1:] + ".")
-    name = args.name or args.profile or "all"
-    out_dir = reports_dir / name
-    path = write_report(df, records, scoring.verdicts, out_dir, title=args.title or f"bench_suite report: {name}",
-                        note_lines=notes, left_out=scoring.left_out)
-    save_verdicts(scoring.verdicts, out_dir, left_out=scoring.left_out, context=_context(args, scoring))
-    write_tables(df, curves_frame(records), out_dir)
-    print(f"report written to {path} (with verdicts.json/.csv, results and curves as CSV/parquet)")
+        return _report_study(args, folder, option)
+    formats = ("md", "html") if args.format == "both" else (args.format,)
+    written = write_report_of(args.store, folder, profile=args.profile, tasks=args.task, title=args.title,
+                              formats=formats, figure_format=args.figure_format, overwrite=args.overwrite,
+                              baselines=args.baselines, include_old_code=args.include_old_code, option=option)
+    for message in written.messages:
+        print(message, file=sys.stderr)
+    pages = ", ".join(str(p) for p in written.paths if p.name in ("report.md", "report.html"))
+    print(f"report written to {pages} (with figures/, verdicts.json/.csv and results.csv/.parquet; "
+          f"the curves: `export`)")
     return 0
+
+
+def _report_study(args: argparse.Namespace, folder, option: str) -> int:
+    from pathlib import Path
+
+    from ..reporting import output
+    from ..reporting.ablation import write_study
+
+    store = existing_store(args.store)
+    if folder is None:
+        folder = output.default_folder(Path(store.root)) / "ablation"
+    elif option == "--reports-dir" and not args.name:
+        folder = folder.parent / "ablation"
+    claimed = output.claim(folder, store.root, ["report.md"], overwrite=args.overwrite, option=option)
+    for message in claimed.messages:
+        print(message, file=sys.stderr)
+    writable_dir(folder, option)
+    path = write_study(store.records(with_curves=True), folder, profiles=[args.profile] if args.profile else None,
+                       **({"title": args.title} if args.title else {}))
+    output.finish(claimed, [path])
+    print(f"report written to {path}")
+    return 0
+
 
 def cmd_export(args: argparse.Namespace) -> int:
     from ..api import export
 
     existing_store(args.store)  # before creating --dir
-    out = writable_dir(args.dir, "--dir")
-    paths = export(args.store, out)
+    writable_dir(args.dir, "--dir")
+    paths = export(args.store, args.dir, overwrite=args.overwrite)  # what --overwrite replaced: a warning line
     print("written: " + ", ".join(str(p) for p in paths))
     return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from ..api import _store_or_report, compare
+    from ..reporting.compare import describe, save
+
+    for label, side in (("A", args.a), ("B", args.b)):
+        existing_store(_store_or_report(side), label)
+    for name in args.task or []:
+        TASKS.get(name)
+    cmp = compare(args.a, args.b, profile=args.profile, tasks=args.task, baselines=args.baselines,
+                  include_old_code=args.include_old_code)
+    for line in describe(cmp, limit=0 if args.all else 20):
+        print(line)
+    if args.save:
+        out = writable_dir(args.save, "--save")
+        paths = save(cmp, out)
+        print("written: " + ", ".join(str(p) for p in paths))
+    return cmp.exit_code

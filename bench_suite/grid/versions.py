@@ -113,7 +113,7 @@ def differences(old: dict[str, Any] | None, new: dict[str, Any] | None) -> str:
 # a task class's declarations that do not change what a cell computes: its profiles and grid
 # (which cells exist), defaults (already resolved into the cell's config) and prose
 _DECLARATIONS = {"description", "profiles", "grid", "defaults_rationale", "train_defaults", "options",
-                 "classification", "version"}
+                 "classification", "version", "report_sections"}
 
 
 def code_only(source: str) -> str:

@@ -1,7 +1,8 @@
 """The synthetic ablation study's tables (docs/ablation.md), built from the store's records.
 
-The study is the profiles ``ablation_*`` of ``synthetic_ablation`` (one per sweep, declared in
-``bench_suite/tasks/synthetic.py``; a TOML profile file may add more). For each such profile
+The study is the profiles ``ablation_*`` of the task that asks for the ``study`` report section
+(``synthetic_ablation``: one profile per sweep, declared in ``bench_suite/tasks/synthetic.py``; a
+TOML profile file may add more). For each such profile
 present in a store, :func:`study_section` builds, from the records the profile declares
 (:func:`bench_suite.grid.profile_declares`, current code only), the tables of the study:
 
@@ -24,7 +25,7 @@ present in a store, :func:`study_section` builds, from the records the profile d
   column, read off the exact evaluations of one long run (GD with a constant lr: the first T
   steps of a long run are a T-step run); a cell that diverged before T is diverged at T.
 
-``report`` puts them under "Synthetic ablation study"; ``report --section ablation`` writes only
+``report`` puts them in its HTML page with heat maps (:mod:`.study`); ``report --section ablation`` writes only
 them (:func:`write_study`). Plain pandas (tables by ``DataFrame.to_markdown``), no torch.
 Source of the definitions: the study as it was first run (docs/ablation.md); our choice.
 """
@@ -41,7 +42,7 @@ import pandas as pd
 
 from ..core.records import USABLE, Record, Status
 
-TASK = "synthetic_ablation"
+STUDY_SECTION = "study"  # the report section of the study: a task asks for it in its ``report_sections``
 PREFIX = "ablation_"
 OURS = "mli_paired_pgd"
 # the paper's ablations: "ordering holds" is ours below each of them (the claim of the study)
@@ -386,12 +387,27 @@ class Selection:
     not_measured: list[Record]  # current-code records that are neither done nor diverged
 
 
-def select(records: Sequence[Record], profile: str, *, task: str = TASK) -> Selection:
+def study_task(profile: str | None = None) -> str:
+    """The task whose ``ablation_*`` profiles make the study: among the tasks that ask for the
+    ``study`` report section, the one declaring ``profile`` (the first, without a profile).
+    Raises :class:`StudyError` when no task asks for it."""
+    from ..grid import profiles_of
+    from ..tasks import TASKS
+    from .sections import task_sections
+
+    tasks = [t for t in TASKS.names() if STUDY_SECTION in task_sections(t)]
+    if not tasks:
+        raise StudyError(f"no task asks for the report section {STUDY_SECTION!r} (Task.report_sections)")
+    return next((t for t in tasks if profile in profiles_of(t)), tasks[0]) if profile else tasks[0]
+
+
+def select(records: Sequence[Record], profile: str, *, task: str | None = None) -> Selection:
     """The current-code, done-or-diverged records whose configuration ``profile`` declares (any
     record of that configuration, whichever profile it was first run for)."""
     from ..grid import expand, profile_declares
     from ..grid.versions import is_current
 
+    task = task or study_task(profile)
     declared = [r for r in records if r.task == task and profile_declares(task, profile, r.config) is None]
     now = [r for r in declared if is_current(r)]
     used = [r for r in now if r.status in USABLE]
@@ -401,12 +417,13 @@ def select(records: Sequence[Record], profile: str, *, task: str = TASK) -> Sele
                      [r for r in now if r.status not in USABLE])
 
 
-def study_profiles(records: Sequence[Record], *, task: str = TASK) -> tuple[list[str], list[str]]:
-    """(declared, undeclared): the ``ablation_*`` profiles of ``task`` that some record
-    belongs to, sorted; and the ``ablation_*`` names records carry that are not declared here
-    (a profile file that was not loaded)."""
+def study_profiles(records: Sequence[Record], *, task: str | None = None) -> tuple[list[str], list[str]]:
+    """(declared, undeclared): the ``ablation_*`` profiles of ``task`` (default:
+    :func:`study_task`) that some record belongs to, sorted; and the ``ablation_*`` names
+    records carry that are not declared here (a profile file that was not loaded)."""
     from ..grid import profile_declares, profiles_of
 
+    task = task or study_task()
     mine = [r for r in records if r.task == task]
     declared = sorted(p for p in profiles_of(task) if p.startswith(PREFIX)
                       and any(profile_declares(task, p, r.config) is None for r in mine))
@@ -446,63 +463,100 @@ def _provenance_line(records: Sequence[Record]) -> str:
     return f"Records: commit {commits}; {versions}; {devices}; code version {codes}."
 
 
-def profile_section(records: Sequence[Record], profile: str, *, task: str = TASK,
-                    heading: str = "###") -> list[str]:
-    """The markdown of one profile's tables (a list of lines)."""
+@dataclass
+class ProfileStudy:
+    """One profile's part of the study: its heading and notes (markdown lines without blank
+    lines), and its tables (empty when no record is usable): ``summary``, ``best`` (or None),
+    ``detail``, and ``final`` (the study frame of the final losses, for figures)."""
+
+    profile: str
+    heading: str
+    notes: list[str]
+    at_steps: bool = False
+    n_reps: int = 0
+    tune_over: tuple[str, ...] = ()
+    summary: pd.DataFrame | None = None
+    best: pd.DataFrame | None = None
+    detail: pd.DataFrame | None = None
+    final: pd.DataFrame | None = None
+
+
+def profile_study(records: Sequence[Record], profile: str, *, task: str | None = None) -> ProfileStudy:
+    """The notes and tables of one ``ablation_*`` profile of ``task`` (default: the task that
+    declares ``profile`` among those asking for the ``study`` section)."""
     from ..grid import profiles_of
 
+    task = task or study_task(profile)
     spec = profiles_of(task).get(profile, {})
     tables = TABLES.get(profile, StudyTables())
     sel = select(records, profile, task=task)
-    out = [f"{heading} `{profile}`: {spec.get('description', '(no description)')}", "",
-           f"`python -m bench_suite run --task {task} --profile {profile} --store STORE`", ""]
+    notes = [f"`python -m bench_suite run --task {task} --profile {profile} --store STORE`"]
     statuses = Counter(r.status.value for r in sel.used)
     status_text = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())) or "none"
     line = f"{len(sel.used)} of the profile's {sel.expected} cells have a result ({status_text})"
     if sel.missing:
         line += f"; {sel.missing} have none yet: run the command above (it resumes)"
-    out += [line + ".", ""]
+    notes.append(line + ".")
     if sel.old_code:
-        out += [f"{sel.old_code} record(s) of this profile computed by other code are left out (re-run to include "
-                "them).", ""]
+        notes.append(f"{sel.old_code} record(s) of this profile computed by other code are left out (re-run to "
+                     "include them).")
     if sel.not_measured:
         names = ", ".join(f"{r.name} ({r.status.value})" for r in sorted(sel.not_measured, key=lambda r: r.name))
-        out += [f"Left out, not measurements: {names}.", ""]
+        notes.append(f"Left out, not measurements: {names}.")
+    out = ProfileStudy(profile, f"`{profile}`: {spec.get('description', '(no description)')}", notes,
+                       at_steps=bool(tables.at_steps), tune_over=tables.tune_over)
     if not sel.used:
         return out
-    out += [_provenance_line(sel.used), ""]
+    notes.append(_provenance_line(sel.used))
     blown = unflagged_blowups(sel.used)
     if blown:
         names = ", ".join(sorted(r.name for r in blown))
-        out += [f"Counted as diverged: {len(blown)} cell(s) recorded done whose final ‖W − W0‖_F is not finite (the "
-                f"weights blew up; the loss sits at a finite value such as the zero predictor's): {names}.", ""]
+        notes.append(f"Counted as diverged: {len(blown)} cell(s) recorded done whose final ‖W − W0‖_F is not finite "
+                     f"(the weights blew up; the loss sits at a finite value such as the zero predictor's): {names}.")
     used = sel.used
     if tables.at_steps and any(r.curves is None for r in used):  # stored curves refused: said on stderr
         names = ", ".join(sorted(r.name for r in used if r.curves is None))
-        out += [f"Left out of the tables at T steps, their curves could not be loaded: {names}.", ""]
+        notes.append(f"Left out of the tables at T steps, their curves could not be loaded: {names}.")
         used = [r for r in used if r.curves is not None]
         if not used:
             return out
     labels = tables.labels or auto_labels(used)
-    frame = study_frame(sorted(used, key=lambda r: (r.name, r.cell_id)), labels, tables.at_steps)
-    n_reps = frame["repetition"].nunique()
-    what = "Training loss after T steps" if tables.at_steps else "Final training loss"
-    out += [f"{what} (mean ± sd over {n_reps} repetitions):", "", to_markdown(summary_table(frame)), ""]
-    if tables.tune_over:
-        out += [f"Each method at its own best {' / '.join(tables.tune_over)} (per repetition, the lowest loss over "
-                "the values above; [value] = the most frequent choice):", "",
-                to_markdown(best_table(frame, tables.tune_over)), ""]
-    out += ["<details><summary>‖W − W0‖_F at the end, radius, fraction of steps with an active projection "
-            "(means over the done repetitions)</summary>", "",
-            to_markdown(detail_table(frame), floatfmt=".3g"), "", "</details>", ""]
+    used = sorted(used, key=lambda r: (r.name, r.cell_id))
+    frame = study_frame(used, labels, tables.at_steps)
+    out.n_reps = int(frame["repetition"].nunique())
+    out.summary = summary_table(frame)
+    out.best = best_table(frame, tables.tune_over) if tables.tune_over else None
+    out.detail = detail_table(frame)
+    out.final = study_frame(used, [n for n in labels if n != "steps"]) if tables.at_steps else frame
     return out
 
 
-def study_section(records: Sequence[Record], *, profiles: Sequence[str] | None = None, task: str = TASK,
+def profile_section(records: Sequence[Record], profile: str, *, task: str | None = None,
+                    heading: str = "###") -> list[str]:
+    """The markdown of one profile's tables (a list of lines)."""
+    study = profile_study(records, profile, task=task)
+    out = [f"{heading} {study.heading}", ""]
+    for note in study.notes:
+        out += [note, ""]
+    if study.summary is None:
+        return out
+    what = "Training loss after T steps" if study.at_steps else "Final training loss"
+    out += [f"{what} (mean ± sd over {study.n_reps} repetitions):", "", to_markdown(study.summary), ""]
+    if study.best is not None:
+        out += [f"Each method at its own best {' / '.join(study.tune_over)} (per repetition, the lowest loss over "
+                "the values above; [value] = the most frequent choice):", "", to_markdown(study.best), ""]
+    out += ["<details><summary>‖W − W0‖_F at the end, radius, fraction of steps with an active projection "
+            "(means over the done repetitions)</summary>", "",
+            to_markdown(study.detail, floatfmt=".3g"), "", "</details>", ""]
+    return out
+
+
+def study_section(records: Sequence[Record], *, profiles: Sequence[str] | None = None, task: str | None = None,
                   heading: str = "##") -> list[str]:
     """The report's section "Synthetic ablation study": the tables of every ``ablation_*``
     profile some record belongs to (sorted by name), or of ``profiles``. Empty (no section)
     when the records hold none and no profile is asked for."""
+    task = task or study_task(profiles[0] if profiles else None)
     declared, undeclared = study_profiles(records, task=task)
     names = sorted(profiles) if profiles else declared
     if not names and not undeclared:
@@ -521,14 +575,15 @@ def write_study(records: Sequence[Record], out_dir: str | Path, *, profiles: Seq
     return its path. Deterministic: same records, same bytes."""
     from ..grid import profiles_of
 
+    task = study_task(profiles[0] if profiles else None)
     if profiles:
-        unknown = [p for p in profiles if p not in profiles_of(TASK)]
+        unknown = [p for p in profiles if p not in profiles_of(task)]
         if unknown:
-            raise StudyError(f"{TASK} has no profile {', '.join(unknown)}; its ablation profiles: "
-                             f"{', '.join(sorted(p for p in profiles_of(TASK) if p.startswith(PREFIX)))}")
+            raise StudyError(f"{task} has no profile {', '.join(unknown)}; its ablation profiles: "
+                             f"{', '.join(sorted(p for p in profiles_of(task) if p.startswith(PREFIX)))}")
     lines = [f"# {title}", ""]
-    section = study_section(records, profiles=profiles)
-    lines += section or [f"_No records of an `{PREFIX}*` profile of `{TASK}` in this store._", ""]
+    section = study_section(records, profiles=profiles, task=task)
+    lines += section or [f"_No records of an `{PREFIX}*` profile of `{task}` in this store._", ""]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "report.md"
@@ -536,6 +591,7 @@ def write_study(records: Sequence[Record], out_dir: str | Path, *, profiles: Seq
     return path
 
 
-__all__ = ["LABELS", "SECTION_TITLE", "StudyError", "StudyTables", "TABLES", "auto_labels", "best_table",
-           "detail_table", "format_losses", "ordering_columns", "profile_section", "select", "study_frame",
-           "study_profiles", "study_section", "summary_table", "unflagged_blowups", "write_study"]
+__all__ = ["LABELS", "PREFIX", "ProfileStudy", "SECTION_TITLE", "STUDY_SECTION", "StudyError", "StudyTables", "TABLES",
+           "auto_labels", "best_table", "detail_table", "format_losses", "ordering_columns", "profile_section",
+           "profile_study", "select", "study_frame", "study_profiles", "study_section", "study_task",
+           "summary_table", "unflagged_blowups", "write_study"]

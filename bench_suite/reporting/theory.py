@@ -1,203 +1,237 @@
-"""The report's "Theory" section (docs/theory.md): the paper's two theorems as measured.
+"""The theory sections (docs/theory.md): the paper's two theorems as measured.
 
-From the results table (``records.COLUMNS``, the record's theory section flattened) and the
-verdicts: the rank and smallest singular value of J at init against m·d/(2n) (MLI against
-LeCun init), the final loss against m·d/(2n) per method, the final loss and KKT residual
-against ε with the fitted log-log slope; each a table (``theory.rank_table``,
-``threshold_table``, ``eps_table``) and a plot, then the verdicts of the theory rows. Plain
-pandas and matplotlib (Agg, no metadata): deterministic, no torch.
+- ``jacobian_rank`` (every task whose cells computed J at init): the rank of J = ∂f(X)/∂W at
+  init against m·d/(2n), with the predicted law min(nK, md/2) under MLI (min(nK, md) under
+  LeCun init) drawn as lines; the smallest singular value;
+- ``threshold`` (tasks that ask for it): the final loss against m·d/(2n) per method at the
+  task's default radius, with the linearized floor;
+- ``eps`` (tasks that ask for it): the final loss and KKT residual of ``mli_paired_pgd`` against
+  ε, with the fitted log-log slope and a slope-2 guide.
+
+Each is a table (``theory.rank_table``, ``threshold_table``, ``eps_table``) and a figure. Plain
+pandas and matplotlib, no torch.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
 from .. import theory
 from ..methods import METHODS
+from . import figures, fmt
+from .sections import ALL, Figure, SectionInput, Table, Text, register_section
 
-TASK = "width_threshold"
 MEMORIZED_BELOW = 0.01  # the threshold rows' "memorized" (baselines/theory.toml)
+EPS_METHOD = "mli_paired_pgd"
+NUM_COLS = ["width", "n", "d", "k", "jacobian_rank", "jacobian_rank_predicted", "jacobian_sigma_min",
+            "jacobian_sigma_max", "train_loss", "eps", "kkt_residual", "loss_floor", "width_ratio", "epochs"]
+_RANK_COLORS = {("mirrored_lecun", "tanh"): "#d62728", ("mirrored_lecun", "relu"): "#ff7f0e",
+                ("lecun", "tanh"): "#1f77b4", ("lecun", "relu"): "#17becf"}
+# rank J / n against x = m·d/(2n): min(K, x) under MLI (rank min(nK, md/2)), min(K, 2x) under LeCun (min(nK, md))
+_LAW = {"mirrored_lecun": ("MLI: min(nK, md/2)", 1.0), "lecun": ("LeCun: min(nK, md)", 2.0)}
 
 
-def _with_init(frame: pd.DataFrame) -> pd.DataFrame:
+def _numeric(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     out["init"] = [METHODS.get(m).init if m in METHODS else None for m in out["method"]]
+    for col in NUM_COLS:
+        if col in out.columns:
+            out[col] = pd.to_numeric(out[col], errors="coerce")
     return out
 
 
-def _numeric(frame: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
-    out = frame.copy()
-    for col in cols:
-        out[col] = pd.to_numeric(out[col], errors="coerce")
+def _usable(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["status"].isin(["done", "diverged"])] if len(df) else df
+
+
+def _table(frame: pd.DataFrame, caption: str = "") -> Table:
+    return Table(frame.astype(str), caption=caption)
+
+
+# --------------------------------------------------------------------------------------------
+# the rank of J at init
+# --------------------------------------------------------------------------------------------
+def rank_law(init: str, ratio: float, outputs: int = 1) -> float | None:
+    """The predicted rank of J at init over n, at x = m·d/(2n): min(K, x) under MLI (rank
+    min(nK, md/2)), min(K, 2x) under LeCun init (min(nK, md)); None for another init."""
+    if init not in _LAW:
+        return None
+    return min(float(outputs), _LAW[init][1] * ratio)
+
+
+def rank_figure(part: pd.DataFrame, title: str):
+    """rank J / n and σ_min against m·d/(2n); the law as lines (rank/n = min(K, x) under MLI,
+    min(K, 2x) under LeCun init, x = m·d/(2n)); one series per init and activation."""
+    fig, axes = figures.new(2, width=10.0)
+    k = int(part["k"].dropna().max()) if part["k"].notna().any() else 1
+    keys = sorted({(str(i), str(a)) for i, a in zip(part["init"], part["activation"])})
+    labels = [f"{i}, {a}" for i, a in keys]
+    inits = sorted({i for i, _ in keys})
+    for (init, act), label in zip(keys, labels):
+        g = part[(part["init"] == init) & (part["activation"] == act)]
+        ls, marker = fmt.style(label, labels)
+        col = _RANK_COLORS.get((init, act), "#7f7f7f")
+        rank = {x: list(v / n for v, n in zip(gg["jacobian_rank"], gg["n"])) for x, gg in g.groupby("width_ratio")}
+        sigma = {x: list(gg["jacobian_sigma_min"]) for x, gg in g.groupby("width_ratio")}
+        figures.mean_line(axes[0], rank, color=col, ls="none", marker=marker, label=f"measured: {label}", band=False,
+                          dots=False)
+        figures.mean_line(axes[1], sigma, color=col, ls=ls, marker=marker, label=label)
+    x_max = float(part["width_ratio"].max()) if len(part) else 2.0
+    grid = [x_max * 1.05 * i / 200 for i in range(201)]
+    for init in inits:
+        if init in _LAW:
+            text = _LAW[init][0]
+            axes[0].plot(grid, [rank_law(init, x, k) for x in grid], color="black", lw=1.0,
+                         ls=":" if init == "lecun" else "-", alpha=0.7, label=f"predicted law, {text}")
+    axes[0].axvline(1.0, color="grey", lw=0.8)
+    axes[0].set_xlabel("m·d/(2n)")
+    axes[0].set_ylabel("rank J / n")
+    axes[0].set_title("rank of J at init and the predicted law")
+    axes[1].set_xlabel("m·d/(2n)")
+    axes[1].set_ylabel("smallest nonzero singular value of J")
+    axes[1].set_title("σ_min of J at init")
+    if (part["jacobian_sigma_min"] > 0).any():
+        axes[1].set_yscale("log")
+    return figures.finish(fig, title)
+
+
+@register_section("jacobian_rank", title="Theorem 1: the rank of J at init", tasks=ALL, order=40)
+def rank_section(data: SectionInput) -> list:
+    usable = _usable(data.frame)
+    ranked = usable[usable["jacobian_status"] == "done"] if len(usable) else usable
+    if ranked.empty:
+        return []
+    frame = _numeric(ranked)
+    out: list = [Text("Theorem 1's proof rests on the rank of J = ∂f(X)/∂W at init (output weights fixed); the law "
+                      "is min(nK, md/2) under MLI, min(nK, md) under LeCun init (docs/theory.md). Every cell small "
+                      "enough for an exact SVD (bench_suite.theory.MAX_JACOBIAN_ENTRIES).")]
+    for task in sorted(frame["task"].dropna().unique()):
+        part = frame[frame["task"] == task]
+        title = f"{task}: rank of J at init against m·d/(2n)"
+        out += [Figure(name=fmt.slug("rank", task), title=title,
+                       views={"mean over repetitions": lambda part=part, title=title: rank_figure(part, title)},
+                       caption="Left: the measured rank / n (markers: mean over repetitions) and the predicted "
+                               "law (lines); right: σ_min (mean, range, each repetition).", summary=True),
+                _table(theory.rank_table(part), f"`{task}`: rank against the law, per init, activation and width.")]
     return out
 
 
-def _plot(path: Path, title: str, draw: Callable) -> None:
-    import matplotlib.style
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+# --------------------------------------------------------------------------------------------
+# the width threshold
+# --------------------------------------------------------------------------------------------
+def default_eps(task: str) -> float | None:
+    """The radius a task's threshold is read at: its default ``eps``."""
+    from ..tasks import TASKS
 
-    with matplotlib.style.context("default"):
-        fig = Figure(figsize=(11, 4.2), dpi=100)
-        FigureCanvasAgg(fig)
-        axes = fig.subplots(1, 2)
-        draw(axes)
-        for ax in axes:
-            ax.grid(True, alpha=0.3)
-            if ax.get_legend_handles_labels()[1]:  # no labelled artist: no legend (and no warning)
-                ax.legend(fontsize=7)
-        fig.suptitle(title, fontsize=10)
-        fig.tight_layout()
-        fig.savefig(path, format="png", dpi=100, metadata={"Software": None})
+    return TASKS.get(task).train_defaults.get("eps") if task in TASKS else None
 
 
-def theory_section(df: pd.DataFrame, verdicts: pd.DataFrame, out_dir: Path, *, table: Callable,
-                   color: Callable, slug: Callable) -> list[str]:
-    """Markdown lines of the section; plots go to ``out_dir/plots``. ``table``, ``color`` and
-    ``slug`` are the report's own helpers (one table style, one colour per method)."""
-    out = ["## Theory: the paper's theorems measured", ""]
-    usable = df[df["status"].isin(["done", "diverged"])]
-    ranked = usable[usable["jacobian_status"] == "done"] if "jacobian_status" in usable else usable.iloc[0:0]
-    wt = usable[usable["task"] == TASK]
-    if ranked.empty and wt.empty:
-        return out + ["_No cells with a computed Jacobian (the theory section of small cells) and no "
-                      f"`{TASK}` results._", ""]
-    out += ["Theorem 1's proof rests on the rank of J = ∂f(X)/∂W at init (output weights fixed); its claim is "
-            "trainability for m ≥ 2n/d. Theorem 2: with the paired output, MLI and ‖W − W0‖_F ≤ ε, every KKT point "
-            "has loss O(ε²). docs/theory.md has the setup and what the numbers support.", ""]
-    plots = out_dir / "plots"
-    num_cols = ["width", "n", "d", "jacobian_rank", "jacobian_rank_predicted", "jacobian_sigma_min",
-                "jacobian_sigma_max", "train_loss", "eps", "kkt_residual", "loss_floor", "width_ratio"]
-    # --- rank of J at init ---
-    if not ranked.empty:
-        frame = _numeric(_with_init(ranked), num_cols)
-        out += ["### Rank of J at init against m·d/(2n)", "",
-                "Every cell small enough for an exact SVD (bench_suite.theory.MAX_JACOBIAN_ENTRIES), per task; the "
-                "law: min(nK, md/2) under MLI, min(nK, md) under LeCun init.", ""]
-        for task in sorted(frame["task"].dropna().unique()):
-            part = frame[frame["task"] == task]
-            tab = theory.rank_table(part)
-            out += [f"`{task}`:", "", table(tab.astype(str).to_dict("records"), list(tab.columns)), ""]
-            name = slug("theory", "rank", task) + ".png"
-            plots.mkdir(parents=True, exist_ok=True)
+def threshold_figure(part: pd.DataFrame, title: str):
+    acts = sorted(part["activation"].unique())
+    fig, axes = figures.new(max(1, len(acts)), width=5.0 * max(1, len(acts)))
+    methods = sorted(part["method"].unique())
+    for ax, act in zip(axes, acts):
+        for method in methods:
+            g = part[(part["activation"] == act) & (part["method"] == method) & (part["status"] == "done")]
+            if g.empty:
+                continue
+            ls, marker = fmt.style(method, methods)
+            figures.mean_line(ax, {x: list(gg["train_loss"]) for x, gg in g.groupby("width_ratio")},
+                              color=fmt.color(method, methods), ls=ls, marker=marker, label=method)
+            if "floor" in g and g["floor"].notna().any():
+                # a zero floor (rounding: ~1e-29) drawn at 1e-12, so the losses keep the axis
+                fl = g.groupby("width_ratio")["floor"].mean().clip(lower=1e-12)
+                ax.plot(fl.index, fl.values, ":", color="black", lw=1.0, label=f"linearized floor ({method})")
+        ax.axvline(1.0, color="grey", lw=0.8)
+        ax.axhline(MEMORIZED_BELOW, color="grey", lw=0.6, ls="--")
+        ax.set_yscale("log")
+        ax.set_xlabel("m·d/(2n)")
+        ax.set_ylabel("final training loss")
+        ax.set_title(act)
+    return figures.finish(fig, title)
 
-            def draw(axes, part=part):
-                for (init, act), g in sorted(part.groupby(["init", "activation"])):
-                    g = g.sort_values("width_ratio")
-                    mean = g.groupby("width_ratio")[["jacobian_rank", "jacobian_rank_predicted",
-                                                     "jacobian_sigma_min"]].mean()
-                    style = "-" if init == "mirrored_lecun" else "--"
-                    axes[0].plot(mean.index, mean["jacobian_rank"] / g["n"].iloc[0], style, marker="o", ms=3,
-                                 label=f"{init}, {act}")
-                    axes[1].plot(mean.index, mean["jacobian_sigma_min"], style, marker="o", ms=3,
-                                 label=f"{init}, {act}")
-                axes[0].axvline(1.0, color="grey", lw=0.8)
-                axes[0].set_xlabel("m·d/(2n)")
-                axes[0].set_ylabel("rank J / n")
-                axes[1].set_xlabel("m·d/(2n)")
-                axes[1].set_ylabel("smallest nonzero singular value of J")
-                axes[1].set_yscale("log")
 
-            _plot(plots / name, f"{task}: rank and σ_min of J at init", draw)
-            out += [f"![rank of J, {task}](plots/{name})", ""]
-    # --- the width threshold ---
-    thr = wt
-    if "eps" in thr.columns and not thr.empty:  # the threshold is read at the task's own radius
-        eps_default = 0.1
-        thr = thr[pd.to_numeric(thr["eps"], errors="coerce").round(12) == eps_default]
-    if not thr.empty and thr["width"].nunique() > 1:
-        frame = _numeric(thr, num_cols).rename(columns={"loss_floor": "floor"})
-        for profile in sorted(frame["profile"].dropna().unique()):
-            part = frame[(frame["profile"] == profile) & (frame["epochs"] == frame[frame["profile"] == profile]
-                                                         ["epochs"].max())]
-            tab = theory.threshold_table(part, memorized_below=MEMORIZED_BELOW)
-            out += [f"### Final loss against m·d/(2n) (`{TASK}`, profile `{profile}`, ε = 0.1)", "",
-                    f"Final training loss, mean ± sd over repetitions; memorized = below {MEMORIZED_BELOW:g}; the "
-                    "linearized floor is the loss of the net's first-order model at MLI (docs/theory.md).", "",
-                    table(tab.astype(str).to_dict("records"), list(tab.columns)), ""]
-            name = slug("theory", "threshold", profile) + ".png"
-            plots.mkdir(parents=True, exist_ok=True)
-            methods = sorted(part["method"].unique())
+@register_section("threshold", title="Theorem 1 in training: the width threshold", order=50)
+def threshold_section(data: SectionInput) -> list:
+    out: list = []
+    usable = _usable(data.frame)
+    for task in data.tasks:
+        thr = usable[usable["task"] == task] if len(usable) else usable
+        eps = default_eps(task)
+        if eps is not None and not thr.empty:  # the threshold is read at the task's own radius
+            thr = thr[pd.to_numeric(thr["eps"], errors="coerce").round(12) == round(float(eps), 12)]
+        if thr.empty or thr["width"].nunique() < 2:
+            continue
+        frame = _numeric(thr).rename(columns={"loss_floor": "floor"})
+        for profile in sorted(frame["_profile"].dropna().unique()):
+            mine = frame[frame["_profile"] == profile]
+            part = mine[mine["epochs"] == mine["epochs"].max()]
+            title = f"{task} · {profile}: final loss against m·d/(2n) (ε = {eps:g})"
+            out += [Figure(name=fmt.slug("threshold", task, profile), title=title,
+                           views={"mean and range over repetitions":
+                                  lambda part=part, title=title: threshold_figure(part, title)},
+                           caption=f"Mean (line), range (band), each repetition (dot); dashed: memorized "
+                                   f"(< {MEMORIZED_BELOW:g}); dotted: the loss of the net's first-order model at "
+                                   "MLI (the linearized floor, docs/theory.md).", summary=True),
+                    _table(theory.threshold_table(part, memorized_below=MEMORIZED_BELOW),
+                           f"Final training loss, mean ± sd over repetitions; memorized = below "
+                           f"{MEMORIZED_BELOW:g}.")]
+    return out
 
-            def draw(axes, part=part, methods=methods):
-                others = sorted(set(methods))
-                for act_i, act in enumerate(sorted(part["activation"].unique())):
-                    for method in methods:
-                        g = part[(part["activation"] == act) & (part["method"] == method) & (part["status"] == "done")]
-                        if g.empty:
-                            continue
-                        mean = g.groupby("width_ratio")["train_loss"].mean()
-                        axes[act_i % 2].plot(mean.index, mean.values, marker="o", ms=3, color=color(method, others),
-                                             label=f"{method}")
-                        if "floor" in g and g["floor"].notna().any():
-                            # a zero floor (rounding: ~1e-29) drawn at 1e-12, so the losses keep the axis
-                            fl = g.groupby("width_ratio")["floor"].mean().clip(lower=1e-12)
-                            axes[act_i % 2].plot(fl.index, fl.values, ":", color="grey",
-                                                 label="linearized floor (≥ 1e-12 shown)")
-                    axes[act_i % 2].set_title(act, fontsize=9)
-                for ax in axes:
-                    ax.axvline(1.0, color="grey", lw=0.8)
-                    ax.axhline(MEMORIZED_BELOW, color="grey", lw=0.6, ls="--")
-                    ax.set_yscale("log")
-                    ax.set_xlabel("m·d/(2n)")
-                    ax.set_ylabel("final training loss")
 
-            _plot(plots / name, f"{TASK} · {profile}: final loss against m·d/(2n)", draw)
-            out += [f"![final loss against m d/2n, {profile}](plots/{name})", ""]
-    # --- loss and KKT residual against eps ---
-    eps_cells = wt[wt["method"] == "mli_paired_pgd"] if not wt.empty else wt
-    if not eps_cells.empty and pd.to_numeric(eps_cells["eps"], errors="coerce").nunique() > 1:
-        frame = _numeric(eps_cells, num_cols)
+# --------------------------------------------------------------------------------------------
+# loss and KKT residual against eps
+# --------------------------------------------------------------------------------------------
+def eps_figure(frame: pd.DataFrame, title: str):
+    fig, axes = figures.new(2, width=10.0)
+    keys = sorted({(float(w), str(a)) for w, a in zip(frame["width"], frame["activation"])})
+    labels = []
+    for width, act in keys:
+        g = frame[(frame["width"] == width) & (frame["activation"] == act)]
+        labels.append(f"m·d/(2n) = {g['width_ratio'].iloc[0]:.3g}, {act}")
+    for (width, act), label in zip(keys, labels):
+        g = frame[(frame["width"] == width) & (frame["activation"] == act)]
+        ls, marker = fmt.style(label, labels)
+        col = fmt.METHOD_COLORS["mli_paired_pgd"] if len(keys) == 1 else f"C{keys.index((width, act))}"
+        for ax, col_name in ((axes[0], "train_loss"), (axes[1], "kkt_residual")):
+            figures.mean_line(ax, {x: list(gg[col_name]) for x, gg in g.groupby("eps")}, color=col, ls=ls,
+                              marker=marker, label=label)
+    lo, hi = frame["eps"].min(), frame["eps"].max()
+    ref = frame["train_loss"][frame["train_loss"] > 0]
+    if len(ref) and math.isfinite(lo) and math.isfinite(hi) and lo > 0:
+        anchor = float(ref.max())
+        axes[0].plot([lo, hi], [anchor * (lo / hi) ** 2, anchor], ":", color="grey", label="slope 2 (ε²)")
+    for ax, label in ((axes[0], "final training loss"), (axes[1], "KKT residual / ‖∇ℓ(W0, V0)‖")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("ε")
+        ax.set_ylabel(label)
+        ax.set_title(label)
+    return figures.finish(fig, title)
+
+
+@register_section("eps", title="Theorem 2: loss and KKT residual against ε", order=60)
+def eps_section(data: SectionInput) -> list:
+    out: list = []
+    usable = _usable(data.frame)
+    for task in data.tasks:
+        cells = usable[(usable["task"] == task) & (usable["method"] == EPS_METHOD)] if len(usable) else usable
+        if cells.empty or pd.to_numeric(cells["eps"], errors="coerce").nunique() < 2:
+            continue
+        frame = _numeric(cells)
         frame = frame[frame.groupby(["width", "activation"])["eps"].transform("nunique") > 1]
         per_eps, slopes = theory.eps_table(frame)
-        out += ["### Final loss and KKT residual against ε (mli_paired_pgd)", "",
-                "Learning rates scaled with ε (lr_w ∝ ε², lr_v ∝ 1/ε², docs/theory.md); the KKT residual is the "
-                "stationarity residual at the end over the gradient's norm at init. The slope is the least-squares "
-                "log-log fit over every cell (the verdict's row fits only KKT points above the float floor).", "",
-                table(per_eps.astype(str).to_dict("records"), list(per_eps.columns)), "",
-                table(slopes.astype(str).to_dict("records"), list(slopes.columns)), ""]
-        name = slug("theory", "eps") + ".png"
-        plots.mkdir(parents=True, exist_ok=True)
-
-        def draw(axes, frame=frame):
-            for (_width, act), g in sorted(frame.groupby(["width", "activation"])):
-                mean = g.groupby("eps")[["train_loss", "kkt_residual"]].mean()
-                ratio = g["width_ratio"].iloc[0]
-                label = f"m·d/(2n) = {ratio:.3g}, {act}"
-                axes[0].plot(mean.index, mean["train_loss"], marker="o", ms=3, label=label)
-                axes[1].plot(mean.index, mean["kkt_residual"], marker="o", ms=3, label=label)
-            lo, hi = frame["eps"].min(), frame["eps"].max()
-            ref = frame["train_loss"][frame["train_loss"] > 0]
-            if len(ref) and math.isfinite(lo) and math.isfinite(hi):
-                anchor = float(ref.max())
-                axes[0].plot([lo, hi], [anchor * (lo / hi) ** 2, anchor], ":", color="grey", label="slope 2 (ε²)")
-            for ax, label in ((axes[0], "final training loss"), (axes[1], "KKT residual / ‖∇ℓ(W0, V0)‖")):
-                ax.set_xscale("log")
-                ax.set_yscale("log")
-                ax.set_xlabel("ε")
-                ax.set_ylabel(label)
-
-        _plot(plots / name, f"{TASK}: loss and KKT residual against ε", draw)
-        out += [f"![loss against eps](plots/{name})", ""]
-    # --- verdicts ---
-    rows = verdicts[verdicts["id"].astype(str).str.startswith("theory/")] if len(verdicts) else verdicts
-    if len(rows):
-        out += ["### Verdicts of the theory rows", "",
-                table([{"id": r["id"], "width": "" if r["width"] is None else str(r["width"]),
-                        "activation": str(r["activation"] or ""), "setting": str(r.get("setting") or ""),
-                        "metric": r["metric"], "ours": _fmt(r["ours"]), "n": str(int(r["n"])), "verdict": r["verdict"],
-                        "note": r["note"]} for _, r in rows.iterrows()],
-                      ["id", "width", "activation", "setting", "metric", "ours", "n", "verdict", "note"]), ""]
+        title = f"{task}: loss and KKT residual against ε ({EPS_METHOD})"
+        out += [Text("Learning rates scaled with ε (lr_w ∝ ε², lr_v ∝ 1/ε², docs/theory.md); the KKT residual is the "
+                     "stationarity residual at the end over the gradient's norm at init. The slope is the "
+                     "least-squares log-log fit over every cell (the verdict's row fits only KKT points above the "
+                     "float floor)."),
+                Figure(name=fmt.slug("eps", task), title=title,
+                       views={"mean and range over repetitions": lambda frame=frame, title=title: eps_figure(frame,
+                                                                                                          title)},
+                       caption="Mean (line), range (band), each repetition (dot); dotted grey: slope 2 (loss ∝ ε², "
+                               "Theorem 2's O(ε²)).", summary=True),
+                _table(per_eps, "Per ε: final loss and KKT residual."), _table(slopes, "Fitted log-log slopes.")]
     return out
-
-
-def _fmt(x) -> str:
-    try:
-        value = float(x)
-    except (TypeError, ValueError):
-        return "—"
-    return "—" if math.isnan(value) else f"{value:.4g}"

@@ -41,6 +41,11 @@ class Task(abc.ABC):
     defaults_rationale: ClassVar[str] = ""
     # True: labels (cross-entropy and accuracy apply); False: regression targets; None: not declared
     classification: ClassVar[bool | None] = None
+    # the report sections it wants (names registered in bench_suite/reporting/sections.py, e.g.
+    # "accuracy", "ordering", "threshold", "eps", "study"; a plug-in may register its own);
+    # None: the defaults for its kind ("accuracy" for a classification task). Sections every task
+    # gets (the training curves, the rank of J) need no name here.
+    report_sections: ClassVar[tuple[str, ...] | None] = None
     # part of its cells' ids (bench_suite/grid/versions.py): bump it when a change moves the task's
     # data (generation, reading, preprocessing, labels); None: the source of its module is used
     version: ClassVar[int | None] = None

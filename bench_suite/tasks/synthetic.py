@@ -106,6 +106,7 @@ class SyntheticAblation(Task):
     version = 1
     description = "Gaussian inputs, random scalar targets, narrow net (m < n, m >= 2n/d), full-batch GD"
     classification = False
+    report_sections = ("ordering", "study")
     options: dict[str, Any] = {"n": 1000, "d": 100}
     train_defaults: dict[str, Any] = {
         "epochs": 2000,  # full-batch: one epoch is one GD step
