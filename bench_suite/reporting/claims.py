@@ -55,12 +55,15 @@ def reference_text(row: Any) -> str:
     """The claim as a formula: ``test_acc[mli_paired_pgd − sgd] ≥ 0 (tolerance 0.01)``."""
     versus = "" if fmt.missing(row.get("versus")) else f" − {row['versus']}"
     lhs = f"{row['metric']}[{row['method']}{versus}]"
-    ref, tol = row.get("reference"), row.get("tolerance")
+    ref, tol, paper = row.get("reference"), row.get("tolerance"), row.get("paper_value")
+    # the paper's own number beside a claim centred elsewhere (test accuracy at chance)
+    beside = f"; the paper: {fmt.num(paper)}" if not fmt.missing(paper) and paper != ref else ""
     if str(row.get("direction")) == "within":
-        return f"{lhs} = {fmt.num(ref)} ± {fmt.num(tol)}"
+        return f"{lhs} = {fmt.num(ref)} ± {fmt.num(tol)}" + (f" ({beside[2:]})" if beside else "")
     op = fmt.OPS.get(str(row.get("direction")), str(row.get("direction")))
-    extra = f" (tolerance {fmt.num(tol)})" if not fmt.missing(tol) and float(tol) else ""
-    return f"{lhs} {op} {fmt.num(ref)}{extra}"
+    extra = f"tolerance {fmt.num(tol)}" if not fmt.missing(tol) and float(tol) else ""
+    notes = "; ".join(t for t in (extra, beside[2:]) if t)
+    return f"{lhs} {op} {fmt.num(ref)}" + (f" ({notes})" if notes else "")
 
 
 def _range(values: list[float], digits: str = ".4g") -> str:

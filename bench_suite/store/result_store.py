@@ -271,7 +271,7 @@ def existing_store(path: str | os.PathLike, option: str = "--store") -> ResultSt
     if not str(path).strip():
         raise PathProblem(f"{option}: an empty path; give the folder of a result store")
     p = Path(path).expanduser()
-    cli = option.startswith("-")
+    cli = not option.endswith("=")  # the API names a keyword (store=), the command line an option or operand
     where = f"{option} {p}" if cli else f"{option}{str(p)!r}"
     if not p.exists():
         make = f"`bench-suite run --store {p}`" if cli else "bench_suite.run(store=...)"
