@@ -8,7 +8,7 @@ import pytest
 from bench_suite.diagnostics import doctor
 from bench_suite.train import train_group
 from bench_suite.train.engine import step as step_module
-from bench_suite.train.engine.step import FOLD_CADENCES
+from bench_suite.train.engine.state import FOLD_CADENCES
 
 
 @pytest.mark.slow

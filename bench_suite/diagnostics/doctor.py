@@ -123,14 +123,14 @@ def _max_rel(a, b) -> float:
 @contextlib.contextmanager
 def device_side_folds():
     """Fold decisions as CUDA makes them (on the device, no host read of s), on any device."""
-    from ..train.engine import step
+    from ..train.engine import state
 
-    saved = step.FOLD_CHECK_STEPS
-    step.FOLD_CHECK_STEPS = {}
+    saved = state.FOLD_CHECK_STEPS
+    state.FOLD_CHECK_STEPS = {}
     try:
         yield
     finally:
-        step.FOLD_CHECK_STEPS = saved
+        state.FOLD_CHECK_STEPS = saved
 
 
 # ------------------------------------------------------------------------------------------

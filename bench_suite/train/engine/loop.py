@@ -2,7 +2,7 @@
 
 The loop runs in **segments**: the epochs between two exact folds (at least 64 steps, and every
 evaluation ends one). At a segment's end, and only there, the host reads the device: the exact
-fold, the fold-cadence decision (``step.FOLD_*``), the divergence checks on the loss and on the
+fold, the fold-cadence decision (``state.FOLD_*``), the divergence checks on the loss and on the
 weights, evaluations, and checkpoints / graceful stops (``Checkpointing``); so a stop asked for
 at any moment takes effect within max(one epoch, 64 steps).
 """
@@ -23,7 +23,8 @@ from ...core.flops import step_flops
 from ...data.contract import TaskData
 from ...model import check_choice
 from .layout import CellResult, CellSpec  # noqa: F401 - re-exported
-from .step import CUDA_GRAPHS_ENV, NORM_TRACKING_ENV, NORM_TRACKINGS, _env_flag, _FusedEngine
+from .state import CUDA_GRAPHS_ENV, NORM_TRACKING_ENV, NORM_TRACKINGS, _env_flag
+from .step import _FusedEngine
 
 # A cell diverges when a weight, a norm or a metric is non-finite, or when a weight norm passes
 # this bound (our choice: trained nets here have ||V||_F and ||W - W0||_F of order 1-100; with
