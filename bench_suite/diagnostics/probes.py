@@ -75,7 +75,8 @@ def _numbers(value: Any) -> list[float] | float | None:
 def _training_probes(methods: list[str]) -> dict[str, dict[str, Any]]:
     from ..core.config import TrainConfig
     from ..methods import METHODS
-    from ..train.dispatch import theory_section, train_cells
+    from ..theory import record_section
+    from ..train.dispatch import train_cells
     from ..train.engine.layout import CellSpec
 
     out: dict[str, dict[str, Any]] = {}
@@ -109,9 +110,8 @@ def _training_probes(methods: list[str]) -> dict[str, dict[str, Any]]:
                     values["w"], values["v"] = _numbers(result.extra["w"]), _numbers(result.extra["v"])
                     values["status"] = result.status
                     if loss == "mse" and batch is None and spec.activation in ("tanh", "relu"):
-                        section = theory_section(spec.method, data.x_train, data.y_train, width=spec.width,
-                                                 outputs=data.num_outputs, init=spec.method.init,
-                                                 output=spec.method.output, activation=spec.activation, loss=loss,
+                        section = record_section(data.x_train, data.y_train, method=spec.method, width=spec.width,
+                                                 outputs=data.num_outputs, activation=spec.activation, loss=loss,
                                                  extra=result.extra, radius=result.final.get("radius"),
                                                  finished=result.status == "done")
                         out[label.replace("train/", "theory/", 1)] = {
