@@ -19,9 +19,9 @@ from typing import Callable
 import torch
 
 from ..data.contract import TaskData
+from .common import Checkpointing
 from .engine import train_group
 from .engine.layout import CellResult, CellSpec
-from .engine.loop import Checkpointing
 from .reference import train_reference
 
 
