@@ -18,6 +18,7 @@ _NAMES = {
     "CIFAR100_ENV": "cifar100", "Cifar100Images": "cifar100", "load_cifar100": "cifar100",
     "DataError": "contract", "DataUnavailable": "contract", "TaskData": "contract",
     "GaussianRegression": "gaussian", "gaussian_regression": "gaussian",
+    "ImageSubsets": "subsets", "check_subset_size": "subsets", "option_flag": "subsets",
     "IMAGENET_ENV": "imagenet", "RESTRICTED_IMAGENET_CLASSES": "imagenet", "RestrictedImageNetImages": "imagenet",
     "load_restricted_imagenet": "imagenet",
     "MNIST_ENV": "mnist", "MnistImages": "mnist", "load_mnist": "mnist",
