@@ -454,7 +454,8 @@ def cmd_plan(args: argparse.Namespace, cells: list[Cell]) -> int:
     for group in (part for g in groups for part in trainer_groups(g)):  # as `run` forms them
         per_step = group_step_flops(group, costs)
         trainer = METHODS.get(group[0].method).trainer
-        rate = costs.rate(device_name, per_step, trainer=trainer) if per_step is not None else None
+        rate = (costs.rate(device_name, per_step, trainer=trainer, precision=group[0].train.precision)
+                if per_step is not None else None)
         if rate is not None:
             notes.add(f"{trainer} trainer: {format_flops(rate[0])}/s (median of {rate[1]} earlier group(s) "
                       f"at {rate[2]})")

@@ -19,6 +19,9 @@ The probes (:func:`run_probes`), each on the CPU in float64:
   ``engine`` and the method.
 - ``theory/...``: the theory section (Jacobian at init, KKT residual, linearized floor) of a
   full-batch mean-square cell of each init and output layer. Depends on ``engine`` and ``theory``.
+- ``precision/fp64/...``: ``--precision fp64`` on float32 data, a fused group and a
+  reference-trainer cell (the trainers cast data and weights to float64). Depends on ``engine``
+  and the method.
 - ``init/...``: sums of W0 and V0 of each init and output layer; ``seeds``: the derived seeds
   of every built-in task. Depend on ``engine``.
 - ``task/<name>``: statistics of a task's data at a tiny scale, for the tasks that need no files
@@ -134,6 +137,35 @@ def _theory_values(section: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+def _precision_probes() -> dict[str, dict[str, Any]]:
+    """``--precision fp64`` on float32 data (every built-in task's dtype): a fused group and a
+    reference-trainer cell, whose data and weights the trainers cast to float64 themselves."""
+    import torch
+
+    from ..core.config import TrainConfig
+    from ..data.contract import TaskData
+    from ..methods import METHODS
+    from ..train.dispatch import train_cells
+    from ..train.engine.layout import CellSpec
+
+    g = torch.Generator().manual_seed(4321)
+    data = TaskData(torch.randn(N, D, generator=g), torch.randn(N, 1, generator=g), 1, False, "probe float32")
+    config = TrainConfig(epochs=4, batch_size=8, lr_w=0.2, lr_v=0.1, loss="mse", eps=0.3, eps_mode="absolute",
+                         eval_every=2, precision="fp64")
+    groups = {"fused": [CellSpec(METHODS.get(m), 6, "tanh", config, 3) for m in ("mli_paired_pgd", "sgd")],
+              "reference": [CellSpec(METHODS.get("adam"), 6, "tanh", config.updated(lr_w=0.01, lr_v=0.01), 3)]}
+    out: dict[str, dict[str, Any]] = {}
+    for trainer, specs in groups.items():
+        for spec, result in zip(specs, train_cells(data, specs, order_seed=5, keep_weights=True)):
+            values = {f"final.{k}": _numbers(v) for k, v in sorted(result.final.items())}
+            values["curve.train_loss"] = _numbers(result.curves["train_loss"])
+            values["w"], values["v"] = _numbers(result.extra["w"]), _numbers(result.extra["v"])
+            values["dtype"] = result.timing["dtype"]
+            out[f"precision/fp64/{trainer}/{spec.method.name}"] = {
+                "depends": ["engine", f"method:{spec.method.name}"], "values": values}
+    return out
+
+
 def _init_probes() -> dict[str, dict[str, Any]]:
     import torch
 
@@ -186,6 +218,7 @@ def run_probes() -> dict[str, dict[str, Any]]:
     torch.set_num_threads(1)  # one summation order for every run of the probes
     try:
         out = _training_probes(sorted(BUILTIN_METHODS))
+        out.update(_precision_probes())
         out.update(_init_probes())
         out.update(_task_probes())
     finally:

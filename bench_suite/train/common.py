@@ -21,9 +21,16 @@ WEIGHT_NORM_LIMIT = 1e8
 SEGMENT_MIN_STEPS = 64  # steps between exact folds (and host reads) when not evaluating
 
 
+def compute_dtype(precision: str) -> torch.dtype | None:
+    """The dtype a cell's data and weights are cast to before training: float64 for ``fp64``;
+    None (the data's own dtype) for the float32 precisions."""
+    return torch.float64 if precision == "fp64" else None
+
+
 @contextlib.contextmanager
 def precision_context(precision: str, device: torch.device):
-    """TF32 on or off for this block (restored after); bf16 autocast is applied in the step."""
+    """TF32 on for ``tf32``, off for every other precision (fp64 included), for this block
+    (restored after); bf16 autocast is applied in the step."""
     saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
     torch.backends.cudnn.allow_tf32 = precision == "tf32"

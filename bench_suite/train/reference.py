@@ -54,6 +54,7 @@ from .common import (
     Checkpointing,
     Timer,
     TrainingStopped,
+    compute_dtype,
     divergence,
     evaluation_divergence,
     final_metrics,
@@ -152,7 +153,7 @@ def train_reference(
         raise ValueError("loss 'ce' needs a classification task; use loss 'mse' for regression targets")
     cell.method.check_cell(cell.width, cfg)
     cell.method.check_runtime()
-    data = data.to(device)
+    data = data.to(device, compute_dtype(cfg.precision))
     with precision_context(cfg.precision, device):
         return _ReferenceRun(data, cell, order_seed, device, checkpoint).run(on_epoch, keep_weights)
 
@@ -441,7 +442,7 @@ class _ReferenceRun:
         timing_out: dict[str, Any] = {
             **timing, "epochs": epochs_run, "group_size": 1, "flops": flops,
             "group_tflops_per_s": flops / max(timing["train_time_s"], 1e-9) / 1e12,
-            "engine": engine, "trainer": "reference",
+            "engine": engine, "trainer": "reference", "dtype": str(self.dtype).replace("torch.", ""),
         }
         if self.resumed_at:
             timing_out["resumed_at_epochs"] = list(self.resumed_at)

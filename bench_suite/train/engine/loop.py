@@ -27,6 +27,7 @@ from ..common import (  # noqa: F401 - re-exported: the engine's face names them
     Checkpointing,
     Timer,
     TrainingStopped,
+    compute_dtype,
     divergence,
     evaluation_divergence,
     final_metrics,
@@ -182,7 +183,7 @@ def train_group(
     check_choice("norm tracking", norm_tracking, NORM_TRACKINGS)
     if cuda_graphs is None:
         cuda_graphs = bool(_env_flag(CUDA_GRAPHS_ENV))
-    data = data.to(device)
+    data = data.to(device, compute_dtype(cells[0].config.precision))
     with precision_context(cells[0].config.precision, device), torch.no_grad():
         return _Training(data, cells, order_seed, device, cuda_graphs, norm_tracking, checkpoint).run(
             on_epoch, keep_weights)
@@ -402,6 +403,7 @@ class _Training:
                 # a fused group's time is shared: its cells' FLOP/s are reported for the group
                 "group_tflops_per_s": total_flops / max(timing["train_time_s"], 1e-9) / 1e12,
                 "engine": engine_note,
+                "dtype": str(eng.dtype).replace("torch.", ""),  # what it computed in (float64 for fp64)
                 "small_folds": folds[i],
                 "refolded_stretches": self.redos,
             }
