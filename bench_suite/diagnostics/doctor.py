@@ -111,13 +111,10 @@ def reference_loop(data, cell, order_seed: int) -> tuple[list[float], Any, Any]:
 
 
 def _max_rel(a, b) -> float:
-    import torch
+    """The largest relative difference of two results' numbers (an absolute one below 1e-12)."""
+    from .oracle import max_rel_diff
 
-    a, b = torch.as_tensor(a, dtype=torch.float64).flatten(), torch.as_tensor(b, dtype=torch.float64).flatten()
-    a, b = a.cpu(), b.cpu()
-    if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
-        return math.inf
-    return float(((a - b).abs() / b.abs().clamp_min(1e-12)).max()) if a.numel() else 0.0
+    return max_rel_diff(a, b, floor=1e-12)
 
 
 @contextlib.contextmanager
