@@ -443,6 +443,7 @@ class _ReferenceRun:
             **timing, "epochs": epochs_run, "group_size": 1, "flops": flops,
             "group_tflops_per_s": flops / max(timing["train_time_s"], 1e-9) / 1e12,
             "engine": engine, "trainer": "reference", "dtype": str(self.dtype).replace("torch.", ""),
+            "grouping": "alone",
         }
         if self.resumed_at:
             timing_out["resumed_at_epochs"] = list(self.resumed_at)

@@ -9,6 +9,8 @@ at any moment takes effect within max(one epoch, 64 steps).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import time
@@ -145,6 +147,20 @@ def _cell_fingerprint(data: TaskData, cells: list[CellSpec], order_seed: int, en
     }
 
 
+def grouping(cells: list[CellSpec]) -> str:
+    """How a cell ran, for its record (``timing.grouping``): ``alone`` (a group of one), or
+    ``fused/`` and a digest of the group's cells (method, width, activation and settings, not
+    the seeds), equal for every repetition of a grid run the same way. On the CPU a cell's
+    numbers do not depend on it (``step._FusedEngine.output_grad``); on CUDA cuBLAS picks its
+    kernels by the fused matrices' shapes, so records of one cell in different groupings can
+    differ by rounding, which a chaotic run amplifies (docs/design.md, "Same cell, same number")."""
+    if len(cells) == 1:
+        return "alone"
+    members = sorted(json.dumps([c.method.name, c.width, c.activation, asdict(c.config)], sort_keys=True)
+                     for c in cells)
+    return "fused/" + hashlib.sha256("\n".join(members).encode()).hexdigest()[:12]
+
+
 def train_group(
     data: TaskData,
     cells: list[CellSpec],
@@ -205,6 +221,7 @@ class _Training:
         self.eng = eng = _FusedEngine(data, cells, batch=self.batch, device=device, norm_tracking=norm_tracking)
         self.runner = _EpochRunner(eng, cuda_graphs, torch.Generator().manual_seed(order_seed), cfg.epochs)
         self.fingerprint = _cell_fingerprint(data, cells, order_seed, eng)
+        self.grouping = grouping(cells)
         # flops: every step charged a full batch; without the X·W0ᵀ table the forward has one more GEMM
         extra = 0.0 if eng.P0 is not None else 2.0 * self.batch * self.dim
         self.flops_per_step = [step_flops(self.batch, self.dim, c.width, data.num_outputs, c.method.output)
@@ -403,6 +420,7 @@ class _Training:
                 # a fused group's time is shared: its cells' FLOP/s are reported for the group
                 "group_tflops_per_s": total_flops / max(timing["train_time_s"], 1e-9) / 1e12,
                 "engine": engine_note,
+                "grouping": self.grouping,
                 "dtype": str(eng.dtype).replace("torch.", ""),  # what it computed in (float64 for fp64)
                 "small_folds": folds[i],
                 "refolded_stretches": self.redos,

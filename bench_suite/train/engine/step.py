@@ -89,6 +89,23 @@ class _FusedEngine(_GroupState):
         correct = (out.argmax(1) == labels).sum(-1) if labels is not None else None
         return loss, dout, correct
 
+    @staticmethod
+    def output_grad(dout: torch.Tensor, featpad: torch.Tensor) -> torch.Tensor:
+        """The output layers' weight gradients (C, K, R): per cell, dout (K, B) times the
+        features (R, B) transposed, each entry a sum over the batch.
+
+        Each entry is summed in an order that depends on its own cell only, not on the group's
+        padded feature count R (so a cell's numbers do not change with the cells beside it):
+        for one output (K = 1) as a row-wise dot product (``linalg.vecdot``: torch's reduction
+        over a row's B contiguous numbers, the same loop for every row), for K > 1 as a GEMM
+        with the features as its rows (R x B times B x K). A batched product with the features
+        as its columns (K x B times B x R) is a GEMV for K = 1, and BLAS (MKL) picks its kernel,
+        and with it the order of the sum over B, by R: a cell trained beside wider cells
+        rounded differently from the same cell alone (docs/design.md, "Same cell, same number")."""
+        if dout.shape[1] == 1:
+            return torch.linalg.vecdot(featpad, dout, dim=-1).unsqueeze(1)
+        return torch.bmm(featpad, dout.transpose(1, 2)).transpose(1, 2)
+
     def step(self, idx: torch.Tensor | None) -> None:
         """One SGD step (+ projection) of every cell on the rows ``idx`` (None: all). Nothing
         here reads a value back to the host, so an epoch of steps can be a CUDA graph."""
@@ -122,7 +139,7 @@ class _FusedEngine(_GroupState):
 
         # --- backward: output layers (batched), features, activations ---
         dfeatpad = torch.bmm(self.V.transpose(1, 2), dout)  # (C, R, B)
-        gv = torch.bmm(dout, featpad.transpose(1, 2))  # (C, K, R)
+        gv = self.output_grad(dout, featpad)  # (C, K, R)
         dfeat = dfeatpad.view(L.C * L.R, b)
         if self.scatter is not None:
             dfeat = dfeat.index_select(0, self.scatter)
