@@ -9,6 +9,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
     import torch
 
 # A point is "on the boundary" of ||W - W0||_F <= radius when its distance is within this
@@ -62,11 +63,13 @@ def loss_and_gradients(
 
 
 def kkt_residual(
-    grad_w: "torch.Tensor", delta: "torch.Tensor", radius: float | None, *,
-    grad_v: "torch.Tensor | None" = None, active_rtol: float = ACTIVE_RTOL,
+    grad_w: Any, delta: Any, radius: float | None, *,
+    grad_v: Any = None, active_rtol: float = ACTIVE_RTOL,
 ) -> dict[str, Any]:
     """The stationarity residual of the KKT conditions of min l s.t. ||delta||_F <= radius at
     one point, from the gradient there (absolute, not normalized; see :func:`kkt_stats`).
+    ``grad_w``, ``delta`` (same shape) and ``grad_v`` are torch tensors or numpy arrays, read in
+    float64 (the record's section and the float64 KKT solver, ``kkt_solver``, share this).
 
     With u = delta / ||delta||, the conditions are grad_W + lambda u = 0 with lambda >= 0 when
     the constraint is active, grad_W = 0 when not, and grad_V = 0 (V is unconstrained). The
@@ -81,24 +84,36 @@ def kkt_residual(
 
     This equals the norm of the projected-gradient map lim_{t -> 0} ||W - P(W - t grad_W)|| / t.
     Returns ``residual_w``, ``residual`` (sqrt(residual_w^2 + ||grad_V||^2)), ``active``,
-    ``radial`` (<grad_W, u>, None when not active), ``dist`` (||delta||)."""
-    import torch
+    ``radial`` (<grad_W, u>, None when not active), ``dist`` (||delta||) and ``lam`` (the
+    multiplier that attains the minimum: -radial when active and radial <= 0, else 0)."""
+    import numpy as np
 
-    gw = grad_w.detach().to(torch.float64)
-    dl = delta.detach().to(torch.float64)
-    dist = float(torch.linalg.vector_norm(dl))
+    gw, dl = _float64(grad_w).ravel(), _float64(delta).ravel()
+    dist = float(np.linalg.norm(dl))
     constrained = radius is not None and math.isfinite(radius)
     active = bool(constrained and dist > 0 and dist >= (1.0 - active_rtol) * float(radius))
-    radial = None
+    radial, lam = None, 0.0
     if active:
         u = dl / dist
-        radial = float((gw * u).sum())
-        res_w = float(torch.linalg.vector_norm(gw - radial * u)) if radial <= 0 else float(torch.linalg.vector_norm(gw))
+        radial = float(gw @ u)
+        if radial <= 0:
+            res_w, lam = float(np.linalg.norm(gw - radial * u)), -radial
+        else:
+            res_w = float(np.linalg.norm(gw))
     else:
-        res_w = float(torch.linalg.vector_norm(gw))
-    gv_norm = 0.0 if grad_v is None else float(torch.linalg.vector_norm(grad_v.detach().to(torch.float64)))
+        res_w = float(np.linalg.norm(gw))
+    gv_norm = 0.0 if grad_v is None else float(np.linalg.norm(_float64(grad_v).ravel()))
     return {"residual_w": res_w, "residual": math.hypot(res_w, gv_norm), "active": active, "radial": radial,
-            "dist": dist}
+            "dist": dist, "lam": lam}
+
+
+def _float64(value: Any) -> "np.ndarray":
+    """A torch tensor (any device) or array-like as a float64 numpy array."""
+    import numpy as np
+
+    if hasattr(value, "detach"):
+        return value.detach().cpu().double().numpy()
+    return np.asarray(value, dtype=np.float64)
 
 
 def kkt_stats(
