@@ -36,8 +36,8 @@ def test_a_regression_cell_trains_the_same_alone_and_beside_wider_cells():
     cfg = TrainConfig(epochs=120, batch_size=None, lr_w=0.1, lr_v=0.1, loss="mse", eps=1.0, eps_mode="absolute",
                       eval_every=40)
     cell = CellSpec(METHODS.get("mli_paired_pgd"), 20, "tanh", cfg, 11)
-    beside = [CellSpec(METHODS.get("sgd"), 40, "tanh", cfg, 11), CellSpec(METHODS.get("no_mirroring"), 80, "relu", cfg, 11),
-              CellSpec(METHODS.get("mli_paired_pgd_fixed_v"), 6, "softplus", cfg, 11)]
+    beside = [CellSpec(METHODS.get(m), w, a, cfg, 11) for m, w, a in (
+        ("sgd", 40, "tanh"), ("no_mirroring", 80, "relu"), ("mli_paired_pgd_fixed_v", 6, "softplus"))]
     (alone,) = train_group(data, [cell], order_seed=5, keep_weights=True)
     fused = train_group(data, [*beside[:1], cell, *beside[1:]], order_seed=5, keep_weights=True)
     assert alone.timing["group_size"] == 1 and fused[1].timing["group_size"] == 4
@@ -51,7 +51,8 @@ def test_a_classification_cell_trains_the_same_alone_and_beside_other_cells():
     cfg = TrainConfig(epochs=6, batch_size=32, lr_w=0.05, lr_v=0.05, momentum=0.9, loss="ce", eps=0.5,
                       eps_mode="relative", eval_every=2)
     cell = CellSpec(METHODS.get("mli_paired_pgd"), 16, "relu", cfg, 7)
-    beside = [CellSpec(METHODS.get("sgd"), 64, "relu", cfg, 7), CellSpec(METHODS.get("constraint_only"), 128, "tanh", cfg, 7)]
+    beside = [CellSpec(METHODS.get(m), w, a, cfg, 7)
+              for m, w, a in (("sgd", 64, "relu"), ("constraint_only", 128, "tanh"))]
     (alone,) = train_group(data, [cell], order_seed=9, keep_weights=True)
     fused = train_group(data, [cell, *beside], order_seed=9, keep_weights=True)
     _same(alone, fused[0])
