@@ -22,6 +22,8 @@ The probes (:func:`run_probes`), each on the CPU in float64:
 - ``precision/fp64/...``: ``--precision fp64`` on float32 data, a fused group and a
   reference-trainer cell (the trainers cast data and weights to float64). Depends on ``engine``
   and the method.
+- ``kkt_bound/...``: Theorem 2's KKT study of two tiny instances (counts, and a KKT point's
+  loss below the width condition). Depends on ``theory``.
 - ``init/...``: sums of W0 and V0 of each init and output layer; ``seeds``: the derived seeds
   of every built-in task. Depend on ``engine``.
 - ``task/<name>``: statistics of a task's data at a tiny scale, for the tasks that need no files
@@ -43,7 +45,8 @@ RTOL = 1e-9
 ATOL = 1e-12
 N, D, N_TEST = 20, 5, 6
 ACTIVATIONS = ("relu", "tanh", "softplus", "gelu")
-PROBED_TASKS = {"synthetic_ablation": {"n": 12, "d": 4}, "width_threshold": {"n": 12, "d": 4}}
+PROBED_TASKS = {"synthetic_ablation": {"n": 12, "d": 4}, "width_threshold": {"n": 12, "d": 4},
+                "kkt_bound": {"n": 12, "d": 4}}
 
 
 def _problem(kind: str):
@@ -166,6 +169,27 @@ def _precision_probes() -> dict[str, dict[str, Any]]:
     return out
 
 
+def _kkt_bound_probes() -> dict[str, dict[str, Any]]:
+    """Theorem 2's KKT study of one tiny instance in scope (n 8, d 4, m 8: m d/(2n) = 2) and one
+    below the width condition (n 12, d 2, m 4), two radii, one start of a few kinds: the counts
+    (certified, above the floor, active, degenerate) and, below the condition, the largest loss,
+    a KKT point's real loss (at the floor the loss is rounding, not a number to pin)."""
+    from ..theory.kkt_study import instance, measure
+
+    out: dict[str, dict[str, Any]] = {}
+    for label, (n, d, m, seed) in (("in_scope", (8, 4, 8, 2)), ("below", (12, 2, 4, 11))):
+        x, y, w0, _ = instance(n, d, m, seed)
+        part = measure(x, y, w0, activation="tanh", eps_rel=[0.01, 0.1], seed=seed,
+                       starts={"boundary": 1, "mli_step": 1, "near_mirror": 1})
+        s = part["summary"]
+        values: dict[str, Any] = {k: s[k] for k in ("starts", "kkt_points", "not_certified", "above_floor",
+                                                  "active", "degenerate")}
+        if label == "below":
+            values["max_loss"] = s["max_loss"]
+        out[f"kkt_bound/{label}"] = {"depends": ["theory"], "values": values}
+    return out
+
+
 def _init_probes() -> dict[str, dict[str, Any]]:
     import torch
 
@@ -219,6 +243,7 @@ def run_probes() -> dict[str, dict[str, Any]]:
     try:
         out = _training_probes(sorted(BUILTIN_METHODS))
         out.update(_precision_probes())
+        out.update(_kkt_bound_probes())
         out.update(_init_probes())
         out.update(_task_probes())
     finally:

@@ -11,6 +11,7 @@ membership: ``profile_declares``), ``profile_files`` (TOML in and out), ``expand
 cells), ``versions`` (the code versions in a cell's id).
 """
 
+from ..core.records import PROTOCOL_VERSION  # noqa: F401 - read from here by tests and plug-ins
 from .cells import Cell
 from .expand import MAX_CELLS_DEFAULT, MAX_CELLS_ENV, expand, grid_size_from, max_cells
 from .profile_files import export_profiles, load_profile_file

@@ -479,7 +479,8 @@ class Runner:
                 record.theory = theory.record_section(
                     data.x_train, data.y_train, method=method, width=cell.width, outputs=data.num_outputs,
                     activation=cell.activation, loss=cell.train.loss, extra=result.extra if keep else None,
-                    radius=result.final.get("radius"), finished=result.status == "done")
+                    radius=result.final.get("radius"), finished=result.status == "done",
+                    parts=cell.task_cls.theory_parts(dict(cell.options)))
             except Exception as exc:  # noqa: BLE001 - e.g. an SVD of non-finite data
                 record.theory = {"jacobian": {"status": "error", "reason": exception_line(exc)}}
             self._emit(summary, record)

@@ -494,6 +494,28 @@ def _score_slope(ref: Reference, cells: pd.DataFrame, width, activation, confide
     return _row(ref, width, activation, verdict=verdict, note=note, **out, **prov)
 
 
+def _score_kkt_bound(ref: Reference, cells: pd.DataFrame, width, activation) -> dict:
+    """kind "kkt_bound": Theorem 2 as a bound over the instances (cells) of the group, each judged
+    on its own radii (``theory.kkt_bound.bound_verdict``, slack = the row's ``bound``): the row
+    reports the count of non-degenerate KKT points above the float64 floor and, when it is zero,
+    says the eps^2 rate is untestable ("stated, not fitted")."""
+    from ..core.records import KKT_BOUND_SUMMARY
+    from ..theory.kkt_bound import bound_verdict
+
+    prov = _provenance_fields(cells)
+    done = cells[(cells["status"] == "done") & cells["kkt_bound_starts"].notna()] \
+        if "kkt_bound_starts" in cells.columns else cells.iloc[0:0]
+    if done.empty:
+        return _row(ref, width, activation, note="no record here carries Theorem 2's KKT study (the theory "
+                                                 "section's kkt_bound part: the kkt_bound task's cells)", **prov)
+    instances = [{k: (None if _missing(row[f"kkt_bound_{k}"]) else row[f"kkt_bound_{k}"]) for k in KKT_BOUND_SUMMARY}
+                 for _, row in done.iterrows()]
+    out = bound_verdict(instances, slack=ref.target)
+    growth = pd.to_numeric(done["kkt_bound_growth"], errors="coerce").max() if "kkt_bound_growth" in done else math.nan
+    return _row(ref, width, activation, verdict=out["verdict"], ours=growth, n=len(instances), note=out["note"],
+                **prov)
+
+
 def _row(ref: Reference, width, activation, **fields) -> dict:
     row = {
         "id": ref.id, "kind": ref.kind, "source": ref.source, "task": ref.task, "profile": ref.profile,
@@ -669,11 +691,12 @@ def run_checks(df: pd.DataFrame, references: Iterable[Reference], *, confidence:
                         f"{len(pre)} record(s) here, none meets the row's `only` conditions ({conditions}): nothing "
                         f"to score")))
                     continue
-            if ref.kind == "slope":  # the points differ in x (and what is tied to it): pooled
+            if ref.kind in ("slope", "kkt_bound"):  # the points differ in x (and what is tied to it): pooled
                 if a.empty:
                     rows.append(_row(ref, width, activation, note=_skip_reason(ref, df, methods, width, activation)))
                     continue
-                rows.append(_score_slope(ref, a, width, activation, confidence))
+                rows.append(_score_slope(ref, a, width, activation, confidence) if ref.kind == "slope"
+                            else _score_kkt_bound(ref, a, width, activation))
                 continue
             if a.empty or (ref.kind == "comparison" and cell[cell["method"] == ref.versus].empty):
                 rows.append(_row(ref, width, activation, note=_skip_reason(ref, df, methods, width, activation)))

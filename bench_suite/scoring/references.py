@@ -29,6 +29,9 @@ Row kinds:
 - ``value``: ``|measured - value| <= tolerance`` (direction ``within``);
 - ``threshold``: ``measured >= bound`` (``at_least``) or ``<= bound`` (``at_most``), loosened
   by ``tolerance`` (default 0);
+- ``kkt_bound``: Theorem 2 as a bound (the ``kkt_bound`` task's records): per instance, C is
+  estimated on the larger-eps half of its radii and tested on the smaller (``bound`` is the slack,
+  2); ``bench_suite.theory.kkt_bound.bound_verdict`` has the rule;
 - ``comparison``: the per-repetition difference ``method - versus`` on the same task, profile,
   width and activation against ``bound`` (default 0): ``lower`` (< bound), ``higher`` (> bound),
   ``at_most`` (<= bound), ``at_least`` (>= bound); ``tolerance`` loosens the edge in favour
@@ -53,12 +56,13 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-KINDS = ("value", "threshold", "comparison", "slope")
+KINDS = ("value", "threshold", "comparison", "slope", "kkt_bound")
 DIRECTIONS: dict[str, tuple[str, ...]] = {
     "value": ("within",),
     "threshold": ("at_least", "at_most"),
     "comparison": ("lower", "higher", "at_least", "at_most"),
     "slope": ("at_least", "at_most", "within"),
+    "kkt_bound": ("at_most",),
 }
 # the per-cell metrics of the results table a reference row may score (final metrics, and the
 # theory section's measurements: bench_suite/core/records.py)
@@ -140,6 +144,9 @@ class Reference:
             op = {"at_least": ">=", "at_most": "<=", "within": "within"}[self.direction]
             tail = f" ± {self.tolerance:g}" if self.direction == "within" else ""
             return f"slope of log {self.metric} against log {self.x} {op} {self.target:g}{tail}"
+        if self.kind == "kkt_bound":
+            return (f"per instance, max loss/eps^2 of non-degenerate KKT points above the float64 floor on the "
+                    f"smaller-eps half <= {self.target:g} x that on the larger-eps half")
         lhs = self.metric
         if self.kind == "comparison":
             lhs = f"{self.metric}[{self.method}] - {self.metric}[{self.versus}]"
@@ -277,7 +284,7 @@ def _make_reference(row: dict[str, Any], *, protocol: int, where: str, file: str
     else:
         if value is not None:
             raise BaselineError(f"{where}: a {kind} row takes `bound`, not `value`")
-        if kind in ("threshold", "slope") and bound is None:
+        if kind in ("threshold", "slope", "kkt_bound") and bound is None:
             raise BaselineError(f"{where}: a {kind} row needs `bound`")
         if bound is None:
             bound = 0.0

@@ -41,6 +41,9 @@ class Task(abc.ABC):
     defaults_rationale: ClassVar[str] = ""
     # True: labels (cross-entropy and accuracy apply); False: regression targets; None: not declared
     classification: ClassVar[bool | None] = None
+    # names of the report's sections this task's results belong in (plain data: the reporting
+    # package decides what a name draws; a task imports nothing of it)
+    report_sections: ClassVar[tuple[str, ...]] = ()
     # part of its cells' ids (bench_suite/grid/versions.py): bump it when a change moves the task's
     # data (generation, reading, preprocessing, labels); None: the source of its module is used
     version: ClassVar[int | None] = None
@@ -58,6 +61,14 @@ class Task(abc.ABC):
             default = cls.options.get(key)
             out[key] = _check_like(key, value, default)
         return out
+
+    @classmethod
+    def theory_parts(cls, options: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Parts of the record's theory section this task's cells ask for beyond the standard
+        ones, by name with their settings (``bench_suite.theory.record_section`` computes them
+        from the cell's data and initial weights): e.g. ``{"kkt_bound": {...}}`` for Theorem 2's
+        KKT study (``tasks/kkt_bound.py``). Default: none."""
+        return {}
 
     @classmethod
     def shape(cls, options: dict[str, Any]) -> dict[str, Any] | None:

@@ -106,6 +106,7 @@ class SyntheticAblation(GaussianRegression, Task):
     name = "synthetic_ablation"
     version = 1
     classification = False
+    report_sections = ("ablation",)
     description = "Gaussian inputs, random scalar targets, narrow net (m < n, m >= 2n/d), full-batch GD"
     options: dict[str, Any] = {"n": 1000, "d": 100}
     train_defaults: dict[str, Any] = {

@@ -65,6 +65,7 @@ class WidthThreshold(GaussianRegression, Task):
     name = "width_threshold"
     version = 1
     classification = False
+    report_sections = ("theory",)
     description = "Gaussian inputs, random targets, n=200, d=20: final loss against m d/(2n) = 0.3..4 under a tight eps"
     options: dict[str, Any] = {"n": 200, "d": 20}
     train_defaults: dict[str, Any] = {
