@@ -228,3 +228,16 @@ def test_a_cell_outside_theorem_2s_problem_gets_a_skipped_part():
                                     ("mli_paired_pgd", "relu", "smooth activation")):
         part = kkt_bound_part(x, y, method=METHODS.get(method), activation=activation, extra=extra, **settings)
         assert part["status"] == "skipped" and why in part["reason"]
+
+
+def test_the_kkt_bound_table_labels_controls_and_states_each_instances_verdict():
+    from bench_suite.theory import kkt_bound_table
+
+    frame = _kkt_frame([{"n": 20, "d": 10, "repetition": 0},
+                        {"n": 12, "d": 2, "width": 4, "width_ratio": 1 / 3, "repetition": 0, "kkt_bound_above_small": 5,
+                         "kkt_bound_above_large": 5, "kkt_bound_above_floor": 10, "kkt_bound_r_small": 7.0,
+                         "kkt_bound_c_hat": 0.7, "kkt_bound_growth": 10.0}])
+    table = kkt_bound_table(frame)
+    assert table["scope"].tolist() == ["control (out of scope)", "in scope"]
+    assert table["verdict"].iloc[0].startswith("FAIL") and table["growth"].iloc[0] == "10"
+    assert table["verdict"].iloc[1].startswith("PASS: no bad KKT points near MLI")

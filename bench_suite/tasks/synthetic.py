@@ -21,7 +21,7 @@ _STUDY_TRAIN: dict[str, Any] = {"batch_size": None, "loss": "mse", "momentum": 0
                                 "epochs": 2000, "eval_every": 200, "lr_w": 0.1, "lr_v": 0.1, "eps": 1.0,
                                 "eps_mode": "absolute"}
 # the paper's method, its three ablations, and two variants of the method (issue 10): V frozen at
-# V0 (the theorems' J(w; v)) and per-unit balls of the same total radius (does the ball's shape matter?)
+# V0 (Theorem 1's J(w; v)) and per-unit balls of the same total radius (does the ball's shape matter?)
 _STUDY_METHODS = ["mli_paired_pgd", "sgd", "constraint_only", "no_mirroring", "mli_paired_pgd_fixed_v",
                   "mli_paired_pgd_per_neuron"]
 

@@ -17,7 +17,7 @@ WIDTHS = [6, 10, 14, 18, 20, 22, 26, 30, 40, 60, 80]
 # (V must grow like 1/eps, W's curvature grows like |V|^2): at fixed learning rates the small
 # end is frozen and the large end unstable. Our choice, derived there, not tuned on outcomes.
 EPS_SWEEP = [0.01, 0.03, 0.1, 0.3, 1.0]
-# the theorems' setting beside the method (issue 10): MLI + paired + PGD with V frozen at V0, the
+# Theorem 1's setting beside the method (issue 10): MLI + paired + PGD with V frozen at V0, the
 # problem whose Jacobian J(w; v) the rank argument is about; at the task's defaults, on six widths
 # m d/(2n) = 0.3, 0.5, 1, 1.5, 2, 4 (tanh), so the ci profile grows by ~20 s of CPU (fused with
 # the mli_paired_pgd group; all 11 widths would be ~35 s)
@@ -98,7 +98,7 @@ class WidthThreshold(GaussianRegression, Task):
         },
         "ci": {
             "description": ("mli_paired_pgd, tanh and relu, m d/(2n) = 0.3..4 (11 widths), 10000 GD steps, three "
-                            "repetitions, and beside it mli_paired_pgd_fixed_v (V frozen at V0: the theorems' "
+                            "repetitions, and beside it mli_paired_pgd_fixed_v (V frozen at V0: Theorem 1's "
                             "J(w; v)), tanh, 6 widths; the rank of J at init of LeCun-init cells (constraint_only, "
                             "one step); the eps sweep at m d/(2n) = 1 and 2 (eps 0.01..1, lr_w ~ eps^2, "
                             "lr_v ~ 1/eps^2)"),
@@ -110,7 +110,7 @@ class WidthThreshold(GaussianRegression, Task):
                 # at an lr LeCun-init features take: docs/theory.md)
                 {"methods": ["constraint_only"], "widths": list(WIDTHS), "activations": ["tanh", "relu"],
                  "train": {"epochs": 1, "eval_every": 1, "lr_v": 0.1}},
-                # the theorems' fixed-output problem, beside the method at the same settings
+                # Theorem 1's fixed-output problem (J(w; v)), beside the method at the same settings
                 dict(FIXED_V_CASE),
                 # Theorem 2: the tight-limit scaling keeps the dynamics the same at every radius
                 *EPS_SWEEP_CASES,

@@ -10,20 +10,24 @@ point has loss O(eps^2). This module measures both:
   SVD in float64, skipped with its size above :data:`MAX_JACOBIAN_ENTRIES`), next to the rank
   law :func:`predicted_rank` (min(nK, md/2) under MLI, min(nK, md) under LeCun init);
 - :func:`kkt_stats`: the KKT residual of the constrained problem at the end of training;
-- :func:`loglog_slope`: the fitted exponent of final loss against eps, with its interval;
+- :func:`loglog_slope`: the fitted exponent of final loss against eps, with its interval (a
+  description of the eps sweep: Theorem 2 is an upper bound, scored by ``kkt_bound``);
 - :func:`linearized_loss_floor`: the loss of the net's linearization at init (the tight-eps limit
   the width threshold comes from); :func:`tight_eps_learning_rates`: the step sizes projected GD
   can use there (the width_threshold task's defaults);
-- :func:`rank_table`, :func:`threshold_table`, :func:`eps_table`: the tables of the "Theory"
-  report section, from results.
+- :func:`rank_table`, :func:`threshold_table`, :func:`eps_table`, :func:`kkt_bound_table`: the
+  tables of the "Theory" report section, from results;
+- Theorem 2 as a bound (modules imported on their own: numpy and scipy): ``kkt_solver`` (the
+  ball-constrained problem with V trained, solved to certified KKT points in float64),
+  ``kkt_study`` (adversarial starts, an instance's record part), ``kkt_bound`` (the rule).
 
 Conventions (ours; the paper states the theorems for K = 1 and the loss 1/2 sum of squares):
 
 - J is **stacked** over outputs: row ``i*K + k`` is d f_k(x_i) / d W, so J is (nK) x (md) and the
-  rank law reads min(nK, md/2). For K = 1 this is the theorems' J. Stacking is the Jacobian of
+  rank law reads min(nK, md/2). For K = 1 this is Theorem 1's J. Stacking is the Jacobian of
   the whole map W -> f(X) in R^{n x K}, whose rank is what fitting all nK targets needs; per
   output each block obeys the law with nK replaced by n.
-- J is taken with the output weights fixed (the theorems' J(w; v)) at their *effective* values
+- J is taken with the output weights fixed (Theorem 1's J(w; v)) at their *effective* values
   (m, K): for a paired output layer, [V_h; -V_h] (``model.effective_output_weights``).
 - Losses are the engine's (``config.TrainConfig``): ``mse`` = mean over samples of the squared
   error summed over the K outputs (one-hot targets for labels), ``ce`` = mean cross-entropy.
@@ -49,11 +53,12 @@ from .jacobian import (
 from .kkt import ACTIVE_RTOL, kkt_residual, kkt_stats, loss_and_gradients, loss_value, network_output
 from .section import record_section, wants_section
 from .slope import loglog_slope
-from .tables import eps_table, rank_table, threshold_table
+from .tables import eps_table, kkt_bound_table, rank_table, threshold_table
 
 __all__ = [
     "ACTIVE_RTOL", "MAX_JACOBIAN_ENTRIES", "activation_derivative", "eps_table", "hidden_jacobian",
-    "jacobian_entries", "jacobian_flops", "jacobian_stats", "kkt_residual", "kkt_stats", "linearized_loss_floor",
+    "jacobian_entries", "jacobian_flops", "jacobian_stats", "kkt_bound_table", "kkt_residual", "kkt_stats",
+    "linearized_loss_floor",
     "loglog_slope", "loss_and_gradients", "loss_value", "network_output", "predicted_rank", "rank_table",
     "record_section", "relu_dead_samples", "relu_rank_bound", "svd_flops", "threshold_table",
     "tight_eps_learning_rates", "wants_section",

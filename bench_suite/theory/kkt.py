@@ -133,7 +133,7 @@ def kkt_stats(
     - ``kkt_residual`` (the (W, V) residual / ||grad_(W,V) l(W0, V0)||): the KKT conditions of
       the problem projected GD solves, min over (W, V) with only W constrained, so both blocks
       must be stationary; this is the one the checks use.
-    - ``kkt_residual_w`` (the W block / ||grad_W l(W0, V0)||): the theorems' view J(w; v), V
+    - ``kkt_residual_w`` (the W block / ||grad_W l(W0, V0)||): Theorem 1's view J(w; v), V
       held fixed. (Under MLI with a paired output grad_V is exactly 0 at init, so both
       denominators are ||grad_W l(W0, V0)||.)
 

@@ -103,3 +103,39 @@ def eps_table(frame: "pd.DataFrame", *, confidence: float = 0.95) -> tuple["pd.D
                        "dropped": fit["dropped"], "O(eps^2) slope": 2})
     return pd.DataFrame(rows), pd.DataFrame(slopes)
 
+
+
+def kkt_bound_table(frame: "pd.DataFrame") -> "pd.DataFrame":
+    """Theorem 2's KKT study, one row per instance (a kkt_bound cell): its shape, whether it is
+    in the theorem's scope (m d/(2n) >= 1; the rest are controls, not scored), the starts, the
+    certified KKT points, the uncertified starts, the non-degenerate KKT points above the float64
+    floor, the degenerate ones, the largest non-degenerate loss and floor, the growth R_small /
+    C_hat when testable, and the instance's verdict line (``kkt_bound.instance_verdict``).
+
+    ``frame``: the results table's rows of the ``kkt_bound`` task (columns ``n``, ``d``, ``width``,
+    ``width_ratio``, ``activation``, ``repetition`` and ``kkt_bound_*``); rows without the
+    study are left out."""
+    import pandas as pd
+
+    from ..core.records import KKT_BOUND_SUMMARY
+    from .kkt_bound import instance_verdict
+
+    rows = []
+    have = frame[frame["kkt_bound_starts"].notna()] if "kkt_bound_starts" in frame else frame.iloc[0:0]
+    for _, r in have.sort_values(["n", "d", "width", "activation", "repetition"]).iterrows():
+        s = {k: (None if pd.isna(r[f"kkt_bound_{k}"]) else r[f"kkt_bound_{k}"]) for k in KKT_BOUND_SUMMARY}
+        word, text = instance_verdict(s)
+        ratio = float(r["width_ratio"])
+        growth = r.get("kkt_bound_growth")
+        rows.append({"n": int(r["n"]), "d": int(r["d"]), "m": int(r["width"]), "m·d/(2n)": round(ratio, 4),
+                     "σ": r["activation"], "scope": "in scope" if ratio >= 1 else "control (out of scope)",
+                     "starts": int(s["starts"]), "KKT": int(s["kkt_points"]), "not certified": int(s["not_certified"]),
+                     "above floor": int(s["above_floor"]), "degenerate": int(s["degenerate"]),
+                     "max loss": _fmt_num(s["max_loss"]), "max floor": _fmt_num(s["max_floor"]),
+                     "growth": "-" if growth is None or pd.isna(growth) else f"{float(growth):.3g}",
+                     "verdict": f"{word}: {text}"})
+    return pd.DataFrame(rows)
+
+
+def _fmt_num(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.2g}"
