@@ -344,3 +344,19 @@ def test_bad_input_fails_in_one_line():
         ks.Problem(x, y, w0[:3], 0.1)
     with pytest.raises(ValueError, match="unknown activation"):
         ks.Problem(x, y, w0, 0.1, "relu")
+
+
+def test_the_task_checks_its_study_options_in_one_line_and_asks_for_its_part():
+    from bench_suite.grid import GridError, expand
+    from bench_suite.tasks import TASKS, Task
+
+    with pytest.raises((GridError, ValueError), match="eps_min_rel <= eps_max_rel"):
+        expand("kkt_bound", options={"eps_min_rel": 0.5, "eps_max_rel": 0.1})
+    with pytest.raises((GridError, ValueError), match="option starts"):
+        expand("kkt_bound", options={"starts": 0})
+    task = TASKS.get("kkt_bound")
+    assert task.theory_parts(task.options) == {"kkt_bound": {"eps_min_rel": 1e-3, "eps_max_rel": 1e-1,
+                                                             "eps_count": 12, "starts": 3}}
+    assert Task.theory_parts({}) == {} and TASKS.get("width_threshold").theory_parts({"n": 1, "d": 1}) == {}
+    ratios = {c.width * c.options["d"] / (2 * c.options["n"]) for c in expand("kkt_bound", profile="paper")}
+    assert ratios == {0.5, 0.6, 1.0, 2.0}  # the pilot's instances and the two out-of-scope controls

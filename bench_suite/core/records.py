@@ -456,6 +456,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("flops", "float64", _section("timing", "flops"), "the cell's FLOPs as the engine counts them"),
     Column("group_tflops_per_s", "float64", _section("timing", "group_tflops_per_s"), "the fused group's rate"),
     Column("group_size", "Int64", _section("timing", "group_size"), "cells fused in its group"),
+    Column("grouping", "string", _section("timing", "grouping"),
+           "how it ran: alone, or fused/<digest of its group's cells> (docs/design.md, \"Same cell, same number\")"),
     Column("engine", "string", _section("timing", "engine"), "which engine path ran"),
     Column("trainer", "string", lambda r: (r.timing or {}).get("trainer") or ("fused" if (r.timing or {}).get("engine")
                                                                               else None),
