@@ -107,10 +107,18 @@ def load_engine(path: str | None):
 
 def set_gpu_cadence(engine, on: bool) -> None:
     """Fold decisions made on the device, as on CUDA (or back to the CPU's host checks). The
-    switch sits in an old single-file engine itself, or in bench_suite.train.engine.step."""
+    switch sits in an old single-file engine itself, in bench_suite.train.engine.step (older
+    commits) or in bench_suite.train.engine.state."""
     import importlib
 
-    holder = engine if hasattr(engine, "FOLD_CHECK_STEPS") else importlib.import_module("bench_suite.train.engine.step")
+    holder = engine
+    for name in ("bench_suite.train.engine.state", "bench_suite.train.engine.step"):
+        if hasattr(holder, "FOLD_CHECK_STEPS"):
+            break
+        try:
+            holder = importlib.import_module(name)
+        except ImportError:
+            continue
     if not hasattr(holder, "_cpu_fold_checks"):
         holder._cpu_fold_checks = dict(holder.FOLD_CHECK_STEPS)
     holder.FOLD_CHECK_STEPS = {} if on else dict(holder._cpu_fold_checks)

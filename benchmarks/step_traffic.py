@@ -96,10 +96,11 @@ def paper_engine(widths, activations, d, n, batch, momentum, method="mli_paired_
     from bench_suite.methods import METHODS
     from bench_suite.tasks import TaskData
     from bench_suite.train import CellSpec, TrainConfig
+    from bench_suite.train.engine import state as state_module
     from bench_suite.train.engine import step as step_module
 
-    step_module.FOLD_CHECK_STEPS = {}  # decisions on the device, as on CUDA
-    os.environ[step_module.P0_TABLE_ENV] = str(1 << 20)  # the table, as on CUDA (8 GiB budget there)
+    state_module.FOLD_CHECK_STEPS = {}  # decisions on the device, as on CUDA
+    os.environ[state_module.P0_TABLE_ENV] = str(1 << 20)  # the table, as on CUDA (8 GiB budget there)
     g = torch.Generator().manual_seed(0)
     data = TaskData(torch.randn(n, d, generator=g), torch.randint(0, 10, (n,), generator=g), 10, True, "traffic")
     cfg = TrainConfig(epochs=1, batch_size=batch, lr_w=0.01, lr_v=0.01, momentum=momentum, loss="ce", eps=1.0,

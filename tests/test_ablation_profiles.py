@@ -94,7 +94,7 @@ def test_profiles_shared_settings_are_shared_cells():
 
 
 def test_ablation_profiles_are_plain_data_and_survive_toml(tmp_path, monkeypatch):
-    from bench_suite import grid
+    from bench_suite.grid import profiles as grid  # where the loaded profile files are held
 
     monkeypatch.setattr(grid, "_FILE_PROFILES", {})  # the copies stay in this test
     profiles = TASKS.get(TASK).profiles
@@ -115,7 +115,7 @@ def test_an_exported_file_loads_with_one_profile_renamed_and_edited(tmp_path, mo
     # unchanged copies of built-in profiles are ignored, an edited one must get another name
     import re
 
-    from bench_suite import grid
+    from bench_suite.grid import profiles as grid  # where the loaded profile files are held
 
     monkeypatch.setattr(grid, "_FILE_PROFILES", {})
     text = export_profiles()

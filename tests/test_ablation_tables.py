@@ -335,8 +335,8 @@ def test_records_whose_curves_could_not_be_loaded_are_left_out_of_the_tables_at_
 
 
 def test_a_users_own_ablation_profile_from_a_toml_file(tmp_path, monkeypatch):
-    from bench_suite import grid
     from bench_suite.cli import main
+    from bench_suite.grid import profiles as grid  # where the loaded profile files are held
 
     monkeypatch.setattr(grid, "_FILE_PROFILES", {})
     profile = tmp_path / "mine.toml"

@@ -22,7 +22,7 @@ from bench_suite.runner.runner import Runner
 from bench_suite.store.result_store import ResultStore
 from bench_suite.tasks import TaskData
 from bench_suite.train import CellSpec, Checkpointing, TrainConfig, TrainingStopped, train_group
-from bench_suite.train.engine import step as step_module
+from bench_suite.train.engine import state as state_module
 
 TIME_KEYS = ("train_time_s", "wall_time_s", "group_tflops_per_s", "resumed_at_epochs")
 
@@ -111,7 +111,7 @@ def test_a_resumed_group_equals_an_uninterrupted_one(case):
 @pytest.mark.parametrize("tracking", ["lowrank", "exact"])
 def test_a_resumed_group_with_device_side_folds_equals_an_uninterrupted_one(monkeypatch, tracking):
     # CUDA's fold decisions (cadences, re-run stretches) are part of the saved state
-    monkeypatch.setattr(step_module, "FOLD_CHECK_STEPS", {})
+    monkeypatch.setattr(state_module, "FOLD_CHECK_STEPS", {})
     cells = [spec("mli_paired_pgd", eps=0.01, batch_size=4), spec("constraint_only", eps=0.3, batch_size=4,
                                                                      momentum=0.9, lr_w=0.05)]
     d = data()

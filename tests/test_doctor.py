@@ -8,7 +8,7 @@ import pytest
 from bench_suite.diagnostics import doctor
 from bench_suite.train import train_group
 from bench_suite.train.engine import step as step_module
-from bench_suite.train.engine.step import FOLD_CADENCES
+from bench_suite.train.engine.state import FOLD_CADENCES
 
 
 @pytest.mark.slow
@@ -66,3 +66,18 @@ def test_the_graph_check_covers_what_the_paper_grid_runs():
 def test_the_graph_check_is_skipped_without_cuda():
     check = doctor.graph_check(doctor._device("cpu"))
     assert check.status == doctor.SKIP and check.detail == "no CUDA"
+
+
+def test_the_float32_fused_alone_check_is_equal_on_the_cpu_and_names_where_a_grouping_parts(monkeypatch):
+    import torch
+
+    from bench_suite.diagnostics import doctor
+    from bench_suite.train.engine.step import _FusedEngine
+
+    ok = doctor.check_fused_vs_alone_float32(torch.device("cpu"), steps=100)
+    assert ok.status == doctor.OK and "equal bit for bit" in ok.detail
+    # the output-layer gradient as a GEMV over the group's padded width (what parted them before)
+    monkeypatch.setattr(_FusedEngine, "output_grad",
+                        staticmethod(lambda dout, featpad: torch.bmm(dout, featpad.transpose(1, 2))))
+    parted = doctor.check_fused_vs_alone_float32(torch.device("cpu"), steps=100)
+    assert parted.status == doctor.FAIL and "they part at step" in parted.detail

@@ -276,9 +276,9 @@ def test_a_tiny_radius_cell_leaves_its_group_neighbours_untouched():
 # ------------------------------------------------------------------------------------------
 @pytest.fixture
 def gpu_cadence(monkeypatch):
-    from bench_suite.train.engine import step as step_module
+    from bench_suite.train.engine import state as state_module
 
-    monkeypatch.setattr(step_module, "FOLD_CHECK_STEPS", {})
+    monkeypatch.setattr(state_module, "FOLD_CHECK_STEPS", {})
 
 
 @pytest.mark.parametrize("eps", [1e-4, 1e-5])

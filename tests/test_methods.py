@@ -61,7 +61,7 @@ def test_list_shows_the_new_methods_with_rationale_and_trainer():
                          env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout
     lines = {line.split()[0]: line for line in out.splitlines() if line.split()}
     assert "why" in out and "trainer" in out
-    assert "the theorems' setting" in lines["mli_paired_pgd_fixed_v"] and lines["mli_paired_pgd_fixed_v"].endswith(
+    assert "Theorem 1's setting" in lines["mli_paired_pgd_fixed_v"] and lines["mli_paired_pgd_fixed_v"].endswith(
         "fused")
     assert "practitioner" in lines["adam"] and lines["adam"].endswith("reference")
     assert "Frobenius ball" in lines["mli_paired_pgd_per_neuron"]

@@ -10,12 +10,18 @@ import sys
 
 import pytest
 
-from bench_suite.core.records import Record, Status, legacy_cell_id
+from bench_suite.core.records import Record, Status, compute_cell_id, legacy_cell_id
 from bench_suite.grid import expand
 from bench_suite.grid.versions import is_current
 from bench_suite.methods import BUILTIN_METHODS, METHODS
 from bench_suite.runner.runner import Runner
-from bench_suite.store.migrate import VERSION_1_DIGESTS, VERSION_1_METHODS, migrate_store, prune_store
+from bench_suite.store.migrate import (
+    VERSION_1_DIGESTS,
+    VERSION_1_METHODS,
+    migrate_store,
+    prune_store,
+    version_1_code,
+)
 from bench_suite.store.result_store import ResultStore
 
 TINY = dict(options={"n": 40, "d": 8}, widths=[4], train={"epochs": 30, "eval_every": 10})
@@ -57,10 +63,15 @@ def test_migration_gives_the_current_codes_records_of_the_same_cells(legacy_stor
     report = migrate_store(old_dir)
     assert len(report.migrated) == len(current) and not report.kept
     migrated = {r.cell_id: r for r in ResultStore(old_dir).records(with_curves=True)}
-    assert set(migrated) == set(current)  # the ids the current code gives these cells
+    # the ids the cells have under version-1 code (what computed them); with every version still
+    # 1 these are the current code's ids, after a bump (ENGINE_VERSION 2) they are older code's
+    v1 = {key: version_1_code(_as_schema_2(r, VERSION_1_DIGESTS["synthetic_ablation"])) for key, r in current.items()}
+    by_v1_id = {compute_cell_id(r.config, r.seeds, v1[key], r.protocol): key for key, r in current.items()}
+    assert set(migrated) == set(by_v1_id)
     for cell_id, record in migrated.items():
-        want = current[cell_id]
-        assert record.schema == 3 and is_current(record)
+        want = current[by_v1_id[cell_id]]
+        assert record.schema == 3 and record.code_version == v1[by_v1_id[cell_id]]
+        assert is_current(record) == (record.code_version == want.code_version)
         assert record.final == want.final  # tail statistics added from the inline curves
         assert {k: v for k, v in record.curves.items() if k != "wall_time"} == \
             {k: v for k, v in want.curves.items() if k != "wall_time"}

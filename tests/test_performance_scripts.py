@@ -231,10 +231,10 @@ def test_reference_vs_fused_runs_at_tiny_scale(capsys):
 def test_step_traffic_counts_every_operator_of_a_step(tmp_path, monkeypatch, capsys):
     # the momentum path: U read by the forward GEMM; B read and written by its GEMM; U read and
     # written, B read by the update; U read once by the norm (one float32 read, no float64 copy)
-    from bench_suite.train.engine import step as step_module
+    from bench_suite.train.engine import state as state_module
 
-    monkeypatch.setattr(step_module, "FOLD_CHECK_STEPS", dict(step_module.FOLD_CHECK_STEPS))  # restored after
-    monkeypatch.setenv(step_module.P0_TABLE_ENV, "1")
+    monkeypatch.setattr(state_module, "FOLD_CHECK_STEPS", dict(state_module.FOLD_CHECK_STEPS))  # restored after
+    monkeypatch.setenv(state_module.P0_TABLE_ENV, "1")
     result = step_traffic.main(["--widths", "32,64", "--d", "768", "--n", "200", "--batch", "16", "--json",
                                 str(tmp_path / "t.json")])
     md = result["md_bytes"]

@@ -430,3 +430,18 @@ def test_eps_table_fits_the_slope_per_method_and_width():
     per_eps, slopes = theory.eps_table(frame)
     assert len(per_eps) == 3 and per_eps.iloc[0]["active"] == "2/2"
     assert float(slopes.iloc[0]["slope"]) == pytest.approx(2.0) and slopes.iloc[0]["points"] == 6
+
+
+def test_the_former_name_of_the_record_section_still_works_with_a_warning():
+    import bench_suite.train as train
+    from bench_suite.methods import METHODS
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(6, 3, generator=g, dtype=torch.float64), torch.randn(6, 1, generator=g, dtype=torch.float64)
+    method = METHODS.get("mli_paired_pgd")
+    w0 = torch.randn(4, 3, generator=g)
+    extra = {"w0": w0, "v0": torch.zeros(2, 1), "w": w0, "v": torch.zeros(2, 1)}
+    kwargs = dict(width=4, outputs=1, activation="tanh", loss="mse", extra=extra, radius=0.1, finished=True)
+    with pytest.warns(DeprecationWarning, match="theory.record_section"):
+        old = train.theory_section(method, x, y, init=method.init, output=method.output, **kwargs)
+    assert old == theory.record_section(x, y, method=method, **kwargs)

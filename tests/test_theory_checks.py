@@ -156,3 +156,96 @@ def test_the_report_has_a_theory_section_with_tables_and_plots(tmp_path):
     names = {p.name for p in (tmp_path / "r" / "figures").iterdir()}
     assert {"rank__width_threshold.svg", "eps__width_threshold.svg"} <= names
     assert any(n.startswith("threshold__width_threshold__") for n in names)
+
+
+# --------------------------------------------------------------------------- Theorem 2 as a bound
+
+def test_the_kkt_bound_task_records_the_instance_study_and_the_check_states_the_finding(tmp_path):
+    from bench_suite.scoring.references import load_references
+
+    cells = expand("kkt_bound", profile="smoke")
+    assert [c.width for c in cells] == [8] and cells[0].train.precision == "fp64" and cells[0].train.lr_w == 0
+    store = ResultStore(tmp_path)
+    (record,) = Runner(store, device="cpu").run(cells).records
+    part = record.theory["kkt_bound"]
+    assert part["status"] == "done" and part["m"] == 8 and part["width_ratio"] == 2.0 and len(part["eps"]) == 4
+    assert part["summary"]["starts"] == sum(part["starts"]) > 0 and record.timing["dtype"] == "float64"
+    frame = store.to_dataframe()
+    assert frame.loc[0, "kkt_bound_starts"] == part["summary"]["starts"]
+    refs = [r for r in load_references() if r.id == "theory/kkt/thm2-bound"]
+    assert refs and refs[0].kind == "kkt_bound"
+    # the smoke cell is not the ci profile's: score it as if it were (the row's rule, not its profile)
+    verdicts = run_checks(frame.assign(profile="ci"), refs)
+    (row,) = verdicts.to_dict("records")
+    assert row["verdict"] == PASS and row["n"] == 1
+    assert "no bad KKT points near MLI; the eps^2 rate is untestable on these instances" in row["note"]
+
+
+def _kkt_frame(rows):
+    base = {"task": "kkt_bound", "profile": "ci", "protocol": 1, "method": "mli_paired_pgd", "width": 8,
+            "activation": "tanh", "status": "done", "width_ratio": 2.0, "kkt_bound_starts": 100,
+            "kkt_bound_kkt_points": 100, "kkt_bound_not_certified": 0, "kkt_bound_above_floor": 0,
+            "kkt_bound_above_small": 0, "kkt_bound_above_large": 0, "kkt_bound_degenerate": 0,
+            "kkt_bound_r_small": None, "kkt_bound_c_hat": None, "kkt_bound_max_loss": 1e-25,
+            "kkt_bound_max_floor": 1e-22, "kkt_bound_max_degenerate_loss": None, "kkt_bound_growth": None}
+    return pd.DataFrame([{**base, **r} for r in rows])
+
+
+KKT_ROW = """
+protocol = 1
+[[reference]]
+id = "thm2"
+kind = "kkt_bound"
+metric = "kkt_bound_growth"
+direction = "at_most"
+bound = 2
+only = { width_ratio = { at_least = 1 } }
+task = "kkt_bound"
+profile = "ci"
+method = "mli_paired_pgd"
+"""
+
+
+def test_the_kkt_bound_kind_fails_a_growing_ratio_and_leaves_out_of_scope_instances_out():
+    refs = loads_references(KKT_ROW)
+    failing = {"kkt_bound_above_small": 5, "kkt_bound_above_large": 5, "kkt_bound_above_floor": 10,
+               "kkt_bound_r_small": 7.0, "kkt_bound_c_hat": 0.7, "kkt_bound_growth": 10.0}
+    (row,) = run_checks(_kkt_frame([{}, failing]), refs).to_dict("records")
+    assert row["verdict"] == FAIL and row["ours"] == 10.0 and "10 non-degenerate KKT point(s) above" in row["note"]
+    # the same instance below the width condition is out of the theorem's scope: not scored
+    (row,) = run_checks(_kkt_frame([{}, {**failing, "width_ratio": 1 / 3}]), refs).to_dict("records")
+    assert row["verdict"] == PASS and row["n"] == 1 and "untestable" in row["note"]
+    few = {"kkt_bound_above_small": 1, "kkt_bound_above_floor": 1, "kkt_bound_r_small": 3.0}
+    assert run_checks(_kkt_frame([few]), refs).verdict.tolist() == [INCONCLUSIVE]
+    no_part = _kkt_frame([{}]).drop(columns=[c for c in _kkt_frame([{}]).columns if c.startswith("kkt_bound_")])
+    assert run_checks(no_part, refs).verdict.tolist() == [SKIPPED]
+    with pytest.raises(BaselineError, match="needs `bound`"):
+        loads_references(KKT_ROW.replace("bound = 2\n", ""))
+
+
+def test_a_cell_outside_theorem_2s_problem_gets_a_skipped_part():
+    import torch
+
+    from bench_suite.methods import METHODS
+    from bench_suite.theory.section import kkt_bound_part
+
+    x, y = torch.randn(6, 2), torch.randn(6, 1)
+    extra = {"w0": torch.randn(4, 2)}
+    settings = {"eps_min_rel": 1e-3, "eps_max_rel": 1e-1, "eps_count": 2, "starts": 1}
+    for method, activation, why in (("sgd", "tanh", "paired output layer at MLI"),
+                                    ("mli_paired_pgd", "relu", "smooth activation")):
+        part = kkt_bound_part(x, y, method=METHODS.get(method), activation=activation, extra=extra, **settings)
+        assert part["status"] == "skipped" and why in part["reason"]
+
+
+def test_the_kkt_bound_table_labels_controls_and_states_each_instances_verdict():
+    from bench_suite.theory import kkt_bound_table
+
+    frame = _kkt_frame([{"n": 20, "d": 10, "repetition": 0},
+                        {"n": 12, "d": 2, "width": 4, "width_ratio": 1 / 3, "repetition": 0, "kkt_bound_above_small": 5,
+                         "kkt_bound_above_large": 5, "kkt_bound_above_floor": 10, "kkt_bound_r_small": 7.0,
+                         "kkt_bound_c_hat": 0.7, "kkt_bound_growth": 10.0}])
+    table = kkt_bound_table(frame)
+    assert table["scope"].tolist() == ["control (out of scope)", "in scope"]
+    assert table["verdict"].iloc[0].startswith("FAIL") and table["growth"].iloc[0] == "10"
+    assert table["verdict"].iloc[1].startswith("PASS: no bad KKT points near MLI")

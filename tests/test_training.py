@@ -274,12 +274,12 @@ def test_flops_count_the_extra_gemm_without_the_x_w0_table(monkeypatch):
 
 
 def test_the_table_budget_looks_at_the_free_memory_on_cuda(monkeypatch):
-    from bench_suite.train.engine import step as step_module
+    from bench_suite.train.engine import state as state_module
 
     monkeypatch.delenv("BENCH_SUITE_P0_TABLE_MB", raising=False)
-    monkeypatch.setattr(step_module, "free_device_memory", lambda device: 6 * 2**30)
-    assert step_module.p0_table_budget(torch.device("cuda")) == 3 * 2**30  # half the free 6 GiB, not 8 GiB
-    monkeypatch.setattr(step_module, "free_device_memory", lambda device: 64 * 2**30)
-    assert step_module.p0_table_budget(torch.device("cuda")) == 8192 * 2**20
+    monkeypatch.setattr(state_module, "free_device_memory", lambda device: 6 * 2**30)
+    assert state_module.p0_table_budget(torch.device("cuda")) == 3 * 2**30  # half the free 6 GiB, not 8 GiB
+    monkeypatch.setattr(state_module, "free_device_memory", lambda device: 64 * 2**30)
+    assert state_module.p0_table_budget(torch.device("cuda")) == 8192 * 2**20
     monkeypatch.setenv("BENCH_SUITE_P0_TABLE_MB", "100000")
-    assert step_module.p0_table_budget(torch.device("cuda")) == 32 * 2**30
+    assert state_module.p0_table_budget(torch.device("cuda")) == 32 * 2**30

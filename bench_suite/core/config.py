@@ -16,7 +16,7 @@ from .errors import InvalidArgument
 
 LOSSES = ("ce", "mse")
 EPS_MODES = ("relative", "absolute")
-PRECISIONS = ("fp32", "tf32", "bf16")
+PRECISIONS = ("fp32", "tf32", "bf16", "fp64")
 INITS = ("lecun", "mirrored_lecun")
 OUTPUTS = ("free", "paired")
 # activation names; bench_suite.model maps each to its function (a plug-in adds to both with
@@ -67,7 +67,10 @@ class TrainConfig:
     - ``eval_every``: exact evaluation (full train set, test set) every k epochs; the last
       epoch is always evaluated exactly. Per-epoch running loss/accuracy are always recorded.
     - ``precision``: ``fp32`` (strict), ``tf32`` (TF32 tensor cores for matmuls on CUDA; no
-      effect on the CPU) or ``bf16`` (autocast of the hidden-layer GEMMs).
+      effect on the CPU), ``bf16`` (autocast of the hidden-layer GEMMs) or ``fp64`` (the data
+      and the weights in float64, TF32 off; the initial weights are the same float32 draws as
+      at the other precisions, held in float64). With fp32, tf32 and bf16 the trainers compute
+      in the dtype of the task's data (float32 for every built-in task).
     """
 
     # metadata: the command-line help and the kind of value (the CLI's flags are made from these)
@@ -88,7 +91,8 @@ class TrainConfig:
         "kind": "positive_int", "help": "exact evaluation every k epochs (the last epoch always)"})
     precision: str = field(default="fp32", metadata={
         "kind": "choice", "choices": PRECISIONS,
-        "help": "fp32 (strict), tf32 (TF32 tensor cores on CUDA) or bf16 (autocast of the hidden GEMMs)"})
+        "help": "fp32 (strict), tf32 (TF32 tensor cores on CUDA), bf16 (autocast of the hidden GEMMs) or fp64 "
+                "(data and weights in float64)"})
 
     def __post_init__(self) -> None:
         if not isinstance(self.epochs, int) or self.epochs < 1:

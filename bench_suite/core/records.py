@@ -72,7 +72,12 @@ USABLE = FINISHED
 METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "dist_w0", "proj_active_frac") + TAIL_METRICS
 # the per-cell measurements of the record's ``theory`` section (bench_suite/theory/__init__.py) a row may score
 THEORY_METRICS = ("jacobian_rank", "jacobian_rank_predicted", "jacobian_rank_deficit", "jacobian_rank_excess",
-                  "jacobian_sigma_min", "jacobian_sigma_max", "kkt_residual", "kkt_residual_w", "loss_floor")
+                  "jacobian_sigma_min", "jacobian_sigma_max", "kkt_residual", "kkt_residual_w", "loss_floor",
+                  "kkt_bound_growth")
+# an instance's numbers of Theorem 2's KKT study (the theory section's ``kkt_bound`` part, its
+# ``summary``: bench_suite/theory/kkt_bound.py), columns ``kkt_bound_<key>`` of the results table
+KKT_BOUND_SUMMARY = ("starts", "kkt_points", "not_certified", "above_floor", "above_small", "above_large",
+                     "degenerate", "r_small", "c_hat", "max_loss", "max_floor", "max_degenerate_loss")
 SCORED_METRICS = METRICS + THEORY_METRICS
 _NUMERIC_SECTIONS = ("final", "curves", "timing", "theory")
 _NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
@@ -363,6 +368,21 @@ def _theory(part: str, key: str) -> Callable[[Record], Any]:
     return get
 
 
+def _kkt_bound(key: str) -> Callable[[Record], Any]:
+    def get(r: Record) -> Any:
+        part = (r.theory or {}).get("kkt_bound") or {}
+        return (part.get("summary") or {}).get(key) if part.get("status") == "done" else None
+
+    return get
+
+
+def _kkt_bound_growth(r: Record) -> Any:
+    """R_small / C_hat: how much the largest loss / eps^2 of an instance's non-degenerate KKT
+    points above the floor grows from the larger-eps half to the smaller (None: untestable)."""
+    small, large = _kkt_bound("r_small")(r), _kkt_bound("c_hat")(r)
+    return small / large if small is not None and large else None
+
+
 def code_version_text(r: Record) -> str | None:
     """The record's code version as one line (``engine 1, theory 1, task 1, method 1-…``)."""
     version = r.code_version
@@ -426,12 +446,19 @@ COLUMNS: tuple[Column, ...] = (
     Column("kkt_residual_w", "float64", _theory("kkt", "kkt_residual_w"), "the W block alone (V held fixed)"),
     Column("kkt_active", "boolean", _theory("kkt", "kkt_active"), "the constraint is active at the end"),
     Column("loss_floor", "float64", _theory("floor", "floor"), "mse of the linearization's best fit at init"),
+    *(Column(f"kkt_bound_{k}", "float64" if k in ("r_small", "c_hat") or k.startswith("max") else "Int64",
+             _kkt_bound(k), f"Theorem 2's KKT study of the instance: {k} (bench_suite/theory/kkt_bound.py)")
+      for k in KKT_BOUND_SUMMARY),
+    Column("kkt_bound_growth", "float64", _kkt_bound_growth,
+           "Theorem 2: max loss/eps^2 above the float64 floor, smaller-eps half / larger-eps half (null: untestable)"),
     Column("epochs_run", "Int64", _section("timing", "epochs"), "epochs trained (fewer if it diverged)"),
     Column("train_time_s", "float64", _section("timing", "train_time_s"), "device time of the group, s"),
     Column("wall_time_s", "float64", _section("timing", "wall_time_s"), "wall time of the group, s"),
     Column("flops", "float64", _section("timing", "flops"), "the cell's FLOPs as the engine counts them"),
     Column("group_tflops_per_s", "float64", _section("timing", "group_tflops_per_s"), "the fused group's rate"),
     Column("group_size", "Int64", _section("timing", "group_size"), "cells fused in its group"),
+    Column("grouping", "string", _section("timing", "grouping"),
+           "how it ran: alone, or fused/<digest of its group's cells> (docs/design.md, \"Same cell, same number\")"),
     Column("engine", "string", _section("timing", "engine"), "which engine path ran"),
     Column("trainer", "string", lambda r: (r.timing or {}).get("trainer") or ("fused" if (r.timing or {}).get("engine")
                                                                               else None),

@@ -71,9 +71,14 @@ class TaskData:
     def dim(self) -> int:
         return int(self.x_train.shape[1])
 
-    def to(self, device: "torch.device | str") -> "TaskData":
-        """Move every tensor to ``device`` once (no-op for tensors already there)."""
-        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+    def to(self, device: "torch.device | str", dtype: "torch.dtype | None" = None) -> "TaskData":
+        """Move every tensor to ``device`` once (no-op for tensors already there); with ``dtype``
+        (a floating dtype) the inputs and regression targets are cast to it too (labels stay
+        int64)."""
+        def move(t):
+            if t is None:
+                return None
+            return t.to(device, dtype) if dtype is not None and t.is_floating_point() else t.to(device)
         return TaskData(
             move(self.x_train), move(self.y_train), self.num_outputs, self.classification, self.source,
             move(self.x_test), move(self.y_test), self.checksum, dict(self.info),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -96,4 +98,24 @@ def labeled_image_data(
             "channel_std": np.asarray(std).tolist(),
             **(info or {}),
         },
+    )
+
+
+def subset_image_data(images: Any, options: dict[str, Any], *, data_seed: int, y_train: np.ndarray | None = None,
+                      y_test: np.ndarray | None = None, classes: list[str] | None = None,
+                      info: dict | None = None):
+    """:func:`labeled_image_data` of a reader's images (``x_train``, ``y_train``, ``x_test``,
+    ``y_test``, ``classes``, ``source``, ``checksum``, ``location``, ``from_cache``) with the
+    task's subset options ``n_train`` / ``n_test``; ``y_train`` / ``y_test`` / ``classes``
+    replace the reader's labels (e.g. CIFAR-100's coarse ones), ``info`` adds to the record's."""
+    from .subsets import check_subset_size
+
+    y_train = images.y_train if y_train is None else y_train
+    y_test = images.y_test if y_test is None else y_test
+    return labeled_image_data(
+        images.x_train, y_train, images.x_test, y_test, classes=images.classes if classes is None else classes,
+        n_train=check_subset_size("n_train", options.get("n_train"), len(y_train)),
+        n_test=check_subset_size("n_test", options.get("n_test"), len(y_test)),
+        data_seed=data_seed, source=images.source, checksum=images.checksum,
+        info={**(info or {}), "location": images.location, "from_cache": images.from_cache},
     )

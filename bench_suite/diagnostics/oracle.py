@@ -90,9 +90,11 @@ def oracle_cases(dtype=None, device="cpu", methods: list[str] | None = None) -> 
     return cases
 
 
-def _max_rel(a: Any, b: Any) -> float:
-    """Max of |a - b| / (ATOL / RTOL + |b|) * RTOL, i.e. <= RTOL means within tolerance; None
-    must match None; any non-finite mismatch is inf."""
+def max_rel_diff(a: Any, b: Any, *, floor: float = ATOL / RTOL) -> float:
+    """Max over entries of |a - b| / max(|b|, ``floor``) for numbers, lists or tensors: the
+    relative difference, with an absolute one below ``floor`` (the default makes <= RTOL mean
+    within the oracle's tolerance). None must match None; entries that are not finite must be
+    equal (NaN matching NaN), else inf; so must the shapes. Shared by ``doctor``'s checks."""
     import torch
 
     if a is None or b is None:
@@ -107,7 +109,7 @@ def _max_rel(a: Any, b: Any) -> float:
         return 0.0 if torch.equal(ta.nan_to_num(), tb.nan_to_num()) else math.inf
     if not ta.numel():
         return 0.0
-    return float(((ta - tb).abs() / tb.abs().clamp_min(ATOL / RTOL)).max())
+    return float(((ta - tb).abs() / tb.abs().clamp_min(floor)).max())
 
 
 def compare(fused, reference) -> tuple[float, list[str]]:
@@ -126,10 +128,10 @@ def compare(fused, reference) -> tuple[float, list[str]]:
             problems.append(f"curve {key} missing on one side")
             continue
         if key in fused.curves:
-            worst = max(worst, _max_rel(fused.curves[key], reference.curves[key]))
+            worst = max(worst, max_rel_diff(fused.curves[key], reference.curves[key]))
     for key in ("w", "v"):
         if key in fused.extra and key in reference.extra:
-            worst = max(worst, _max_rel(fused.extra[key], reference.extra[key]))
+            worst = max(worst, max_rel_diff(fused.extra[key], reference.extra[key]))
     return worst, problems
 
 

@@ -19,6 +19,11 @@ The probes (:func:`run_probes`), each on the CPU in float64:
   ``engine`` and the method.
 - ``theory/...``: the theory section (Jacobian at init, KKT residual, linearized floor) of a
   full-batch mean-square cell of each init and output layer. Depends on ``engine`` and ``theory``.
+- ``precision/fp64/...``: ``--precision fp64`` on float32 data, a fused group and a
+  reference-trainer cell (the trainers cast data and weights to float64). Depends on ``engine``
+  and the method.
+- ``kkt_bound/...``: Theorem 2's KKT study of two tiny instances (counts, and a KKT point's
+  loss below the width condition). Depends on ``theory``.
 - ``init/...``: sums of W0 and V0 of each init and output layer; ``seeds``: the derived seeds
   of every built-in task. Depend on ``engine``.
 - ``task/<name>``: statistics of a task's data at a tiny scale, for the tasks that need no files
@@ -40,7 +45,8 @@ RTOL = 1e-9
 ATOL = 1e-12
 N, D, N_TEST = 20, 5, 6
 ACTIVATIONS = ("relu", "tanh", "softplus", "gelu")
-PROBED_TASKS = {"synthetic_ablation": {"n": 12, "d": 4}, "width_threshold": {"n": 12, "d": 4}}
+PROBED_TASKS = {"synthetic_ablation": {"n": 12, "d": 4}, "width_threshold": {"n": 12, "d": 4},
+                "kkt_bound": {"n": 12, "d": 4}}
 
 
 def _problem(kind: str):
@@ -75,7 +81,8 @@ def _numbers(value: Any) -> list[float] | float | None:
 def _training_probes(methods: list[str]) -> dict[str, dict[str, Any]]:
     from ..core.config import TrainConfig
     from ..methods import METHODS
-    from ..train.dispatch import theory_section, train_cells
+    from ..theory import record_section
+    from ..train.dispatch import train_cells
     from ..train.engine.layout import CellSpec
 
     out: dict[str, dict[str, Any]] = {}
@@ -109,9 +116,8 @@ def _training_probes(methods: list[str]) -> dict[str, dict[str, Any]]:
                     values["w"], values["v"] = _numbers(result.extra["w"]), _numbers(result.extra["v"])
                     values["status"] = result.status
                     if loss == "mse" and batch is None and spec.activation in ("tanh", "relu"):
-                        section = theory_section(spec.method, data.x_train, data.y_train, width=spec.width,
-                                                 outputs=data.num_outputs, init=spec.method.init,
-                                                 output=spec.method.output, activation=spec.activation, loss=loss,
+                        section = record_section(data.x_train, data.y_train, method=spec.method, width=spec.width,
+                                                 outputs=data.num_outputs, activation=spec.activation, loss=loss,
                                                  extra=result.extra, radius=result.final.get("radius"),
                                                  finished=result.status == "done")
                         out[label.replace("train/", "theory/", 1)] = {
@@ -132,6 +138,56 @@ def _theory_values(section: dict[str, Any]) -> dict[str, Any]:
             elif isinstance(value, str):
                 values[f"{part}.{key}"] = value
     return values
+
+
+def _precision_probes() -> dict[str, dict[str, Any]]:
+    """``--precision fp64`` on float32 data (every built-in task's dtype): a fused group and a
+    reference-trainer cell, whose data and weights the trainers cast to float64 themselves."""
+    import torch
+
+    from ..core.config import TrainConfig
+    from ..data.contract import TaskData
+    from ..methods import METHODS
+    from ..train.dispatch import train_cells
+    from ..train.engine.layout import CellSpec
+
+    g = torch.Generator().manual_seed(4321)
+    data = TaskData(torch.randn(N, D, generator=g), torch.randn(N, 1, generator=g), 1, False, "probe float32")
+    config = TrainConfig(epochs=4, batch_size=8, lr_w=0.2, lr_v=0.1, loss="mse", eps=0.3, eps_mode="absolute",
+                         eval_every=2, precision="fp64")
+    groups = {"fused": [CellSpec(METHODS.get(m), 6, "tanh", config, 3) for m in ("mli_paired_pgd", "sgd")],
+              "reference": [CellSpec(METHODS.get("adam"), 6, "tanh", config.updated(lr_w=0.01, lr_v=0.01), 3)]}
+    out: dict[str, dict[str, Any]] = {}
+    for trainer, specs in groups.items():
+        for spec, result in zip(specs, train_cells(data, specs, order_seed=5, keep_weights=True)):
+            values = {f"final.{k}": _numbers(v) for k, v in sorted(result.final.items())}
+            values["curve.train_loss"] = _numbers(result.curves["train_loss"])
+            values["w"], values["v"] = _numbers(result.extra["w"]), _numbers(result.extra["v"])
+            values["dtype"] = result.timing["dtype"]
+            out[f"precision/fp64/{trainer}/{spec.method.name}"] = {
+                "depends": ["engine", f"method:{spec.method.name}"], "values": values}
+    return out
+
+
+def _kkt_bound_probes() -> dict[str, dict[str, Any]]:
+    """Theorem 2's KKT study of one tiny instance in scope (n 8, d 4, m 8: m d/(2n) = 2) and one
+    below the width condition (n 12, d 2, m 4), two radii, one start of a few kinds: the counts
+    (certified, above the floor, active, degenerate) and, below the condition, the largest loss,
+    a KKT point's real loss (at the floor the loss is rounding, not a number to pin)."""
+    from ..theory.kkt_study import instance, measure
+
+    out: dict[str, dict[str, Any]] = {}
+    for label, (n, d, m, seed) in (("in_scope", (8, 4, 8, 2)), ("below", (12, 2, 4, 11))):
+        x, y, w0, _ = instance(n, d, m, seed)
+        part = measure(x, y, w0, activation="tanh", eps_rel=[0.01, 0.1], seed=seed,
+                       starts={"boundary": 1, "mli_step": 1, "near_mirror": 1})
+        s = part["summary"]
+        values: dict[str, Any] = {k: s[k] for k in ("starts", "kkt_points", "not_certified", "above_floor",
+                                                  "active", "degenerate")}
+        if label == "below":
+            values["max_loss"] = s["max_loss"]
+        out[f"kkt_bound/{label}"] = {"depends": ["theory"], "values": values}
+    return out
 
 
 def _init_probes() -> dict[str, dict[str, Any]]:
@@ -186,6 +242,8 @@ def run_probes() -> dict[str, dict[str, Any]]:
     torch.set_num_threads(1)  # one summation order for every run of the probes
     try:
         out = _training_probes(sorted(BUILTIN_METHODS))
+        out.update(_precision_probes())
+        out.update(_kkt_bound_probes())
         out.update(_init_probes())
         out.update(_task_probes())
     finally:

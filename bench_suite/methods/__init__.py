@@ -387,7 +387,7 @@ for _method in (
         "mli_paired_pgd_fixed_v",
         "MLI + paired output layer + projected GD with V frozen at V0: only W trains",
         init="mirrored_lecun", output="paired", constrained=True, frozen=("v",),
-        rationale="the theorems' setting: their Jacobian J(w; v) treats v as fixed",
+        rationale="Theorem 1's setting: its Jacobian J(w; v) treats v as fixed (Theorem 2 trains v)",
     ),
     Method(
         "adam",

@@ -97,18 +97,20 @@ class CostModel:
         return None if shape is None else cell_flops(cell, shape)
 
     def rate(self, device_name: str, group_step_flops: float, k: int = 5,
-             trainer: str = "fused") -> tuple[float, int, str] | None:
+             trainer: str = "fused", precision: str | None = None) -> tuple[float, int, str] | None:
         """(FLOP/s, records used, how chosen) for a fused group doing ``group_step_flops`` per
         step on ``device_name``: the median rate of the ``k`` earlier ``done`` groups there
         nearest in FLOPs per step (small steps are overhead-bound and run at a fraction of
         the rate of large ones, so a rate measured at another size would mislead), of the same
-        ``trainer`` (the reference trainer runs at a fraction of the fused engine's rate).
-        None when the store has no such run on that device."""
-        samples = self._samples(device_name, trainer)
+        ``trainer`` (the reference trainer runs at a fraction of the fused engine's rate) and,
+        with ``precision``, of the same word size (:func:`word_size`: fp64 runs at a fraction of
+        the float32 rate on most devices); when the device has no run of that trainer, another
+        trainer's rate (said in the note). None when the store has no such run on that device."""
+        samples = self._samples(device_name, trainer, precision)
         borrowed = None
         if not samples:  # no run of this trainer here: another trainer's rate beats no estimate
             for other in sorted(self._trainers(device_name) - {trainer}):
-                samples, borrowed = self._samples(device_name, other), other
+                samples, borrowed = self._samples(device_name, other, precision), other
                 break
         if not samples:
             return None
@@ -130,10 +132,12 @@ class CostModel:
         return {(r.timing or {}).get("trainer") or "fused" for r in self._records
                 if r.status == "done" and r.provenance.get("device_name") == device_name}
 
-    def _samples(self, device_name: str, trainer: str = "fused") -> list[tuple[float, float]]:
+    def _samples(self, device_name: str, trainer: str = "fused",
+                 precision: str | None = None) -> list[tuple[float, float]]:
         """(group FLOPs per step, group FLOP/s) of each earlier ``done`` record on the device
-        run by ``trainer`` (a fused group's cells share one clock, so its rate is the group's)."""
-        key = f"{device_name}\0{trainer}"
+        run by ``trainer`` (a fused group's cells share one clock, so its rate is the group's),
+        of ``precision``'s word size when given."""
+        key = f"{device_name}\0{trainer}\0{None if precision is None else word_size(precision)}"
         if key in self._sample_cache:
             return self._sample_cache[key]
         out = []
@@ -143,6 +147,8 @@ class CostModel:
             if record.status != "done" or prov.get("device_name") != device_name:
                 continue
             if (timing.get("trainer") or "fused") != trainer:
+                continue
+            if precision is not None and word_size(train.get("precision") or "fp32") != word_size(precision):
                 continue
             try:
                 rate = float(timing["group_tflops_per_s"]) * 1e12
@@ -155,6 +161,12 @@ class CostModel:
                 out.append((rate * seconds / steps, rate))
         self._sample_cache[key] = out
         return out
+
+
+def word_size(precision: str) -> int:
+    """Bytes per number a precision computes with: 8 for fp64, else 4 (fp32, tf32 and bf16 keep
+    float32 weights and data; their rates are pooled)."""
+    return 8 if precision == "fp64" else 4
 
 
 @dataclass
@@ -228,7 +240,8 @@ def estimate(cells: list[Cell], costs: CostModel, device_name: str, *, fuse: boo
     for group in (part for g in groups for part in trainer_groups(g)):
         per_step = group_step_flops(group, costs)
         trainer = METHODS.get(group[0].method).trainer
-        rate = costs.rate(device_name, per_step, trainer=trainer) if per_step is not None else None
+        rate = (costs.rate(device_name, per_step, trainer=trainer, precision=group[0].train.precision)
+                if per_step is not None else None)
         if rate is not None:
             notes.add(f"{trainer} trainer: {format_flops(rate[0])}/s (median of {rate[1]} earlier group(s) "
                       f"at {rate[2]})")

@@ -34,7 +34,7 @@ from ..methods import METHODS
 from ..store.result_store import ResultStore
 from ..tasks import DataError, DataUnavailable, TaskData
 from ..train import CellSpec, Checkpointing, TrainingStopped
-from ..train.dispatch import theory_section, train_cells
+from ..train.dispatch import train_cells
 from . import provenance
 from .checkpoints import CheckpointStore
 from .grouping import PlanItem, describe, group_cells, is_settled, plan, trainer_groups, unique  # noqa: F401
@@ -481,11 +481,11 @@ class Runner:
             record = self._record(cell, result.status, reason=reason, result=result, data=data)
             method = METHODS.get(cell.method)
             try:  # the measurements of the theory section never cost a cell its record
-                record.theory = theory_section(
-                    method, data.x_train, data.y_train, width=cell.width, outputs=data.num_outputs,
-                    init=method.init, output=method.output, activation=cell.activation, loss=cell.train.loss,
-                    extra=result.extra if keep else None, radius=result.final.get("radius"),
-                    finished=result.status == "done")
+                record.theory = theory.record_section(
+                    data.x_train, data.y_train, method=method, width=cell.width, outputs=data.num_outputs,
+                    activation=cell.activation, loss=cell.train.loss, extra=result.extra if keep else None,
+                    radius=result.final.get("radius"), finished=result.status == "done",
+                    parts=cell.task_cls.theory_parts(dict(cell.options)))
             except Exception as exc:  # noqa: BLE001 - e.g. an SVD of non-finite data
                 record.theory = {"jacobian": {"status": "error", "reason": exception_line(exc)}}
             self._emit(summary, record)

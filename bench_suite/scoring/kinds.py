@@ -282,5 +282,44 @@ register_kind(CheckKind(
     description="the log-log slope of metric against x over the group's cells (every repetition a point)"))
 
 
+# --------------------------------------------------------------------------------------------
+# kkt_bound: Theorem 2 as a bound over the instances (cells) of a group
+# --------------------------------------------------------------------------------------------
+def score_kkt_bound(ref: "Reference", cells: pd.DataFrame, width, activation, confidence: float) -> dict:
+    """Theorem 2 as a bound over the instances (cells) of the group, each judged on its own radii
+    (``theory.kkt_bound.bound_verdict``, slack = the row's ``bound``): ``ours`` is the largest
+    growth of loss/eps^2 from the larger- to the smaller-eps half, ``n`` the instances; the note
+    counts the non-degenerate KKT points above the float64 floor and, when there are none, says
+    the eps^2 rate is untestable ("stated, not fitted")."""
+    from ..core.records import KKT_BOUND_SUMMARY
+    from ..theory.kkt_bound import bound_verdict
+
+    cells = cells[cells["method"] == ref.method]
+    prov = provenance_fields(cells)
+    done = cells[(cells["status"] == "done") & cells["kkt_bound_starts"].notna()] \
+        if "kkt_bound_starts" in cells.columns else cells.iloc[0:0]
+    if done.empty:
+        return verdict_row(ref, width, activation, note="no record here carries Theorem 2's KKT study (the theory "
+                                                        "section's kkt_bound part: the kkt_bound task's cells)", **prov)
+    instances = [{k: (None if pd.isna(row[f"kkt_bound_{k}"]) else row[f"kkt_bound_{k}"]) for k in KKT_BOUND_SUMMARY}
+                 for _, row in done.iterrows()]
+    out = bound_verdict(instances, slack=ref.target)
+    growth = pd.to_numeric(done["kkt_bound_growth"], errors="coerce").max() if "kkt_bound_growth" in done else math.nan
+    return verdict_row(ref, width, activation, verdict=out["verdict"], ours=growth, n=len(instances),
+                       note=out["note"], **prov)
+
+
+def _describe_kkt_bound(ref: "Reference") -> str:
+    return (f"per instance, max loss/eps^2 of non-degenerate KKT points above the float64 floor on the smaller-eps "
+            f"half <= {ref.target:g} x that on the larger-eps half")
+
+
+register_kind(CheckKind(
+    "kkt_bound", score_kkt_bound, ("at_most",), _describe_kkt_bound, takes=frozenset({"bound"}), needs=("bound",),
+    pools_settings=True, counts_repetitions=False,
+    description="Theorem 2 as a bound (the kkt_bound task's records): C estimated on the larger-eps half of each "
+                "instance's radii, tested on the smaller (bound: the slack, 2); bench_suite/theory/kkt_bound.py"))
+
+
 __all__ = ["CheckKind", "KINDS", "KIND_FIELDS", "OPERATORS", "get_kind", "register_kind", "score_comparison",
-           "score_single", "score_slope"]
+           "score_kkt_bound", "score_single", "score_slope"]

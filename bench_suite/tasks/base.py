@@ -65,6 +65,14 @@ class Task(abc.ABC):
         return out
 
     @classmethod
+    def theory_parts(cls, options: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Parts of the record's theory section this task's cells ask for beyond the standard
+        ones, by name with their settings (``bench_suite.theory.record_section`` computes them
+        from the cell's data and initial weights): e.g. ``{"kkt_bound": {...}}`` for Theorem 2's
+        KKT study (``tasks/kkt_bound.py``). Default: none."""
+        return {}
+
+    @classmethod
     def shape(cls, options: dict[str, Any]) -> dict[str, Any] | None:
         """The data's shape from the (checked) options, without reading data:
         ``{"n", "d", "k", "n_test"}`` (training samples, input dimension, outputs, test samples;

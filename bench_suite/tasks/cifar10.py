@@ -4,31 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..data.subsets import ImageSubsets, check_subset_size, option_flag  # noqa: F401 - also imported from here
 from .base import Task, TaskData, register_task
 
 METHODS_ALL = ["mli_paired_pgd", "sgd", "constraint_only", "no_mirroring"]
 CIFAR10_TRAIN, CIFAR10_TEST = 50_000, 10_000  # the published split
 
 
-def check_subset_size(name: str, value: Any, available: int) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= available:
-        raise ValueError(f"option {name} must be None (all) or an integer in [1, {available}], got {value!r}")
-    return value
-
-
-def option_flag(name: str, value: Any) -> bool:
-    """A yes/no option; ``--option download=true`` arrives as the string "true"."""
-    if isinstance(value, bool) or value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.lower() in ("true", "yes", "false", "no"):
-        return value.lower() in ("true", "yes")
-    raise ValueError(f"option {name} must be true or false, got {value!r}")
-
-
 @register_task
-class Cifar10Random(Task):
+class Cifar10Random(ImageSubsets, Task):
     """CIFAR-10 training images with labels drawn uniformly from the 10 classes (``data_seed``).
 
     Inputs are scaled to [0, 1], standardized per channel with the mean/std of the training
@@ -39,6 +23,7 @@ class Cifar10Random(Task):
     """
 
     name = "cifar10_random"
+    train_count, test_count, input_dim = CIFAR10_TRAIN, CIFAR10_TEST, 3072
     version = 1
     description = "CIFAR-10 (d=3072) with uniformly random training labels: memorization (Table 3)"
     classification = True
@@ -112,18 +97,6 @@ class Cifar10Random(Task):
         "the device; and a repetition then fits one 600-s GPU call with margin (docs/performance.md). "
         "The CPU profiles are fp32 (TF32 is CUDA-only). See docs/data.md."
     )
-
-    @classmethod
-    def check_options(cls, options: dict[str, Any]) -> dict[str, Any]:
-        out = {**options, "download": option_flag("download", options.get("download", False))}
-        out["n_train"] = check_subset_size("n_train", options.get("n_train"), CIFAR10_TRAIN)
-        out["n_test"] = check_subset_size("n_test", options.get("n_test"), CIFAR10_TEST)
-        return out
-
-    @classmethod
-    def shape(cls, options: dict[str, Any]) -> dict[str, Any]:
-        return {"n": options.get("n_train") or CIFAR10_TRAIN, "d": 3072, "k": 10,
-                "n_test": options.get("n_test") or CIFAR10_TEST}
 
     def load(self, options, *, data_seed, data_root=None, cache_dir=None) -> TaskData:
         # imported here: listing the tasks must not need torch, Pillow or torchvision
@@ -250,7 +223,7 @@ def generalization_profiles(train_total: int, test_total: int, *, labels: str = 
 
 
 @register_task
-class Cifar10(Task):
+class Cifar10(ImageSubsets, Task):
     """CIFAR-10 with its TRUE labels: test accuracy against width, per method (generalization).
 
     Same sources, reader and uint8 cache as ``cifar10_random`` (``load_cifar10``); inputs
@@ -260,6 +233,7 @@ class Cifar10(Task):
     """
 
     name = "cifar10"
+    train_count, test_count, input_dim = CIFAR10_TRAIN, CIFAR10_TEST, 3072
     version = 1
     classification = True
     description = "CIFAR-10 (d=3072) with its true labels: test accuracy vs width per method (generalization)"
@@ -273,29 +247,11 @@ class Cifar10(Task):
     profiles: dict[str, dict[str, Any]] = generalization_profiles(CIFAR10_TRAIN, CIFAR10_TEST)
     defaults_rationale = GENERALIZATION_RATIONALE
 
-    @classmethod
-    def check_options(cls, options: dict[str, Any]) -> dict[str, Any]:
-        out = {**options, "download": option_flag("download", options.get("download", False))}
-        out["n_train"] = check_subset_size("n_train", options.get("n_train"), CIFAR10_TRAIN)
-        out["n_test"] = check_subset_size("n_test", options.get("n_test"), CIFAR10_TEST)
-        return out
-
-    @classmethod
-    def shape(cls, options: dict[str, Any]) -> dict[str, Any]:
-        return {"n": options.get("n_train") or CIFAR10_TRAIN, "d": 3072, "k": 10,
-                "n_test": options.get("n_test") or CIFAR10_TEST}
-
     def load(self, options, *, data_seed, data_root=None, cache_dir=None) -> TaskData:
         # imported here: listing the tasks must not need torch, Pillow or torchvision
         from ..data.cifar10 import load_cifar10
-        from ..data.features import labeled_image_data
+        from ..data.features import subset_image_data
 
         options = self.check_options(options)
         images = load_cifar10(data_root, cache_dir, download=options["download"])
-        return labeled_image_data(
-            images.x_train, images.y_train, images.x_test, images.y_test, classes=images.classes,
-            n_train=check_subset_size("n_train", options["n_train"], len(images.y_train)),
-            n_test=check_subset_size("n_test", options["n_test"], len(images.y_test)),
-            data_seed=data_seed, source=images.source, checksum=images.checksum,
-            info={"location": images.location, "from_cache": images.from_cache},
-        )
+        return subset_image_data(images, options, data_seed=data_seed)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..data.subsets import ImageSubsets
 from .base import Task, TaskData, register_task
 from .cifar10 import (
     GENERALIZATION_GRID,
     GENERALIZATION_RATIONALE,
     GENERALIZATION_TRAIN_DEFAULTS,
-    check_subset_size,
     generalization_profiles,
 )
 
@@ -18,7 +18,7 @@ LABELS = {"fine": 100, "coarse": 20}  # option labels -> number of classes
 
 
 @register_task
-class Cifar100(Task):
+class Cifar100(ImageSubsets, Task):
     """CIFAR-100 with its true labels: test accuracy against width, per method.
 
     Read from torchvision's ``cifar-100-python`` (md5 of every file checked against the
@@ -30,6 +30,7 @@ class Cifar100(Task):
     """
 
     name = "cifar100"
+    train_count, test_count, input_dim = CIFAR100_TRAIN, CIFAR100_TEST, 3072
     version = 1
     classification = True
     description = "CIFAR-100 (d=3072, 100 fine or 20 coarse classes) with its true labels: test accuracy vs width"
@@ -45,36 +46,27 @@ class Cifar100(Task):
     defaults_rationale = GENERALIZATION_RATIONALE
 
     @classmethod
+    def outputs(cls, options: dict[str, Any]) -> int:
+        return LABELS[options.get("labels", "fine")]
+
+    @classmethod
     def check_options(cls, options: dict[str, Any]) -> dict[str, Any]:
-        out = dict(options)
-        out["n_train"] = check_subset_size("n_train", options.get("n_train"), CIFAR100_TRAIN)
-        out["n_test"] = check_subset_size("n_test", options.get("n_test"), CIFAR100_TEST)
+        out = super().check_options(options)
         labels = options.get("labels", "fine")
         if labels not in LABELS:
             raise ValueError(f"option labels must be one of {', '.join(LABELS)}, got {labels!r}")
         out["labels"] = labels
         return out
 
-    @classmethod
-    def shape(cls, options: dict[str, Any]) -> dict[str, Any]:
-        return {"n": options.get("n_train") or CIFAR100_TRAIN, "d": 3072, "k": LABELS[options.get("labels", "fine")],
-                "n_test": options.get("n_test") or CIFAR100_TEST}
-
     def load(self, options, *, data_seed, data_root=None, cache_dir=None) -> TaskData:
         # imported here: listing the tasks must not need torch or numpy
         from ..data.cifar100 import load_cifar100
-        from ..data.features import labeled_image_data
+        from ..data.features import subset_image_data
 
         options = self.check_options(options)
         images = load_cifar100(data_root, cache_dir)
-        coarse = options["labels"] == "coarse"
-        y_train = images.y_train_coarse if coarse else images.y_train
-        y_test = images.y_test_coarse if coarse else images.y_test
-        return labeled_image_data(
-            images.x_train, y_train, images.x_test, y_test,
-            classes=images.coarse_classes if coarse else images.classes,
-            n_train=check_subset_size("n_train", options["n_train"], len(y_train)),
-            n_test=check_subset_size("n_test", options["n_test"], len(y_test)),
-            data_seed=data_seed, source=images.source, checksum=images.checksum,
-            info={"labels": options["labels"], "location": images.location, "from_cache": images.from_cache},
-        )
+        if options["labels"] == "coarse":
+            return subset_image_data(images, options, data_seed=data_seed, y_train=images.y_train_coarse,
+                                     y_test=images.y_test_coarse, classes=images.coarse_classes,
+                                     info={"labels": "coarse"})
+        return subset_image_data(images, options, data_seed=data_seed, info={"labels": options["labels"]})

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..data.subsets import ImageSubsets
 from .base import Task, TaskData, register_task
 from .cifar10 import (
     GENERALIZATION_GRID,
     GENERALIZATION_RATIONALE,
     GENERALIZATION_TRAIN_DEFAULTS,
-    check_subset_size,
     generalization_profiles,
 )
 
@@ -17,7 +17,7 @@ MNIST_TRAIN, MNIST_TEST = 60_000, 10_000  # the published split
 
 
 @register_task
-class Mnist(Task):
+class Mnist(ImageSubsets, Task):
     """MNIST with its true labels: test accuracy against width, per method.
 
     Read from the raw IDX files (torchvision's ``MNIST/raw/``, gzipped or not), an image folder
@@ -28,6 +28,7 @@ class Mnist(Task):
     """
 
     name = "mnist"
+    train_count, test_count, input_dim = MNIST_TRAIN, MNIST_TEST, 784
     version = 1
     classification = True
     description = "MNIST (d=784) with its true labels: test accuracy vs width per method (generalization)"
@@ -40,29 +41,10 @@ class Mnist(Task):
     profiles: dict[str, dict[str, Any]] = generalization_profiles(MNIST_TRAIN, MNIST_TEST, needs="MNIST")
     defaults_rationale = GENERALIZATION_RATIONALE
 
-    @classmethod
-    def check_options(cls, options: dict[str, Any]) -> dict[str, Any]:
-        out = dict(options)
-        out["n_train"] = check_subset_size("n_train", options.get("n_train"), MNIST_TRAIN)
-        out["n_test"] = check_subset_size("n_test", options.get("n_test"), MNIST_TEST)
-        return out
-
-    @classmethod
-    def shape(cls, options: dict[str, Any]) -> dict[str, Any]:
-        return {"n": options.get("n_train") or MNIST_TRAIN, "d": 784, "k": 10,
-                "n_test": options.get("n_test") or MNIST_TEST}
-
     def load(self, options, *, data_seed, data_root=None, cache_dir=None) -> TaskData:
         # imported here: listing the tasks must not need torch or numpy
-        from ..data.features import labeled_image_data
+        from ..data.features import subset_image_data
         from ..data.mnist import load_mnist
 
         options = self.check_options(options)
-        images = load_mnist(data_root, cache_dir)
-        return labeled_image_data(
-            images.x_train, images.y_train, images.x_test, images.y_test, classes=images.classes,
-            n_train=check_subset_size("n_train", options["n_train"], len(images.y_train)),
-            n_test=check_subset_size("n_test", options["n_test"], len(images.y_test)),
-            data_seed=data_seed, source=images.source, checksum=images.checksum,
-            info={"location": images.location, "from_cache": images.from_cache},
-        )
+        return subset_image_data(load_mnist(data_root, cache_dir), options, data_seed=data_seed)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .base import Task, TaskData, register_task
+from ..data.gaussian import GaussianRegression
+from .base import Task, register_task
 
 # --------------------------------------------------------------------------------------------
 # The ablation study of docs/ablation.md: one profile per sweep (``ablation_*``), 3 repetitions
@@ -20,7 +21,7 @@ _STUDY_TRAIN: dict[str, Any] = {"batch_size": None, "loss": "mse", "momentum": 0
                                 "epochs": 2000, "eval_every": 200, "lr_w": 0.1, "lr_v": 0.1, "eps": 1.0,
                                 "eps_mode": "absolute"}
 # the paper's method, its three ablations, and two variants of the method (issue 10): V frozen at
-# V0 (the theorems' J(w; v)) and per-unit balls of the same total radius (does the ball's shape matter?)
+# V0 (Theorem 1's J(w; v)) and per-unit balls of the same total radius (does the ball's shape matter?)
 _STUDY_METHODS = ["mli_paired_pgd", "sgd", "constraint_only", "no_mirroring", "mli_paired_pgd_fixed_v",
                   "mli_paired_pgd_per_neuron"]
 
@@ -82,7 +83,7 @@ ABLATION_PROFILES: dict[str, dict[str, Any]] = {
 
 
 @register_task
-class SyntheticAblation(Task):
+class SyntheticAblation(GaussianRegression, Task):
     """n Gaussian points x_i ~ N(0, I_d) in R^d with scalar targets y_i ~ N(0, 1), independent of x.
 
     Our choice (the paper's exact setup is not published): Gaussian inputs have norm about
@@ -104,9 +105,9 @@ class SyntheticAblation(Task):
 
     name = "synthetic_ablation"
     version = 1
-    description = "Gaussian inputs, random scalar targets, narrow net (m < n, m >= 2n/d), full-batch GD"
     classification = False
     report_sections = ("ordering", "study")
+    description = "Gaussian inputs, random scalar targets, narrow net (m < n, m >= 2n/d), full-batch GD"
     options: dict[str, Any] = {"n": 1000, "d": 100}
     train_defaults: dict[str, Any] = {
         "epochs": 2000,  # full-batch: one epoch is one GD step
@@ -146,27 +147,3 @@ class SyntheticAblation(Task):
         "(~2e-6). Chosen for stability and the paper's constrained regime, not to make the claimed ordering "
         "appear (it does not at these defaults: sgd memorizes)."
     )
-
-    @classmethod
-    def check_options(cls, options: dict[str, Any]) -> dict[str, Any]:
-        out = super().check_options(options)
-        for key in ("n", "d"):
-            if out[key] is None or out[key] < 1:
-                raise ValueError(f"option {key} of {cls.name} must be an integer >= 1, got {out[key]!r}")
-        return out
-
-    @classmethod
-    def shape(cls, options: dict[str, Any]) -> dict[str, Any]:
-        return {"n": int(options["n"]), "d": int(options["d"]), "k": 1, "n_test": 0}
-
-    def load(self, options, *, data_seed, data_root=None, cache_dir=None) -> TaskData:
-        n, d = int(options["n"]), int(options["d"])
-        import torch
-
-        g = torch.Generator().manual_seed(data_seed)
-        x = torch.randn(n, d, generator=g)
-        y = torch.randn(n, 1, generator=g)
-        return TaskData(
-            x_train=x, y_train=y, num_outputs=1, classification=False,
-            source=f"synthetic: x ~ N(0, I_{d}), y ~ N(0, 1), n={n}, seed={data_seed}",
-        )

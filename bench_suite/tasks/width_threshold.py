@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Task, TaskData, register_task
+from ..data.gaussian import GaussianRegression
+from .base import Task, register_task
 
 # m = 2n/d * rho for rho in {0.3, 0.5, 0.7, 0.9, 1, 1.1, 1.3, 1.5, 2, 3, 4} at the default
 # n = 200, d = 20 (2n/d = 20): both sides of the threshold, m = 2n/d itself, every width even
@@ -16,7 +17,7 @@ WIDTHS = [6, 10, 14, 18, 20, 22, 26, 30, 40, 60, 80]
 # (V must grow like 1/eps, W's curvature grows like |V|^2): at fixed learning rates the small
 # end is frozen and the large end unstable. Our choice, derived there, not tuned on outcomes.
 EPS_SWEEP = [0.01, 0.03, 0.1, 0.3, 1.0]
-# the theorems' setting beside the method (issue 10): MLI + paired + PGD with V frozen at V0, the
+# Theorem 1's setting beside the method (issue 10): MLI + paired + PGD with V frozen at V0, the
 # problem whose Jacobian J(w; v) the rank argument is about; at the task's defaults, on six widths
 # m d/(2n) = 0.3, 0.5, 1, 1.5, 2, 4 (tanh), so the ci profile grows by ~20 s of CPU (fused with
 # the mli_paired_pgd group; all 11 widths would be ~35 s)
@@ -30,7 +31,7 @@ EPS_SWEEP_CASES = [
 
 
 @register_task
-class WidthThreshold(Task):
+class WidthThreshold(GaussianRegression, Task):
     """n Gaussian points x_i ~ N(0, I_d) with scalar targets y_i ~ N(0, 1) independent of x
     (the synthetic ablation's data, smaller: n = 200, d = 20, so 2n/d = 20 and m = 6..80 spans
     m d / (2n) = 0.3..4), trained by full-batch projected GD on the engine's mse under a tight
@@ -97,7 +98,7 @@ class WidthThreshold(Task):
         },
         "ci": {
             "description": ("mli_paired_pgd, tanh and relu, m d/(2n) = 0.3..4 (11 widths), 10000 GD steps, three "
-                            "repetitions, and beside it mli_paired_pgd_fixed_v (V frozen at V0: the theorems' "
+                            "repetitions, and beside it mli_paired_pgd_fixed_v (V frozen at V0: Theorem 1's "
                             "J(w; v)), tanh, 6 widths; the rank of J at init of LeCun-init cells (constraint_only, "
                             "one step); the eps sweep at m d/(2n) = 1 and 2 (eps 0.01..1, lr_w ~ eps^2, "
                             "lr_v ~ 1/eps^2)"),
@@ -109,7 +110,7 @@ class WidthThreshold(Task):
                 # at an lr LeCun-init features take: docs/theory.md)
                 {"methods": ["constraint_only"], "widths": list(WIDTHS), "activations": ["tanh", "relu"],
                  "train": {"epochs": 1, "eval_every": 1, "lr_v": 0.1}},
-                # the theorems' fixed-output problem, beside the method at the same settings
+                # Theorem 1's fixed-output problem (J(w; v)), beside the method at the same settings
                 dict(FIXED_V_CASE),
                 # Theorem 2: the tight-limit scaling keeps the dynamics the same at every radius
                 *EPS_SWEEP_CASES,
@@ -153,27 +154,3 @@ class WidthThreshold(Task):
         "eps^2 n / (||Phi^+ y||^2 sigma_max(Phi)^2) for tanh at m d/(2n) = 2; 10000 steps contract the slowest "
         "linear mode by ~e^-5 there."
     )
-
-    @classmethod
-    def check_options(cls, options: dict[str, Any]) -> dict[str, Any]:
-        out = super().check_options(options)
-        for key in ("n", "d"):
-            if out[key] is None or out[key] < 1:
-                raise ValueError(f"option {key} of {cls.name} must be an integer >= 1, got {out[key]!r}")
-        return out
-
-    @classmethod
-    def shape(cls, options: dict[str, Any]) -> dict[str, Any]:
-        return {"n": int(options["n"]), "d": int(options["d"]), "k": 1, "n_test": 0}
-
-    def load(self, options, *, data_seed, data_root=None, cache_dir=None) -> TaskData:
-        n, d = int(options["n"]), int(options["d"])
-        import torch
-
-        g = torch.Generator().manual_seed(data_seed)
-        x = torch.randn(n, d, generator=g)
-        y = torch.randn(n, 1, generator=g)
-        return TaskData(
-            x_train=x, y_train=y, num_outputs=1, classification=False,
-            source=f"synthetic: x ~ N(0, I_{d}), y ~ N(0, 1), n={n}, seed={data_seed}",
-        )

@@ -14,16 +14,14 @@ table's ``trainer`` column). The grouping into fused groups and single reference
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 
-from .. import theory
 from ..data.contract import TaskData
-from ..methods import Method
+from .common import Checkpointing
 from .engine import train_group
 from .engine.layout import CellResult, CellSpec
-from .engine.loop import Checkpointing
 from .reference import train_reference
 
 
@@ -53,25 +51,3 @@ def train_cells(
                          f"grouping.trainer_groups")
     return [train_reference(data, specs[0], order_seed=order_seed, device=device, on_epoch=on_epoch,
                             keep_weights=keep_weights, checkpoint=checkpoint)]
-
-
-def theory_section(method: Method, x: torch.Tensor, y: torch.Tensor, **kwargs: Any) -> dict[str, Any]:
-    """``theory.record_section`` for a cell of ``method``, with the KKT part made to fit the
-    problem the method solves: with V frozen only W is a variable, so ``kkt_residual`` is the W
-    block's residual (``kkt_residual_w``; ``kkt_variables`` says "W"); a projection other than
-    the Frobenius ball has other KKT conditions than ``theory.kkt_residual``'s, so the part is
-    skipped with that reason (and so is it with W frozen)."""
-    section = theory.record_section(x, y, **kwargs)
-    kkt = section.get("kkt")
-    if not isinstance(kkt, dict) or kkt.get("status") != "done":
-        return section
-    if method.projection_name not in ("none", "frobenius"):
-        section["kkt"] = {"status": "skipped",
-                          "reason": f"the KKT residual is that of the Frobenius ball; method {method.name} projects "
-                                    f"onto {method.projection_name}"}
-    elif "w" in method.frozen:
-        section["kkt"] = {"status": "skipped", "reason": f"method {method.name} freezes W: the KKT residual of V "
-                                                         f"alone is not computed"}
-    elif "v" in method.frozen:
-        section["kkt"] = {**kkt, "kkt_residual": kkt.get("kkt_residual_w"), "kkt_variables": "W"}
-    return section

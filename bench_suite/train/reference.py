@@ -49,15 +49,19 @@ from ..data.contract import TaskData
 from ..methods import SINGLE_GROUP_OPTIMIZERS, Method, MethodError, schedule_factor
 from ..model import TwoLayerNet
 from ..model.projection import project_frobenius_ball, project_per_neuron_balls
-from .engine.layout import CellResult, CellSpec
-from .engine.loop import (
+from .common import (
     SEGMENT_MIN_STEPS,
-    WEIGHT_NORM_LIMIT,
     Checkpointing,
+    Timer,
     TrainingStopped,
-    _Timer,
+    compute_dtype,
+    divergence,
+    evaluation_divergence,
+    final_metrics,
     precision_context,
+    state_problem,
 )
+from .engine.layout import CellResult, CellSpec
 
 STATE_FORMAT = "bench_suite.reference_state/1"
 EVAL_CHUNK = 8192  # samples per forward in an exact evaluation
@@ -149,7 +153,7 @@ def train_reference(
         raise ValueError("loss 'ce' needs a classification task; use loss 'mse' for regression targets")
     cell.method.check_cell(cell.width, cfg)
     cell.method.check_runtime()
-    data = data.to(device)
+    data = data.to(device, compute_dtype(cfg.precision))
     with precision_context(cfg.precision, device):
         return _ReferenceRun(data, cell, order_seed, device, checkpoint).run(on_epoch, keep_weights)
 
@@ -254,7 +258,7 @@ class _ReferenceRun:
 
     def run(self, on_epoch: Callable[[int, int], None] | None, keep_weights: bool) -> CellResult:
         cfg = self.cfg
-        timer = self.timer = _Timer(self.device, self.times_before)
+        timer = self.timer = Timer(self.device, self.times_before)
         last_save = (self.epoch, time.perf_counter())
         seg_seconds: list[float] = []
         while self.epoch < cfg.epochs and self.status == "done":
@@ -394,17 +398,8 @@ class _ReferenceRun:
         seg_losses = self.epoch_loss[self.seg_start(end) : epoch]
         first_bad = next((j for j, v in enumerate(seg_losses) if not math.isfinite(v)), None)
         when = f"in epoch {self.first_bad}" if self.first_bad else f"by epoch {epoch}"
-        why = None
-        if not math.isfinite(dist):
-            why = f"the hidden weights became non-finite {when} (||W - W0||_F = {dist} at epoch {epoch})"
-        elif not math.isfinite(vnorm):
-            why = f"the output weights became non-finite {when} (||V||_F = {vnorm} at epoch {epoch})"
-        elif first_bad is not None:
-            why = f"the training loss became non-finite in epoch {self.seg_start(end) + first_bad + 1}"
-        elif dist > WEIGHT_NORM_LIMIT:
-            why = f"||W - W0||_F = {dist:.3g} exceeded the limit {WEIGHT_NORM_LIMIT:g} by epoch {epoch}"
-        elif vnorm > WEIGHT_NORM_LIMIT:
-            why = f"||V||_F = {vnorm:.3g} exceeded the limit {WEIGHT_NORM_LIMIT:g} by epoch {epoch}"
+        why = divergence(dist, vnorm, epoch=epoch, when=when,
+                         loss_bad_epoch=None if first_bad is None else self.seg_start(end) + first_bad + 1)
         if evaluating or why:
             tr_loss, tr_acc = self.evaluate(data.x_train, data.y_train)
             te_loss, te_acc = self.evaluate(data.x_test, data.y_test) if data.x_test is not None else (None, None)
@@ -423,10 +418,7 @@ class _ReferenceRun:
             n_eval = self.n + (0 if data.x_test is None else data.x_test.shape[0])
             self.evals_flops += 2.0 * n_eval * self.dim * self.cell.width
             if why is None:
-                for key, what in (("eval_train_loss", "training loss"), ("test_loss", "test loss")):
-                    if values[key] is not None and not math.isfinite(values[key]):
-                        why = f"the {what} (exact evaluation) became non-finite by epoch {epoch}"
-                        break
+                why = evaluation_divergence(tr_loss, te_loss, epoch=epoch)
         if why is not None:
             self.status, self.reason, self.stopped_at = "diverged", why, epoch
 
@@ -437,9 +429,7 @@ class _ReferenceRun:
         curves["train_loss"] = self.epoch_loss[:epochs_run]
         if self.data.classification:
             curves["train_acc"] = self.epoch_acc[:epochs_run]
-        final = {key: (curves[curve][-1] if curves[curve] else None) for key, curve in (
-            ("train_loss", "eval_train_loss"), ("train_acc", "eval_train_acc"), ("test_loss", "test_loss"),
-            ("test_acc", "test_acc"), ("dist_w0", "dist_w0"), ("proj_active_frac", "proj_active_frac"))}
+        final = final_metrics(curves)
         final["radius"] = self.radius
         flops = self.flops_per_step * self.spe * epochs_run + self.evals_flops
         engine = f"reference/{method.optimizer}/{method.projection_name}"
@@ -452,7 +442,8 @@ class _ReferenceRun:
         timing_out: dict[str, Any] = {
             **timing, "epochs": epochs_run, "group_size": 1, "flops": flops,
             "group_tflops_per_s": flops / max(timing["train_time_s"], 1e-9) / 1e12,
-            "engine": engine, "trainer": "reference",
+            "engine": engine, "trainer": "reference", "dtype": str(self.dtype).replace("torch.", ""),
+            "grouping": "alone",
         }
         if self.resumed_at:
             timing_out["resumed_at_epochs"] = list(self.resumed_at)
@@ -487,24 +478,18 @@ class _ReferenceRun:
 
     def _check_state(self, state: Any) -> str | None:
         """None when ``state`` can resume this cell, else what is wrong (one line)."""
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            return f"not a {STATE_FORMAT} state"
-        if state.get("fingerprint") != self.fingerprint:
-            theirs, ours = state.get("fingerprint") or {}, self.fingerprint
-            diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
-            return f"made for another cell or setting (differs in: {', '.join(diff)})"
-        epoch = state.get("epoch")
-        if not isinstance(epoch, int) or not 0 < epoch < self.cfg.epochs or state.get("epochs") != self.cfg.epochs:
-            return f"epoch {epoch!r} is not inside this run's {self.cfg.epochs} epochs"
+        problem = state_problem(state, fmt=STATE_FORMAT, fingerprint=self.fingerprint, epochs=self.cfg.epochs,
+                                made_for="cell", loop_keys=(
+                                    "curves", "epoch_loss", "epoch_acc", "status", "reason", "stopped_at",
+                                    "steps_done", "proj_count", "evals_flops", "first_bad", "times", "resumed_at"))
+        if problem is not None:
+            return problem
         model = state.get("model")
         if not isinstance(model, dict) or any(
                 not isinstance(model.get(k), torch.Tensor) or model[k].shape != getattr(self.model, k).shape
                 for k in ("w", "v")):
             return "its model tensors are not this cell's"
-        loop = state.get("loop")
-        need = ("curves", "epoch_loss", "epoch_acc", "status", "reason", "stopped_at", "steps_done", "proj_count",
-                "evals_flops", "first_bad", "times", "resumed_at")
-        if not isinstance(loop, dict) or any(k not in loop for k in need) or len(loop["epoch_loss"]) != epoch:
+        if len(state["loop"]["epoch_loss"]) != state["epoch"]:
             return "its loop state is incomplete"
         if not isinstance(state.get("optimizer"), dict) or not isinstance(state.get("order_state"), torch.Tensor):
             return "its optimizer or sample-order state is missing"

@@ -7,8 +7,9 @@ weights. Activation, output layer, loss, learning rates and the projection stay 
 fused cell computes the same numbers as the cell trained alone (tested to float tolerance, and
 against a plain autograd loop in tests/test_engine_fast_paths.py). A single cell is a group of one.
 
-Modules: ``layout`` (the cells and where their rows sit), ``step`` (the group's state and one
-SGD step, folds, evaluation), ``loop`` (epochs eager or as CUDA graphs, the segment loop,
+Modules: ``layout`` (the cells and where their rows sit), ``state`` (the group's state: W0, s,
+U, V and the buffers, folds, freezing, state tensors; the engine's switches), ``step`` (one SGD
+step, an epoch of steps, evaluation), ``loop`` (epochs eager or as CUDA graphs, the segment loop,
 divergence checks, checkpoints, ``train_group``).
 
 How a step stays near the cost of its two big GEMMs (docs/performance.md has the numbers):
@@ -24,7 +25,7 @@ How a step stays near the cost of its two big GEMMs (docs/performance.md has the
   U <- U - (lr/s)·dpreᵀx is one GEMM with accumulate; with momentum the buffer is gamma·B, so
   b <- mu·b + G is one GEMM with accumulate into B too;
 - ||U|| per cell is tracked from B x m quantities (``lowrank``) or re-measured (``exact``);
-  a fold (U <- s·U) keeps U inside float32's range, decided on the device (``step.FOLD_*``);
+  a fold (U <- s·U) keeps U inside float32's range, decided on the device (``state.FOLD_*``);
 - the data is on the device before training, batches are gathered by index on the device,
   sample orders are copied 32 epochs at a time, and nothing is read back to the host inside a
   segment (>= 64 steps; metrics accumulate on the device), so on CUDA an epoch can be one CUDA
@@ -40,7 +41,7 @@ from .loop import (
     precision_context,
     train_group,
 )
-from .step import (
+from .state import (
     CUDA_GRAPHS_ENV,
     FOLD_BELOW,
     FOLD_CADENCES,

@@ -2,18 +2,19 @@
 
 The loop runs in **segments**: the epochs between two exact folds (at least 64 steps, and every
 evaluation ends one). At a segment's end, and only there, the host reads the device: the exact
-fold, the fold-cadence decision (``step.FOLD_*``), the divergence checks on the loss and on the
+fold, the fold-cadence decision (``state.FOLD_*``), the divergence checks on the loss and on the
 weights, evaluations, and checkpoints / graceful stops (``Checkpointing``); so a stop asked for
 at any moment takes effect within max(one epoch, 64 steps).
 """
 
 from __future__ import annotations
 
-import contextlib
+import hashlib
+import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any, Callable
 
 import torch
@@ -22,101 +23,25 @@ from ...core.config import TrainConfig  # noqa: F401 - re-exported
 from ...core.flops import step_flops
 from ...data.contract import TaskData
 from ...model import check_choice
+from ..common import (  # noqa: F401 - re-exported: the engine's face names them
+    SEGMENT_MIN_STEPS,
+    WEIGHT_NORM_LIMIT,
+    Checkpointing,
+    Timer,
+    TrainingStopped,
+    compute_dtype,
+    divergence,
+    evaluation_divergence,
+    final_metrics,
+    precision_context,
+    state_problem,
+)
 from .layout import CellResult, CellSpec  # noqa: F401 - re-exported
-from .step import CUDA_GRAPHS_ENV, NORM_TRACKING_ENV, NORM_TRACKINGS, _env_flag, _FusedEngine
+from .state import CUDA_GRAPHS_ENV, NORM_TRACKING_ENV, NORM_TRACKINGS, _env_flag
+from .step import _FusedEngine
 
-# A cell diverges when a weight, a norm or a metric is non-finite, or when a weight norm passes
-# this bound (our choice: trained nets here have ||V||_F and ||W - W0||_F of order 1-100; with
-# a saturated activation a blown-up net can keep a finite loss while ||V|| reaches 1e86 in float64)
-WEIGHT_NORM_LIMIT = 1e8
-SEGMENT_MIN_STEPS = 64  # steps between exact folds (and host reads) when not evaluating
 HEALTH_MIN_STEPS = 16  # the device notes non-finite weights at epoch ends at least this many steps apart
 STATE_FORMAT = "bench_suite.train_state/1"
-
-
-@contextlib.contextmanager
-def precision_context(precision: str, device: torch.device):
-    """TF32 on or off for this block (restored after); bf16 autocast is applied in the step."""
-    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
-    torch.backends.cudnn.allow_tf32 = precision == "tf32"
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
-
-
-class _Timer:
-    """Wall time on the host; on CUDA also device time between CUDA events. ``before`` holds
-    the times of earlier processes of a resumed run, which the totals include."""
-
-    def __init__(self, device: torch.device, before: dict[str, float] | None = None) -> None:
-        self.cuda = device.type == "cuda"
-        self.before = dict(before or {})
-        self.t0 = time.perf_counter()
-        if self.cuda:
-            self.start = torch.cuda.Event(enable_timing=True)
-            self.end = torch.cuda.Event(enable_timing=True)
-            self.start.record()
-
-    def wall(self) -> float:
-        return self.before.get("wall_time_s", 0.0) + time.perf_counter() - self.t0
-
-    def stop(self) -> dict[str, float]:
-        out = {}
-        if self.cuda:
-            self.end.record()
-            self.end.synchronize()
-            out["train_time_s"] = self.start.elapsed_time(self.end) / 1000.0
-        out["wall_time_s"] = time.perf_counter() - self.t0
-        out.setdefault("train_time_s", out["wall_time_s"])
-        return {k: v + self.before.get(k, 0.0) for k, v in out.items()}
-
-
-class TrainingStopped(Exception):
-    """``train_group`` stopped early because ``Checkpointing.stop`` asked it to; the state was
-    saved (``Checkpointing.save``) at ``epoch`` of ``epochs``, so a later call resumes there."""
-
-    def __init__(self, epoch: int, epochs: int, reason: str) -> None:
-        super().__init__(f"stopped at epoch {epoch}/{epochs}: {reason}")
-        self.epoch, self.epochs, self.reason = epoch, epochs, reason
-
-
-@dataclass
-class Checkpointing:
-    """How ``train_group`` saves, resumes and stops (all optional). Our choice of interface: the
-    engine knows when its state is whole (a segment end), the caller where it goes.
-
-    - ``resume``: a state from an earlier ``save`` (``torch.load(weights_only=True)`` of it is
-      fine): training continues from it and ends with the same numbers as without a stop.
-    - ``save(state)``: called at a segment end when ``every_epochs`` epochs or ``every_seconds``
-      seconds have passed since the last save (or the start), and before a stop.
-    - ``stop(next_segment_s)``: called at every segment end with an estimate of the next
-      segment's seconds; a reason (str) stops training after a save (``TrainingStopped``).
-    - ``invalid(message)``: ``resume`` did not match this group; training starts from scratch.
-    """
-
-    resume: dict[str, Any] | None = None
-    save: Callable[[dict[str, Any]], None] | None = None
-    every_epochs: int | None = None
-    every_seconds: float | None = None
-    stop: Callable[[float], str | None] | None = None
-    invalid: Callable[[str], None] | None = None
-
-    def at_segment_end(self, epoch: int, epochs: int, last_save: tuple[int, float], seg_seconds: list[float],
-                       export_state: Callable[[], dict[str, Any]]) -> tuple[int, float]:
-        """What a trainer does at a segment end (its state whole, ``epoch`` epochs done of
-        ``epochs``): save when due or before a stop, then raise ``TrainingStopped`` on a stop.
-        ``last_save`` is (epoch, ``time.perf_counter()``) of the last save; returns the new one."""
-        stop = self.stop(max(seg_seconds[-3:])) if self.stop is not None else None
-        due = ((self.every_epochs and epoch - last_save[0] >= self.every_epochs)
-               or (self.every_seconds is not None and time.perf_counter() - last_save[1] >= self.every_seconds))
-        if (stop or due) and self.save is not None:
-            self.save(export_state())
-            last_save = (epoch, time.perf_counter())
-        if stop:
-            raise TrainingStopped(epoch, epochs, stop)
-        return last_save
 
 
 class _EpochRunner:
@@ -222,6 +147,20 @@ def _cell_fingerprint(data: TaskData, cells: list[CellSpec], order_seed: int, en
     }
 
 
+def grouping(cells: list[CellSpec]) -> str:
+    """How a cell ran, for its record (``timing.grouping``): ``alone`` (a group of one), or
+    ``fused/`` and a digest of the group's cells (method, width, activation and settings, not
+    the seeds), equal for every repetition of a grid run the same way. On the CPU a cell's
+    numbers do not depend on it (``step._FusedEngine.output_grad``); on CUDA cuBLAS picks its
+    kernels by the fused matrices' shapes, so records of one cell in different groupings can
+    differ by rounding, which a chaotic run amplifies (docs/design.md, "Same cell, same number")."""
+    if len(cells) == 1:
+        return "alone"
+    members = sorted(json.dumps([c.method.name, c.width, c.activation, asdict(c.config)], sort_keys=True)
+                     for c in cells)
+    return "fused/" + hashlib.sha256("\n".join(members).encode()).hexdigest()[:12]
+
+
 def train_group(
     data: TaskData,
     cells: list[CellSpec],
@@ -260,7 +199,7 @@ def train_group(
     check_choice("norm tracking", norm_tracking, NORM_TRACKINGS)
     if cuda_graphs is None:
         cuda_graphs = bool(_env_flag(CUDA_GRAPHS_ENV))
-    data = data.to(device)
+    data = data.to(device, compute_dtype(cells[0].config.precision))
     with precision_context(cells[0].config.precision, device), torch.no_grad():
         return _Training(data, cells, order_seed, device, cuda_graphs, norm_tracking, checkpoint).run(
             on_epoch, keep_weights)
@@ -282,6 +221,7 @@ class _Training:
         self.eng = eng = _FusedEngine(data, cells, batch=self.batch, device=device, norm_tracking=norm_tracking)
         self.runner = _EpochRunner(eng, cuda_graphs, torch.Generator().manual_seed(order_seed), cfg.epochs)
         self.fingerprint = _cell_fingerprint(data, cells, order_seed, eng)
+        self.grouping = grouping(cells)
         # flops: every step charged a full batch; without the X·W0ᵀ table the forward has one more GEMM
         extra = 0.0 if eng.P0 is not None else 2.0 * self.batch * self.dim
         self.flops_per_step = [step_flops(self.batch, self.dim, c.width, data.num_outputs, c.method.output)
@@ -326,7 +266,7 @@ class _Training:
     def run(self, on_epoch: Callable[[int, int], None] | None, keep_weights: bool) -> list[CellResult]:
         eng, cfg = self.eng, self.cfg
         sync_free = eng.constrained and eng.host_check is None
-        timer = self.timer = _Timer(self.device, self.times_before)
+        timer = self.timer = Timer(self.device, self.times_before)
         last_save = (self.epoch, time.perf_counter())
         seg_seconds: list[float] = []
         while self.epoch < cfg.epochs and self.live():
@@ -405,16 +345,10 @@ class _Training:
             k = self.health_epochs
             when = (f"by epoch {epoch}" if not bad_epoch[i] else f"in epoch {bad_epoch[i]}" if k == 1
                     else f"between epochs {bad_epoch[i] - k + 1} and {bad_epoch[i]}")
-            if not math.isfinite(dist[i]):
-                why[i] = f"the hidden weights became non-finite {when} (||W - W0||_F = {dist[i]} at epoch {epoch})"
-            elif not math.isfinite(vnorm[i]):
-                why[i] = f"the output weights became non-finite {when} (||V||_F = {vnorm[i]} at epoch {epoch})"
-            elif first_bad is not None:
-                why[i] = f"the training loss became non-finite in epoch {self.seg_start(end) + first_bad + 1}"
-            elif dist[i] > WEIGHT_NORM_LIMIT:
-                why[i] = f"||W - W0||_F = {dist[i]:.3g} exceeded the limit {WEIGHT_NORM_LIMIT:g} by epoch {epoch}"
-            elif vnorm[i] > WEIGHT_NORM_LIMIT:
-                why[i] = f"||V||_F = {vnorm[i]:.3g} exceeded the limit {WEIGHT_NORM_LIMIT:g} by epoch {epoch}"
+            text = divergence(dist[i], vnorm[i], epoch=epoch, when=when,
+                              loss_bad_epoch=None if first_bad is None else self.seg_start(end) + first_bad + 1)
+            if text is not None:
+                why[i] = text
         if evaluating or why:
             tr_loss, tr_acc = eng.evaluate(data.x_train, data.y_train)
             te_loss, te_acc = eng.evaluate(data.x_test, data.y_test) if data.x_test is not None else (None, None)
@@ -438,10 +372,9 @@ class _Training:
                     self.curves[key][i].append(vals[i])
                 self.evals_flops[i] += 2.0 * n_eval * self.dim * self.cells[i].width
                 if i not in why:
-                    for key, what in (("eval_train_loss", "training loss"), ("test_loss", "test loss")):
-                        if values[key][i] is not None and not math.isfinite(values[key][i]):
-                            why[i] = f"the {what} (exact evaluation) became non-finite by epoch {epoch}"
-                            break
+                    text = evaluation_divergence(values["eval_train_loss"][i], values["test_loss"][i], epoch=epoch)
+                    if text is not None:
+                        why[i] = text
         for i, text in sorted(why.items()):
             eng.freeze(i)
             self.status[i] = "diverged"
@@ -471,9 +404,7 @@ class _Training:
             cell_curves["train_loss"] = losses_host[i][:epochs_run]
             if data.classification:
                 cell_curves["train_acc"] = accs_host[i][:epochs_run]
-            final = {key: (cell_curves[curve][-1] if cell_curves[curve] else None) for key, curve in (
-                ("train_loss", "eval_train_loss"), ("train_acc", "eval_train_acc"), ("test_loss", "test_loss"),
-                ("test_acc", "test_acc"), ("dist_w0", "dist_w0"), ("proj_active_frac", "proj_active_frac"))}
+            final = final_metrics(cell_curves)
             final.update({
                 "radius": eng.radius[i] if math.isfinite(eng.radius[i]) else None,
             })
@@ -489,6 +420,8 @@ class _Training:
                 # a fused group's time is shared: its cells' FLOP/s are reported for the group
                 "group_tflops_per_s": total_flops / max(timing["train_time_s"], 1e-9) / 1e12,
                 "engine": engine_note,
+                "grouping": self.grouping,
+                "dtype": str(eng.dtype).replace("torch.", ""),  # what it computed in (float64 for fp64)
                 "small_folds": folds[i],
                 "refolded_stretches": self.redos,
             }
@@ -525,15 +458,13 @@ class _Training:
 
     def _check_state(self, state: Any) -> str | None:
         """None when ``state`` can resume this group, else what is wrong (one line)."""
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            return f"not a {STATE_FORMAT} state"
-        if state.get("fingerprint") != self.fingerprint:
-            theirs, ours = state.get("fingerprint") or {}, self.fingerprint
-            diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
-            return f"made for another group or setting (differs in: {', '.join(diff)})"
-        epoch = state.get("epoch")
-        if not isinstance(epoch, int) or not 0 < epoch < self.cfg.epochs or state.get("epochs") != self.cfg.epochs:
-            return f"epoch {epoch!r} is not inside this run's {self.cfg.epochs} epochs"
+        problem = state_problem(state, fmt=STATE_FORMAT, fingerprint=self.fingerprint, epochs=self.cfg.epochs,
+                                made_for="group", loop_keys=(
+                                    "curves", "status", "reason", "stopped_at", "evals_flops", "steps_done",
+                                    "mom_since", "cadence", "redos", "cadence_segments", "times", "resumed_at"))
+        if problem is not None:
+            return problem
+        epoch = state["epoch"]
         live = self.eng.state_tensors()
         tensors = state.get("engine")
         if not isinstance(tensors, dict) or set(tensors) != set(live):
@@ -545,12 +476,7 @@ class _Training:
         for key, shape in (("epoch_loss", (epoch, self.C)), ("epoch_acc", (epoch, self.C))):
             if not isinstance(state.get(key), torch.Tensor) or tuple(state[key].shape) != shape:
                 return f"{key} has another shape"
-        loop = state.get("loop")
-        need = ("curves", "status", "reason", "stopped_at", "evals_flops", "steps_done", "mom_since", "cadence",
-                "redos", "cadence_segments", "times", "resumed_at")
-        if not isinstance(loop, dict) or any(k not in loop for k in need):
-            return "its loop state is incomplete"
-        if any(len(loop[k]) != self.C for k in ("status", "reason", "stopped_at", "evals_flops")):
+        if any(len(state["loop"][k]) != self.C for k in ("status", "reason", "stopped_at", "evals_flops")):
             return "its loop state is for another number of cells"
         orders = state.get("orders")
         if not isinstance(orders, dict) or not isinstance(orders.get("block_state"), torch.Tensor):
