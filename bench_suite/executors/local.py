@@ -116,11 +116,15 @@ class LocalDevices(Backend):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
         deadline = time.monotonic() + 30
-        for proc, _, _ in self.procs:
+        for proc, log_path, label in self.procs:
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()  # reaped: SIGKILL cannot be ignored, so this returns at once
+                print(f"worker {label} did not stop within 30 s of the interrupt and was killed: its unfinished cells "
+                      f"have no record; re-run to train them (from their last checkpoint, if any; log: {log_path})",
+                      file=sys.stderr, flush=True)
 
 
 

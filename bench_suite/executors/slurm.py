@@ -54,6 +54,7 @@ from .slurm_queue import (
     default_gpus,
     explain_sbatch_error,
     in_flight,
+    kill_wait_s,
     sacct_states,
     squeue_states,
 )
@@ -182,8 +183,9 @@ class SlurmBackend(Backend):
 
     submitit submits; the jobs are followed here: result files (cheap, every second), squeue
     every ``poll_s`` (sacct only for a job squeue has forgotten), one line per state change.
-    A job that ended without a result is final after ``grace_s`` (a shared filesystem may show
-    the file late, and a job being requeued shows an ending state for a moment); its unrecorded
+    A job that ended without a result is final after ``grace_s``, at least the cluster's
+    KillWait + 10 s (a shared filesystem may show the file late, and a job being requeued shows
+    an ending state until its step has ended, up to KillWait); its unrecorded
     cells become ``lost`` records naming the job and its state.
     On submitit's ``local``/``debug`` clusters (no SLURM) submitit's own job objects are used."""
 
@@ -207,6 +209,7 @@ class SlurmBackend(Backend):
         self._last_query = -math.inf
         self._unreachable_since: float | None = None
         self._sacct_works: bool | None = None
+        self.grace_s = params.grace_s  # raised to the cluster's KillWait + 10 s by _preflight
 
     def workers(self) -> int:
         return self.params.max_jobs
@@ -229,6 +232,9 @@ class SlurmBackend(Backend):
         if not ok:
             raise SubmitError(f"the SLURM controller does not answer ({text}): check `scontrol ping` / `sinfo`, or "
                               f"ask the administrators; nothing was submitted")
+        kill_wait = kill_wait_s()
+        if kill_wait is not None:
+            self.grace_s = max(self.grace_s, kill_wait + 10.0)
 
     def adopt(self, cells: list[Cell], options: WorkerOptions) -> set[str]:
         self.run_id, self.store = options.run_id, options.store
@@ -374,7 +380,7 @@ class SlurmBackend(Backend):
             # again (seen on a real cluster: the requeued cells were counted lost); a later poll
             # within grace_s that finds it alive resets ended_at
             waited = now - job.ended_at
-            if waited >= self.params.grace_s:
+            if waited >= self.grace_s:
                 if job.paths().result_pickle.exists():
                     job.outcome = "result"
                 else:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -51,7 +52,9 @@ class SlurmParams:
     cluster: str | None = None  # submitit cluster: None (detect: slurm), "slurm", "local" or "debug"
     poll_s: float = 10.0  # how often to ask squeue for the jobs' states
     cluster_timeout_s: float = 300.0  # how long an unanswering controller is waited for
-    grace_s: float = 15.0  # a job that ended without a result file: how long to wait for the file (or a requeue)
+    # a job that ended without a result file: how long to wait for the file or a requeue (at least the
+    # cluster's KillWait + 10 s on a real cluster: a requeued job shows an ending state until its step ends)
+    grace_s: float = 15.0
 
 
 @dataclass
@@ -146,6 +149,18 @@ def controller_answers() -> tuple[bool, str]:
         return False, exception_line(exc)
     text = (proc.stdout + proc.stderr).strip()
     return (" is UP" in text), _first_line(text) or f"scontrol ping exited with code {proc.returncode}"
+
+
+def kill_wait_s() -> float | None:
+    """The cluster's KillWait in seconds (``scontrol show config``; SLURM's default is 30), or
+    None when it cannot be read. A job step being killed, e.g. for a requeue, may take that long
+    to end, and squeue shows the job in an ending state meanwhile."""
+    try:
+        proc = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"^KillWait\s*=\s*(\d+)", proc.stdout, re.MULTILINE)
+    return float(match.group(1)) if proc.returncode == 0 and match else None
 
 
 def explain_sbatch_error(message: str, params: SlurmParams, gpus: int | None = None) -> str:
