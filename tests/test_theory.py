@@ -445,3 +445,38 @@ def test_the_former_name_of_the_record_section_still_works_with_a_warning():
     with pytest.warns(DeprecationWarning, match="theory.record_section"):
         old = train.theory_section(method, x, y, init=method.init, output=method.output, **kwargs)
     assert old == theory.record_section(x, y, method=method, **kwargs)
+
+
+def test_the_parts_at_init_are_computed_once_per_data_and_initial_weights_and_equal_the_direct_ones():
+    """The Jacobian at init and the linearized floor are shared by the cells of a sweep (same data,
+    same W0/V0): computed once, the same numbers as computing them afresh, never aliased."""
+    from bench_suite.methods import METHODS
+    from bench_suite.theory import section as sec
+
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(12, 4, generator=g), torch.randn(12, 1, generator=g)
+    method = METHODS.get("mli_paired_pgd")
+    w0, v0 = torch.randn(6, 4, generator=g), torch.randn(3, 1, generator=g)
+    calls = []
+
+    def section(w_end, radius, w_init=w0):
+        extra = {"w0": w_init, "v0": v0, "w": w_end, "v": v0}
+        return theory.record_section(x, y, method=method, width=6, outputs=1, activation="tanh", loss="mse",
+                                     extra=extra, radius=radius, finished=True)
+
+    sec._AT_INIT.clear()
+    real = sec.jacobian_stats
+    try:
+        sec.jacobian_stats = lambda *a, **k: calls.append(1) or real(*a, **k)
+        first = section(w0 + 0.01, 0.1)
+        first["jacobian"]["jacobian_rank"] = -1  # a caller's edit does not reach the cache
+        second = section(w0 - 0.02, 0.5)  # another lr / radius: the same parts at init
+        other = section(w0, 0.1, w_init=w0 * 2)  # other initial weights: computed again
+    finally:
+        sec.jacobian_stats = real
+    assert len(calls) == 2
+    sec._AT_INIT.clear()
+    fresh = section(w0 - 0.02, 0.5)
+    assert second["jacobian"] == fresh["jacobian"] and second["floor"] == fresh["floor"]
+    assert second["kkt"] == fresh["kkt"] and second["kkt"] != section(w0 + 0.01, 0.1)["kkt"]
+    assert other["jacobian"] != second["jacobian"]
