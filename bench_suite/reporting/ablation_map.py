@@ -342,8 +342,7 @@ def map_figure(rows: Sequence[dict], title: str):
     ratios = sorted({r["ratio"] for r in rows})
     radii = sorted({r["eps"] for r in rows})
     words = [HOLDS, FAILS, UNDECIDED]
-    cmap = ListedColormap([COLORS[w] for w in words])
-    cmap.set_bad("white")
+    cmap = ListedColormap([COLORS[w] for w in words]).with_extremes(bad="white")
     fig, axes = figures.new(len(rivals), width=3.3 * len(rivals) + 0.6, height=3.4)
     for ax, rival in zip(axes, rivals):
         grid = [[math.nan] * len(ratios) for _ in radii]
@@ -448,5 +447,5 @@ def map_section(data: SectionInput) -> list:
 
 
 __all__ = ["COLUMN", "Choice", "FAILS", "HOLDS", "LEGEND", "MAPS", "MAP_SECTION", "MapDesign", "UNDECIDED", "choose",
-           "counts", "map_figure", "map_frame", "map_markdown", "map_profiles", "map_rows", "map_section", "map_table", "map_task",
-           "score_pair", "summary_sentence", "tuning_table"]
+           "counts", "map_figure", "map_frame", "map_markdown", "map_profiles", "map_rows", "map_section", "map_table",
+           "map_task", "score_pair", "summary_sentence", "tuning_table"]
