@@ -162,13 +162,21 @@ def test_cpu_cells_run_as_cpu_jobs_whose_ids_and_states_are_shown_and_recorded(s
     assert len(jobs_json(store)) == 1
 
 
+def error_lines(stderr: str) -> list[str]:
+    """The error of a refused run: one line, the last on stderr, and no traceback (the status
+    lines before it, "N cells: ... to run" and notes, are the run's plan, not part of the error)."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert "Traceback" not in stderr and lines and lines[-1].startswith("bench-suite: error:"), lines
+    return [line for line in lines if "error" in line.lower()]
+
+
 @pytest.mark.parametrize("extra,needles", [
     (["--gpus-per-job", "1"], ["Invalid generic resource (gres) specification", "--gpus-per-job 0"]),
     (["--partition", "no-such-partition"], ["invalid partition", "sinfo -s"]),
 ])
 def test_an_sbatch_refusal_is_one_line_with_a_hint_exit_2_and_no_run_folder(slurm, store, capsys, extra, needles):
     assert main(["run", *FAST, *slurm.args(store), *extra]) == 2
-    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    err = error_lines(capsys.readouterr().err)
     assert len(err) == 1, err
     assert "sbatch refused the jobs" in err[0] and all(n in err[0] for n in needles), err[0]
     assert not (store / "runs").exists() and not list(store.glob("records/*"))
@@ -182,7 +190,7 @@ def test_a_controller_that_is_down_is_one_line_exit_2_and_no_run_folder(slurm, s
         assert time.monotonic() - start < 30
     finally:
         slurm.start()
-    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    err = error_lines(capsys.readouterr().err)
     assert len(err) == 1 and "the SLURM controller does not answer" in err[0], err
     assert not (store / "runs").exists()
 

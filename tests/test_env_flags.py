@@ -72,13 +72,13 @@ def test_debug_on_prints_the_traceback(monkeypatch, capsys):
 
 
 def test_the_engine_reads_cuda_graphs_as_a_switch(monkeypatch):
-    from bench_suite.train.engine import step
+    from bench_suite.train.engine import state
 
     monkeypatch.setenv("BENCH_SUITE_CUDA_GRAPHS", "off")
-    assert step._env_flag("BENCH_SUITE_CUDA_GRAPHS") is False
+    assert state._env_flag("BENCH_SUITE_CUDA_GRAPHS") is False
     monkeypatch.setenv("BENCH_SUITE_CUDA_GRAPHS", "junk")
     with pytest.raises(EnvVarError, match="BENCH_SUITE_CUDA_GRAPHS"):
-        step._env_flag("BENCH_SUITE_CUDA_GRAPHS")
+        state._env_flag("BENCH_SUITE_CUDA_GRAPHS")
 
 
 def test_no_switch_is_read_any_other_way():

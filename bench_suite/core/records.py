@@ -201,7 +201,11 @@ class Record:
             if data.get(key) is not None:
                 data[key] = _encode_floats(data[key])
         data["content_digest"] = _content_digest(data)
-        return json.dumps(data, indent=1, sort_keys=True, allow_nan=False)
+        # one top-level key a line, each compact: a third of the indented size (committed stores
+        # count against the tracked tree's budget), still readable and diffable key by key
+        lines = [f"{json.dumps(k)}: {json.dumps(data[k], sort_keys=True, allow_nan=False, separators=(',', ':'))}"
+                 for k in sorted(data)]
+        return "{\n" + ",\n".join(lines) + "\n}\n"
 
     @classmethod
     def from_dict(cls, data: Any, *, expected_id: str | None = None) -> "Record":

@@ -1,4 +1,4 @@
-"""The section ``kkt_bound`` (tasks that ask for it: ``kkt_bound``): Theorem 2 tested as the bound
+"""The section ``kkt_points`` (tasks that ask for it: ``kkt_bound``): Theorem 2 tested as the bound
 it is (docs/theory.md, "Theorem 2 as a bound"). One row per instance (``theory.kkt_bound_table``):
 its shape and scope, the starts, the certified KKT points, the non-degenerate ones above the
 float64 floor, the largest loss and floor, the growth of loss/eps^2 when it can be tested, and
@@ -10,7 +10,7 @@ from .. import theory
 from .sections import SectionInput, Table, Text, register_section
 
 
-@register_section("kkt_bound", title="Theorem 2 as a bound: KKT points near MLI", order=65)
+@register_section("kkt_points", title="Theorem 2 as a bound: KKT points near MLI", order=65)
 def kkt_bound_section(data: SectionInput) -> list:
     table = theory.kkt_bound_table(data.frame)
     if table.empty:

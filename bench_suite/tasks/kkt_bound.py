@@ -44,7 +44,7 @@ class KktBound(GaussianRegression, Task):
     version = 1
     classification = False
     description = "Theorem 2 as a bound: certified float64 KKT points near MLI, max loss/eps^2 (m d/(2n) >= 1 scored)"
-    report_sections = ("kkt_bound",)
+    report_sections = ("kkt_points",)
     options: dict[str, Any] = {"n": 20, "d": 10, "eps_min_rel": 1e-3, "eps_max_rel": 1e-1, "eps_count": 12,
                                "starts": 3}
     train_defaults: dict[str, Any] = {
@@ -54,15 +54,14 @@ class KktBound(GaussianRegression, Task):
     grid: dict[str, list] = {"methods": ["mli_paired_pgd"], "widths": [4, 8], "activations": ["tanh"]}
     profiles: dict[str, dict[str, Any]] = {
         "smoke": {
-            "description": "one instance (n 20, d 10, m 8: m d/(2n) = 2), tanh, 4 radii, one start of each kind "
-                           "(about a second)",
+            "description": "one instance (n 20, d 10, m 8: m d/(2n) = 2), tanh, 4 radii, one start of each kind",
             "device": "cpu", "repetitions": 1, "widths": [8], "activations": ["tanh"],
             "options": {"eps_count": 4, "starts": 1},
         },
         "ci": {
             "description": "n 20, d 10 at m d/(2n) = 1 and 2 (m 4, 8), tanh, 6 radii, one start of each kind; and "
                            "below the width condition n 12, d 2, m 4 (m d/(2n) = 1/3: out of scope, not scored), "
-                           "4 radii (seconds)",
+                           "4 radii",
             "device": "cpu", "repetitions": 1, "activations": ["tanh"],
             "cases": [
                 {"widths": [4, 8], "options": {"n": 20, "d": 10, "eps_count": 6, "starts": 1}},
@@ -72,7 +71,7 @@ class KktBound(GaussianRegression, Task):
         "paper": {
             "description": "the pilot's instances: (n, d) in (40, 4), (30, 6), (20, 10) at m d/(2n) = 1 and 2, tanh "
                            "and softplus, 12 radii, 3 starts of each kind; and two out-of-scope controls (m d/(2n) "
-                           "= 0.5, 0.6, tanh, 6 radii, one start of each kind) (10-30 minutes on a CPU)",
+                           "= 0.5, 0.6, tanh, 6 radii, one start of each kind)",
             "device": "cpu", "repetitions": 1,
             "cases": [*({**c, "activations": ["tanh", "softplus"]} for c in _PAPER_CASES),
                       *({**c, "activations": ["tanh"]} for c in _CONTROL_CASES)],
