@@ -40,7 +40,7 @@ def registries():
 
 
 def test_tasks_ask_for_their_sections_and_classification_tasks_default_to_accuracy():
-    assert task_sections("synthetic_ablation") == ("ordering", "study")
+    assert task_sections("synthetic_ablation") == ("ordering", "study", "map")
     assert task_sections("width_threshold") == ("threshold", "eps")
     for task in ("cifar10", "cifar10_random", "mnist", "cifar100", "restricted_imagenet"):
         assert task_sections(task) == ("accuracy",)  # not declared: the default of a classification task
@@ -53,7 +53,7 @@ def test_the_plan_is_in_report_order_with_each_sections_tasks():
     assert names == [("accuracy", ["cifar10"]), ("ordering", ["synthetic_ablation"]),
                      ("jacobian_rank", ["cifar10", "synthetic_ablation", "width_threshold"]),
                      ("threshold", ["width_threshold"]), ("eps", ["width_threshold"]),
-                     ("study", ["synthetic_ablation"]),
+                     ("study", ["synthetic_ablation"]), ("map", ["synthetic_ablation"]),
                      ("curves", ["cifar10", "synthetic_ablation", "width_threshold"])]
     assert problems == []
 

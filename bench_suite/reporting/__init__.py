@@ -6,8 +6,8 @@ Reads results; never runs anything.
 - report sections, a plug-in point (:mod:`.sections`): :func:`register_section`, the blocks a
   section returns (:class:`Text`, :class:`Table`, :class:`Figure`), and the tasks' own
   ``report_sections``; the built-in sections live in :mod:`.accuracy`, :mod:`.ordering`,
-  :mod:`.theory`, :mod:`.study` (the ablation study's tables, :mod:`.ablation`) and
-  :mod:`.curves`; their figures in :mod:`.figures`;
+  :mod:`.theory`, :mod:`.study` (the ablation study's tables, :mod:`.ablation`),
+  :mod:`.ablation_map` (where the ablation ordering holds) and :mod:`.curves`; their figures in :mod:`.figures`;
 - :mod:`.compare`: what moved between two stores; :mod:`.tables`: the results and curves as
   CSV/parquet; :mod:`.output`: where a report may write (never over results it did not make).
 """

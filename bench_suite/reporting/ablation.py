@@ -420,12 +420,14 @@ def select(records: Sequence[Record], profile: str, *, task: str | None = None) 
 def study_profiles(records: Sequence[Record], *, task: str | None = None) -> tuple[list[str], list[str]]:
     """(declared, undeclared): the ``ablation_*`` profiles of ``task`` (default:
     :func:`study_task`) that some record belongs to, sorted; and the ``ablation_*`` names
-    records carry that are not declared here (a profile file that was not loaded)."""
+    records carry that are not declared here (a profile file that was not loaded). The maps
+    (``ablation_map*``, :data:`.ablation_map.MAPS`) have their own section and are left out."""
     from ..grid import profile_declares, profiles_of
+    from .ablation_map import MAPS
 
     task = task or study_task()
     mine = [r for r in records if r.task == task]
-    declared = sorted(p for p in profiles_of(task) if p.startswith(PREFIX)
+    declared = sorted(p for p in profiles_of(task) if p.startswith(PREFIX) and p not in MAPS
                       and any(profile_declares(task, p, r.config) is None for r in mine))
     known = set(profiles_of(task))
     undeclared = sorted({str(r.profile) for r in mine if r.profile and r.profile.startswith(PREFIX)} - known)

@@ -160,7 +160,7 @@ def plan_sections(tasks: Sequence[str]) -> tuple[list[tuple[Section, list[str]]]
     return plan, problems
 
 
-_BUILTINS = ("accuracy", "ordering", "theory", "kkt", "study", "curves")
+_BUILTINS = ("accuracy", "ordering", "theory", "kkt", "study", "ablation_map", "curves")
 
 
 def _load_builtins() -> None:
