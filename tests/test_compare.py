@@ -101,6 +101,19 @@ def test_metrics_pair_by_cell_id_and_fall_back_to_welch():
     assert not other["moved"]
 
 
+def test_cells_match_whichever_profile_they_were_run_for():
+    """The README's default job (no profile) computes the committed `ci` cells: same names, same
+    ids, so compare pairs them and lists none as only on one side."""
+    from bench_suite.reporting.compare import only_in
+
+    a, b = _results([1.0, 2.0, 3.0]), _results([1.0, 2.5, 3.0])
+    a["profile"] = "ci"
+    row = compare_metrics(a, b, metrics=("train_loss",)).iloc[0]
+    assert row["paired"] == 3 and row["difference"] == pytest.approx(0.5 / 3) and row["profile"] == "(command line) / ci"
+    assert only_in(a, b).empty and only_in(b, a).empty
+    assert len(only_in(a, b.iloc[:2])) == 1
+
+
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory):
     from bench_suite.cli import main

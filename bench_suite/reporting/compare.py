@@ -7,11 +7,12 @@
   0 when both used the same cells). Verdicts rank PASS > INCONCLUSIVE > FAIL; SKIPPED is not a
   verdict on the claim (no data), so a move to or from it is reported, not ranked.
 - **Metrics**: every final metric (``records.SCORED_METRICS``) of every group of matching cells
-  (same task, profile and setting: the cell's name without its repetition): the mean in each,
+  (same task and setting: the cell's name without its repetition, whichever profile it was run
+  for): the mean in each,
   the difference B − A with a Student-t CI, **paired by cell id** where both sides hold the same
   cells (same configuration, seeds and code), else unpaired (Welch). ``moved``: the CI excludes
   0, or (no CI) the values differ.
-- **Cells only in one side** (by name and profile).
+- **Cells only in one side** (by name).
 
 The exit code is 1 when some verdict got worse, else 0 (:data:`EXIT_WORSE`). Pure pandas and
 scipy (through ``scoring.checks``), no torch.
@@ -193,11 +194,14 @@ def compare_metrics(a: pd.DataFrame, b: pd.DataFrame, confidence: float = 0.95,
                     metrics: tuple[str, ...] = SCORED_METRICS) -> pd.DataFrame:
     ua, ub = _usable(a), _usable(b)
     out = []
-    keys = sorted(set(zip(ua.get("task", []), ua.get("_profile", []), ua.get("_setting", [])))
-                  & set(zip(ub.get("task", []), ub.get("_profile", []), ub.get("_setting", []))))
-    for task, profile, setting in keys:
-        ga = ua[(ua["task"] == task) & (ua["_profile"] == profile) & (ua["_setting"] == setting)]
-        gb = ub[(ub["task"] == task) & (ub["_profile"] == profile) & (ub["_setting"] == setting)]
+    # a setting is what the cells compute (task, configuration, repetition left out), whichever
+    # profile they were run for: the README's default job matches the committed `ci` cells
+    keys = sorted(set(zip(ua.get("task", []), ua.get("_setting", [])))
+                  & set(zip(ub.get("task", []), ub.get("_setting", []))))
+    for task, setting in keys:
+        ga = ua[(ua["task"] == task) & (ua["_setting"] == setting)]
+        gb = ub[(ub["task"] == task) & (ub["_setting"] == setting)]
+        profile = " / ".join(sorted(set(ga["_profile"]) | set(gb["_profile"])))
         for metric in metrics:
             if metric not in ga.columns or metric not in gb.columns:
                 continue
@@ -226,11 +230,12 @@ def compare_metrics(a: pd.DataFrame, b: pd.DataFrame, confidence: float = 0.95,
 
 
 def only_in(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
-    """Cells of ``a`` whose (name, profile) is not in ``b``."""
+    """Cells of ``a`` whose name (task, configuration and repetition) is not in ``b``, whichever
+    profile either was run for."""
     if a is None or len(a) == 0:
         return pd.DataFrame(columns=CELL_COLUMNS)
-    theirs = set() if b is None or len(b) == 0 else set(zip(b["name"], b["profile"].map(fmt.profile_name)))
-    mask = [(n, fmt.profile_name(p)) not in theirs for n, p in zip(a["name"], a["profile"])]
+    theirs = set() if b is None or len(b) == 0 else set(b["name"])
+    mask = [n not in theirs for n in a["name"]]
     out = a.loc[mask, CELL_COLUMNS].copy()
     out["profile"] = out["profile"].map(fmt.profile_name)
     return out.sort_values(["profile", "name"], kind="mergesort").reset_index(drop=True)
