@@ -276,8 +276,13 @@ def test_missing_and_corrupt_data_are_one_line_each(capsys, tmp_path, monkeypatc
     assert code == 3 and "SKIPPED" in err and "Traceback" not in err and str(tmp_path / "empty") in err
     corrupt = tmp_path / "cifar.zip"
     corrupt.write_bytes(b"PK\x03\x04 not really a zip")
-    code, _, err = cli(capsys, *args, "--data-root", str(corrupt))
-    assert code == 1 and "ERROR" in err and "cifar.zip" in err and "Traceback" not in err
+    for bad in (corrupt, tmp_path / "notes.txt"):  # data that is there but unusable: one line, exit 2
+        bad.touch()
+        code, _, err = cli(capsys, *args, "--method", "sgd,mli_paired_pgd", "--data-root", str(bad))
+        errors = [line for line in err.splitlines() if "error" in line.lower()]
+        assert code == 2 and len(errors) == 1 and errors[0].startswith("bench-suite: error: "), err
+        assert bad.name in errors[0] and "nothing was trained on it" in errors[0] and "Traceback" not in err
+        assert {r.status.value for r in ResultStore(tmp_path / "s").records()} == {"skipped"}  # no error records
 
 
 # --- plug-ins (fresh interpreters) ---------------------------------------------------------------

@@ -47,7 +47,7 @@ class InProcess(Backend):
             cache_dir=options.cache_dir, force=options.force, fuse=options.fuse, max_group=options.max_group,
             run_id=options.run_id, executor=options.executor, poll_s=options.poll_s, on_record=self._report,
             on_epoch=self.on_epoch, on_group_start=self.on_group_start, on_resume=self.on_resume,
-            checkpoint_every=options.checkpoint_every, time_budget_s=options.time_budget_s,
+            checkpoint_every=options.checkpoint_every, time_budget_s=options.time_budget_s, stop_on_data_error=True,
         )
         self.summary = runner.run([cell for batch in batches for cell in batch])
 

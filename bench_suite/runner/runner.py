@@ -172,11 +172,15 @@ class Runner:
         checkpoint_every: int | None = None,
         checkpoint_every_s: float | None = CHECKPOINT_EVERY_S,
         time_budget_s: float | None = None,
+        stop_on_data_error: bool = False,
     ) -> None:
         """``checkpoint_every``: checkpoint a group in training every N epochs (0: only when it
         stops early); default: every ``checkpoint_every_s`` seconds. ``time_budget_s``: stop
         before this many seconds have passed since ``run`` began (checkpointing the group in
         training; ``RunSummary.stopped``, exit code 75)."""
+        # a plain run stops at data that is present but unusable (a bad --data-root: one message,
+        # exit 2, no error records); a worker records it per cell, its run goes on
+        self.stop_on_data_error = stop_on_data_error
         self.store = store
         self.device = resolve_device(device)
         self.data_root = data_root if data_root is not None else os.environ.get(DATA_ROOT_ENV)
@@ -356,8 +360,12 @@ class Runner:
             self._data.clear()
             task = cell.task_cls()
             try:
-                loaded = task.load(dict(cell.options), data_seed=cell.seeds()["data"], data_root=self.data_root,
-                                   cache_dir=self.cache_dir)
+                try:
+                    loaded = task.load(dict(cell.options), data_seed=cell.seeds()["data"], data_root=self.data_root,
+                                       cache_dir=self.cache_dir)
+                except DataError as exc:  # the reader's word on the data at hand (not a contract breach)
+                    exc.from_reader = True
+                    raise
                 if not isinstance(loaded, TaskData):
                     raise DataError(f"task {cell.task}: its load() returned {type(loaded).__name__}, not TaskData "
                                     f"(the contract: bench_suite/tasks/base.py)")
@@ -381,7 +389,14 @@ class Runner:
             for cell in group:
                 self._emit(summary, self._record(cell, "skipped", reason=str(exc)))
             return
-        except Exception as exc:  # noqa: BLE001 - DataError, a plug-in loader's own exception, ...
+        except DataError as exc:
+            if self.stop_on_data_error and getattr(exc, "from_reader", False):
+                raise DataError(f"{exc} (task {group[0].task}: nothing was trained on it; finished results are "
+                                f"kept)") from None
+            for cell in group:
+                self._emit(summary, self._record(cell, "error", reason=exception_line(exc)))
+            return
+        except Exception as exc:  # noqa: BLE001 - a plug-in loader's own exception, ...
             for cell in group:
                 self._emit(summary, self._record(cell, "error", reason=exception_line(exc)))
             return
