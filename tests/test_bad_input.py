@@ -401,3 +401,13 @@ def test_a_plug_in_loader_breaking_the_data_contract_is_that_cells_error_naming_
     assert code == 1 and "Traceback" not in err and "internal error" not in err
     assert "its load() returned NoneType, not TaskData" in err
     assert "non-finite values (NaN or inf) in x_train" in err
+
+
+def test_a_missing_cuda_device_is_said_before_a_profile_made_for_another_device(capsys, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    code, _, err = cli(capsys, "run", "--store", str(tmp_path / "s"), "--task", "synthetic_ablation", "--profile",
+                       "smoke", "--device", "cuda")
+    assert_one_line(code, err, "--device cuda was asked for, but no CUDA device is available")

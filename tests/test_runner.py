@@ -144,6 +144,49 @@ def test_ctrl_c_records_interrupted_and_the_next_run_resumes(store_dir):
     assert all(r.status == "done" for r in store.records())
 
 
+def test_ctrl_c_in_the_theory_measurements_keeps_the_groups_training(store_dir, monkeypatch):
+    """Ctrl-C after a fused group trained, while its cells' theory sections are measured: every
+    cell is still recorded done (its theory section says it was skipped), then the interrupt."""
+    import bench_suite.theory as theory
+
+    store = ResultStore(store_dir)
+    cells = tiny_cells(repetitions=[0])
+    real, calls = theory.record_section, []
+
+    def interrupted_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(theory, "record_section", interrupted_once)
+    with pytest.raises(KeyboardInterrupt):
+        Runner(store, device="cpu").run(cells)
+    records = store.records()
+    assert len(records) == len(cells) > 2 and {r.status for r in records} == {"done"}
+    theory_status = sorted(r.theory["jacobian"]["status"] for r in records)
+    assert theory_status == ["done"] + ["skipped"] * (len(cells) - 1) and len(calls) == 2
+    again = Runner(store, device="cpu").run(cells)  # nothing is trained again
+    assert again.cached == len(cells)
+
+
+def test_sigterm_stops_a_run_as_ctrl_c_does_with_exit_143(tmp_path):
+    store = tmp_path / "s"
+    proc = subprocess.Popen([sys.executable, "-m", "bench_suite", "run", *FAST, "--epochs", "20000",
+                             "--eval-every", "10000", "--method", "sgd,mli_paired_pgd", "--store", str(store)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not any(e["event"] == "start" for e in ResultStore(store).events()):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "terminated (SIGTERM); finished cells are saved" in err and "Traceback" not in err
+    records = ResultStore(store).records()
+    assert len(records) == 2 and {r.status.value for r in records} == {"interrupted"}
+
+
 def test_two_concurrent_runners_train_each_cell_exactly_once(store_dir):
     cells = tiny_cells(repetitions=[0, 1, 2])
     summaries = []

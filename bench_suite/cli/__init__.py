@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
+import threading
 import traceback
 import warnings
 
@@ -48,6 +50,15 @@ def build_parser(prog: str = ENTRY_POINT) -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, ``kill``, a container's stop) while a command runs: it stops as
+    Ctrl-C does (cells in training recorded ``interrupted``, checkpointed), exit code 143."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None, prog: str = ENTRY_POINT) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit code. ``prog``
     is the program's name in help and errors: the ``bench-suite`` entry point calls this with
@@ -65,6 +76,9 @@ def main(argv: list[str] | None = None, prog: str = ENTRY_POINT) -> int:
         return exit_codes.USAGE
     saved_show = warnings.showwarning
     warnings.showwarning = _show_warning
+    saved_term = None  # only where SIGTERM would otherwise kill us outright (not under an embedding app)
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        saved_term = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         load_plugins(args.plugin)
         return args.handler(args)
@@ -82,10 +96,11 @@ def main(argv: list[str] | None = None, prog: str = ENTRY_POINT) -> int:
             traceback.print_exc()
         print(f"{parser.prog}: error: {_os_error_line(exc)}", file=sys.stderr)
         return exit_codes.USAGE
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted; finished cells are saved, re-run the same command to resume",
+    except KeyboardInterrupt as exc:
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        print(f"{parser.prog}: {what}; finished cells are saved, re-run the same command to resume",
               file=sys.stderr)
-        return exit_codes.INTERRUPTED
+        return exit_codes.TERMINATED if isinstance(exc, Terminated) else exit_codes.INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - an internal error must not exit with a verdict's code
         if debug:
             traceback.print_exc()
@@ -94,4 +109,6 @@ def main(argv: list[str] | None = None, prog: str = ENTRY_POINT) -> int:
         return exit_codes.USAGE
     finally:
         warnings.showwarning = saved_show
+        if saved_term is not None:
+            signal.signal(signal.SIGTERM, saved_term)
     return exit_codes.USAGE

@@ -5,8 +5,8 @@ failed but some cells were skipped (no data), 69 the cluster stopped answering (
 EX_UNAVAILABLE), 75 stopped early by a time budget, checkpointed (sysexits' EX_TEMPFAIL: run
 the same command again). `check`: 0 nothing failed unexpectedly, 1 an unexpected FAIL, 3 with
 --strict only: nothing failed but something undecided.
-Every command: 2 bad input or an internal error (one line), 130 Ctrl-C, 141 its output's reader
-left (`| head`).
+Every command: 2 bad input or an internal error (one line), 130 Ctrl-C, 143 SIGTERM (handled as
+Ctrl-C: `timeout`, `kill`), 141 its output's reader left (`| head`).
 """
 
 OK = 0
@@ -16,6 +16,7 @@ SKIPPED = 3  # run: nothing failed, but some cells were skipped (their data is n
 CLUSTER_LOST = 69  # run: the Dask scheduler / SLURM controller stopped answering; finished records kept
 STOPPED = 75  # run: stopped early (time budget, request_stop), checkpointed: run the same command again
 INTERRUPTED = 130  # Ctrl-C
+TERMINATED = 143  # 128 + SIGTERM: stopped as by Ctrl-C (finished and interrupted cells recorded)
 BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports it: the reader of stdout left (`| head`)
 
 CHECK_PASS = 0  # nothing failed unexpectedly (INCONCLUSIVE / SKIPPED rows too, unless --strict)

@@ -112,7 +112,12 @@ def _run_device(request: RunRequest, cells: list[Cell]) -> tuple[str | None, str
 
     if request.executor == "local":
         device = (request.devices or [request.device or "auto"])[0]
-        return probe_device_name(f"cuda:{device}" if device.isdigit() else device)
+        device = f"cuda:{device}" if device.isdigit() else device
+        if device not in ("auto", "cpu"):  # a device this machine lacks is the first thing to say
+            from ..runner.runner import resolve_device
+
+            resolve_device(device)
+        return probe_device_name(device)
     if request.executor == "slurm":
         from .slurm_queue import default_gpus
 

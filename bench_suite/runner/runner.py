@@ -480,6 +480,7 @@ class Runner:
             return
         self.checkpoints.remove(ids)
         self.checkpoints.remove_containing(ids)
+        interrupted: BaseException | None = None
         for cell, result in zip(group, results):
             if fallback is not None:
                 result.timing["fallback"] = fallback
@@ -495,12 +496,22 @@ class Runner:
                           f"lr_v={cell.train.lr_v:g})")
             record = self._record(cell, result.status, reason=reason, result=result, data=data)
             method = METHODS.get(cell.method)
-            try:  # the measurements of the theory section never cost a cell its record
-                record.theory = theory.record_section(
-                    data.x_train, data.y_train, method=method, width=cell.width, outputs=data.num_outputs,
-                    activation=cell.activation, loss=cell.train.loss, extra=result.extra if keep else None,
-                    radius=result.final.get("radius"), finished=result.status == "done",
-                    parts=cell.task_cls.theory_parts(dict(cell.options)))
-            except Exception as exc:  # noqa: BLE001 - e.g. an SVD of non-finite data
-                record.theory = {"jacobian": {"status": "error", "reason": exception_line(exc)}}
+            if interrupted is not None:  # Ctrl-C in an earlier cell's measurements: record, do not measure
+                record.theory = {"jacobian": {"status": "skipped", "reason": "interrupted (Ctrl-C) before the theory "
+                                                                           "section was computed"}}
+            else:
+                try:  # the measurements of the theory section never cost a cell its record
+                    record.theory = theory.record_section(
+                        data.x_train, data.y_train, method=method, width=cell.width, outputs=data.num_outputs,
+                        activation=cell.activation, loss=cell.train.loss, extra=result.extra if keep else None,
+                        radius=result.final.get("radius"), finished=result.status == "done",
+                        parts=cell.task_cls.theory_parts(dict(cell.options)))
+                except KeyboardInterrupt as exc:  # nor does Ctrl-C: the group's training is kept
+                    interrupted = exc
+                    record.theory = {"jacobian": {"status": "skipped", "reason": "interrupted (Ctrl-C) while the "
+                                                                               "theory section was computed"}}
+                except Exception as exc:  # noqa: BLE001 - e.g. an SVD of non-finite data
+                    record.theory = {"jacobian": {"status": "error", "reason": exception_line(exc)}}
             self._emit(summary, record)
+        if interrupted is not None:
+            raise interrupted
