@@ -109,7 +109,8 @@ def test_cells_match_whichever_profile_they_were_run_for():
     a, b = _results([1.0, 2.0, 3.0]), _results([1.0, 2.5, 3.0])
     a["profile"] = "ci"
     row = compare_metrics(a, b, metrics=("train_loss",)).iloc[0]
-    assert row["paired"] == 3 and row["difference"] == pytest.approx(0.5 / 3) and row["profile"] == "(command line) / ci"
+    assert row["paired"] == 3 and row["difference"] == pytest.approx(0.5 / 3)
+    assert row["profile"] == "(command line) / ci"
     assert only_in(a, b).empty and only_in(b, a).empty
     assert len(only_in(a, b.iloc[:2])) == 1
 
