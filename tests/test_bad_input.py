@@ -272,8 +272,12 @@ def test_missing_and_corrupt_data_are_one_line_each(capsys, tmp_path, monkeypatc
     code, _, err = cli(capsys, *args, "--data-root", str(tmp_path / "nowhere"))  # a typo
     assert_one_line(code, err, f"--data-root {tmp_path / 'nowhere'}: does not exist")
     (tmp_path / "empty").mkdir()
-    code, _, err = cli(capsys, *args, "--data-root", str(tmp_path / "empty"))  # no data there: skipped
+    code, _, err = cli(capsys, *args, "--method", "sgd,mli_paired_pgd,constraint_only", "--data-root",
+                       str(tmp_path / "empty"))  # no data there: skipped, the reason said once a run of cells
     assert code == 3 and "SKIPPED" in err and "Traceback" not in err and str(tmp_path / "empty") in err
+    progress = [line for line in err.splitlines() if line.startswith("[")]
+    assert len(progress) == 3 and str(tmp_path / "empty") in progress[0]
+    assert all(line.endswith("(the same reason as above)") for line in progress[1:]), progress
     corrupt = tmp_path / "cifar.zip"
     corrupt.write_bytes(b"PK\x03\x04 not really a zip")
     for bad in (corrupt, tmp_path / "notes.txt"):  # data that is there but unusable: one line, exit 2

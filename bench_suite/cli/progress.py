@@ -30,6 +30,7 @@ class _Progress:
         self.credited: dict[str, float] = {}
         self.group: list[Cell] = []
         self.n_todo = self.n_cached = self.n_finished = self.n_failed = 0
+        self._last_reason: str | None = None
 
     def plan(self, cached: list[Cell], todo: list[Cell]) -> None:
         self.n_cached, self.n_todo = len(cached), len(todo)
@@ -100,7 +101,11 @@ class _Progress:
         if record.status in FAILED:
             self.n_failed += 1
         if self.quiet:
-            print(f"[{self.n_finished}/{self.n_todo}] {describe(record)}", file=sys.stderr, flush=True)
+            line = describe(record)
+            if record.reason and record.reason == self._last_reason:  # one fault, said once
+                line = line.replace(f" ({record.reason})", " (the same reason as above)")
+            self._last_reason = record.reason
+            print(f"[{self.n_finished}/{self.n_todo}] {line}", file=sys.stderr, flush=True)
             return
         self._credit(cell_id, float("inf"))
         self._describe()
