@@ -158,7 +158,9 @@ def load_curves(store: str | os.PathLike) -> "pd.DataFrame":
     """Every record's curves in long form: columns ``cell_id, task, profile, method, width,
     activation, repetition, epoch, metric, value``. Per-epoch running means (``train_loss``,
     ``train_acc``) are indexed by epoch; exact evaluations (``eval_train_loss``, ``test_acc``,
-    ``dist_w0``, ...) by the epoch they were taken at. Curves longer than 256 points are stored
+    ``dist_w0``, ...) by the epoch they were taken at. A metric not defined for a cell (stored as
+    null: ``test_acc`` of a regression task) has no rows; a NaN value (a diverged run) is kept.
+    Curves longer than 256 points are stored
     thinned, with their envelope between the kept points as the metrics ``<curve>:min`` and
     ``<curve>:max`` (docs/runner.md "Curves"); each record's are verified against its
     ``curves_digest``, and those that do not match are left out with one warning line each."""
