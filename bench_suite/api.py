@@ -16,6 +16,7 @@ Only :func:`run` imports torch.
 
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 from .core.curves import EPOCH_CURVES  # noqa: F401 - part of this module's names
 from .core.errors import InvalidArgument, checked_arguments
 from .core.records import COLUMNS, Record
+from .core.values import FINITE, NONNEG_INT, POSITIVE_FLOAT, POSITIVE_INT, check_number, check_optional
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -40,7 +42,6 @@ def _store(store: str | os.PathLike):
     return existing_store(store, "store=")
 
 
-@checked_arguments
 def run(task: str | Iterable[str] = "synthetic_ablation", *, profile: str | None = None,
         store: str | os.PathLike = "results", methods: list[str] | None = None, widths: list[int] | None = None,
         activations: list[str] | None = None, repetitions: int | list[int] | None = None,
@@ -85,7 +86,9 @@ def run(task: str | Iterable[str] = "synthetic_ablation", *, profile: str | None
 
     Errors are :class:`~bench_suite.core.errors.BenchSuiteError` subclasses (or ``ValueError``s)
     with a one-line message naming the argument: an unknown keyword
-    (:class:`~bench_suite.core.errors.UnknownArgument`, naming the valid ones), a bad grid
+    (:class:`~bench_suite.core.errors.UnknownArgument`, naming the valid ones), a number out of
+    its range (:class:`~bench_suite.core.errors.InvalidArgument`: ``repetitions``, ``max_group``
+    positive integers, ``checkpoint_every`` >= 0, ``time_budget_s`` > 0, as their options), a bad grid
     (``GridError``, ``UnknownNameError``), a store that cannot be written
     (:class:`~bench_suite.core.errors.PathProblem`), a plug-in that cannot be loaded
     (:class:`~bench_suite.core.registry.PluginError`)."""
@@ -96,10 +99,13 @@ def run(task: str | Iterable[str] = "synthetic_ablation", *, profile: str | None
     from .grid import expand
 
     check_flags()  # a junk switch in the environment: one EnvVarError now, not one per cell
+    reps = _repetitions(repetitions)
+    max_group = check_optional("max_group", max_group, POSITIVE_INT)
+    checkpoint_every = check_optional("checkpoint_every", checkpoint_every, NONNEG_INT)
+    time_budget_s = check_optional("time_budget_s", time_budget_s, POSITIVE_FLOAT)
     load_plugins(plugins, option="plugins")
     device = check_device_text(device, "device")
     tasks = [task] if isinstance(task, str) else list(task)
-    reps = range(repetitions) if isinstance(repetitions, int) else repetitions
     cells = []
     for name in tasks:
         cells += expand(name, profile=profile, methods=methods, widths=widths, activations=activations,
@@ -115,6 +121,18 @@ def run(task: str | Iterable[str] = "synthetic_ablation", *, profile: str | None
                     store_option="store=", data_root_option="data_root=")
 
 
+def _repetitions(repetitions: int | list[int] | None) -> range | list[int] | None:
+    """``run``'s ``repetitions``: a count (a positive integer, as ``--repetitions``) as the range of
+    indexes, or a list of indexes (the grid checks each is an integer >= 0, as ``--repetition``)."""
+    if repetitions is None:
+        return None
+    if isinstance(repetitions, (list, tuple, range)):
+        if not repetitions:
+            raise InvalidArgument("repetitions=[]: no repetition; give a count (a positive integer) or indexes")
+        return list(repetitions)
+    return range(check_number("repetitions", repetitions, POSITIVE_INT))
+
+
 def pack_curves(store: "ResultStore") -> str | None:
     """Pack the store's curves (``ResultStore.pack``); None, or one line saying why not."""
     from .executors.session import pack_curves as pack
@@ -122,7 +140,6 @@ def pack_curves(store: "ResultStore") -> str | None:
     return pack(store)
 
 
-@checked_arguments
 def load_results(store: str | os.PathLike) -> "pd.DataFrame":
     """The store's results table: one row per record, flat, typed columns (``bench_suite.core.records.COLUMNS``:
     config, final metrics, timing, shape, provenance; statuses kept, so failed cells are rows
@@ -137,12 +154,13 @@ def curves_frame(records: Iterable[Record]) -> "pd.DataFrame":
     return frame(records)
 
 
-@checked_arguments
 def load_curves(store: str | os.PathLike) -> "pd.DataFrame":
     """Every record's curves in long form: columns ``cell_id, task, profile, method, width,
     activation, repetition, epoch, metric, value``. Per-epoch running means (``train_loss``,
     ``train_acc``) are indexed by epoch; exact evaluations (``eval_train_loss``, ``test_acc``,
-    ``dist_w0``, ...) by the epoch they were taken at. Curves longer than 256 points are stored
+    ``dist_w0``, ...) by the epoch they were taken at. A metric not defined for a cell (stored as
+    null: ``test_acc`` of a regression task) has no rows; a NaN value (a diverged run) is kept.
+    Curves longer than 256 points are stored
     thinned, with their envelope between the kept points as the metrics ``<curve>:min`` and
     ``<curve>:max`` (docs/runner.md "Curves"); each record's are verified against its
     ``curves_digest``, and those that do not match are left out with one warning line each."""
@@ -170,7 +188,6 @@ class Scoring:
         return [r for r in self.records if (r.task, r.profile) in profiles and not is_current(r)]
 
 
-@checked_arguments
 def score(store: str | os.PathLike, *, profile: str | None = None, tasks: list[str] | None = None,
           baselines: str | os.PathLike | None = None, include_old_code: bool = False,
           confidence: float = 0.95) -> Scoring:
@@ -182,6 +199,8 @@ def score(store: str | os.PathLike, *, profile: str | None = None, tasks: list[s
     from .scoring import explain_skips, load_references, run_checks, select
     from .tasks import TASKS
 
+    if not 0 < check_number("confidence", confidence, FINITE) < 1:
+        raise InvalidArgument(f"confidence={confidence!r}: not a number in (0, 1), e.g. 0.95")
     st = _store(store)
     records = st.records()
     for name in tasks or []:
@@ -214,7 +233,6 @@ def _declared_repetitions(task: str, profile: str, config: dict) -> int | None:
     return None if spec is None else profile_repetitions(spec)
 
 
-@checked_arguments
 def check(store: str | os.PathLike, *, profile: str | None = None, tasks: list[str] | None = None,
           baselines: str | os.PathLike | None = None, include_old_code: bool = False,
           confidence: float = 0.95) -> "pd.DataFrame":
@@ -229,7 +247,6 @@ def check(store: str | os.PathLike, *, profile: str | None = None, tasks: list[s
     return verdicts
 
 
-@checked_arguments
 def export(store: str | os.PathLike, out_dir: str | os.PathLike, *, overwrite: bool = False) -> list[Path]:
     """Write ``results.csv``/``.parquet`` and ``curves.csv``/``.parquet`` of ``store`` into
     ``out_dir``; return the paths written (parquet needs pyarrow; without it only CSV).
@@ -391,3 +408,20 @@ def _store_or_report(path: str | os.PathLike) -> Path:
 
 __all__ = ["COLUMNS", "CURVE_COLUMNS", "EPOCH_CURVES", "ReportWritten", "Scoring", "check", "compare", "curves_frame",
            "export", "load_curves", "load_results", "pack_curves", "report", "run", "score"]
+
+
+# keywords a caller may carry over from the command line, where the option is spelled otherwise
+_CLI_SPELLINGS = {"report": {"dir": "out"}, "export": {"dir": "out_dir"}, "run": {"seeds": "repetitions"}}
+
+
+def _check_keywords_of(names: Iterable[str]) -> None:
+    """Every public function of this module checks its arguments (:func:`checked_arguments`): a
+    misspelled keyword raises :class:`~bench_suite.core.errors.UnknownArgument` naming it and the
+    closest valid one. Applied here, to all of ``__all__`` at once, so no function is left out."""
+    for name in names:
+        func = globals()[name]
+        if inspect.isfunction(func):
+            globals()[name] = checked_arguments(func, aliases=_CLI_SPELLINGS.get(name))
+
+
+_check_keywords_of(__all__)

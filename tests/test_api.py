@@ -30,8 +30,11 @@ def test_run_returns_the_records_and_the_loaders_read_any_store(tmp_path):
         rec.curves["train_loss"])
     evals = one[one["metric"] == "eval_train_loss"]
     assert evals["epoch"].tolist() == rec.curves["eval_epoch"] == [3, 6]
-    expected_rows = sum(len(v) for k, v in rec.curves.items() if k not in ("epoch", "eval_epoch"))
-    assert len(one) == expected_rows
+    # a row per stored value; test_* and eval_train_acc are null (a regression task without a test split)
+    expected_rows = sum(sum(x is not None for x in v) for k, v in rec.curves.items()
+                        if k not in ("epoch", "eval_epoch"))
+    assert len(one) == expected_rows and not one["value"].isna().any()
+    assert not one["metric"].isin(["test_acc", "test_loss", "eval_train_acc"]).any()
     written = bs.export(tmp_path / "s", tmp_path / "out")
     assert {p.name for p in written} >= {"results.csv", "curves.csv"}
     back = pd.read_csv(tmp_path / "out" / "results.csv")

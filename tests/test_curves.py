@@ -427,6 +427,27 @@ def test_a_schema_2_record_is_read_with_its_curves_inline(store_dir):
     assert ResultStore(store_dir).curves()[old.cell_id] == result(400).curves
 
 
+def test_load_curves_has_no_rows_for_a_metric_not_defined_and_keeps_a_diverged_runs_nan(store_dir):
+    store = ResultStore(store_dir)
+    a, b = cells(2)
+    loss = [1.0 / (1 + e) for e in range(20)]
+    loss[12:] = [float("nan")] * 8  # a run that diverged at epoch 13
+    diverged = result(20, evals=4, loss=loss)
+    diverged.curves["eval_train_loss"][-1] = float("nan")
+    written(store, a, diverged)
+    written(store, b, result(20, evals=4))  # test_* and eval_train_acc are null: a regression task, no test split
+    for stage in ("loose", "packed"):
+        frame = bs.load_curves(store_dir)
+        assert set(frame["metric"]) == {"train_loss", "eval_train_loss", "dist_w0", "proj_active_frac", "wall_time"}
+        assert not frame["metric"].isin(["test_acc", "test_loss", "eval_train_acc"]).any(), stage
+        nan = frame[frame["value"].isna()]
+        assert set(nan["cell_id"]) == {a.cell_id}, stage
+        assert sorted(nan.groupby("metric").size().items()) == [("eval_train_loss", 1), ("train_loss", 8)], stage
+        assert nan[nan["metric"] == "train_loss"]["epoch"].tolist() == list(range(13, 21))
+        assert len(frame[frame["metric"] == "train_loss"]) == 40 and len(frame[frame["metric"] == "dist_w0"]) == 8
+        store.pack()
+
+
 def test_a_schema_3_record_with_inline_curves_is_refused(store_dir):
     store = ResultStore(store_dir)
     (cell,) = cells(1)

@@ -220,6 +220,32 @@ def test_stale_temporary_files_are_removed(store_dir):
     assert [r.cell_id for r in store.records()] == [a.cell_id]  # temp files are never records
 
 
+def test_event_journal_is_json_lines_from_its_first_byte(store_dir):
+    store = ResultStore(store_dir)
+    store.log_event("start", "a", run_id="r")
+    store.log_event("finish", "a", run_id="r", status="done")
+    text = store.events_path.read_text()
+    assert not text.startswith("\n") and text.endswith("}\n")
+    assert [json.loads(line)["event"] for line in text.splitlines()] == ["start", "finish"]  # a naive reader
+
+
+def test_event_journal_ends_a_torn_line_and_an_older_journal_before_appending(store_dir):
+    store = ResultStore(store_dir)
+    store.log_event("start", "a", run_id="r")
+    with open(store.events_path, "a") as fh:
+        fh.write('{"event": "fin')  # an event write cut short by a crash
+    store.log_event("finish", "a", run_id="r", status="done")
+    lines = store.events_path.read_text().splitlines()
+    assert lines[1] == '{"event": "fin' and json.loads(lines[2])["event"] == "finish"
+    assert [e["event"] for e in store.events()] == ["start", "finish"]
+    older = ResultStore(store_dir.parent / "older")  # journals whose every event started with its newline
+    older.root.mkdir()
+    older.events_path.write_text('\n{"event": "start", "cell_id": "a"}')
+    older.log_event("finish", "a")
+    assert [e["event"] for e in older.events()] == ["start", "finish"]
+    assert older.events_path.read_text().splitlines()[:2] == ["", '{"event": "start", "cell_id": "a"}']
+
+
 def test_event_journal_skips_torn_lines(store_dir):
     store = ResultStore(store_dir)
     store.log_event("start", "a", run_id="r")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import errno
-import math
 import os
 import sys
 from typing import Any
 
 from ..core import exit_codes
 from ..core.env import DEBUG_ENV  # noqa: F401 - the CLI names it in --debug's help
+from ..core.values import FINITE, NONNEG_FLOAT, NONNEG_INT, POSITIVE_FLOAT, POSITIVE_INT, NumberKind, from_text
 
 DEFAULT_STORE = "results"
 STORE_ENV = "BENCH_SUITE_STORE"
@@ -43,50 +43,24 @@ class _Deprecated(argparse.Action):
 
 
 # ------------------------------------------------------------------------------------------
-# value parsers: each refuses a bad element by name ("--eps: 'x' is not a number")
+# value parsers: each refuses a bad element by name ("--eps: 'x' is not a number"); the checks
+# themselves are bench_suite.core.values', which the API's keywords use too
 # ------------------------------------------------------------------------------------------
-# ------------------------------------------------------------------------------------------
-# value parsers: each refuses a bad element by name ("--eps: 'x' is not a number")
-# ------------------------------------------------------------------------------------------
-def _int_at_least(minimum: int, wording: str):
-    def parse(text: str) -> int:
+def _parser(kind: NumberKind):
+    def parse(text: str) -> Any:
         try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text.strip()!r} is not {wording}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{text.strip()!r} is not {wording}")
-        return value
+            return from_text(kind, text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
     return parse
 
 
-_positive_int = _int_at_least(1, "a positive integer")
-_nonneg_int = _int_at_least(0, "an integer >= 0")
-
-
-def _float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text.strip()!r} is not a number") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text.strip()!r} is not a finite number")
-    return value
-
-
-def _nonneg_float(text: str) -> float:
-    value = _float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text.strip()!r} is negative (expected a number >= 0)")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = _float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text.strip()!r} is not a number > 0")
-    return value
+_positive_int = _parser(POSITIVE_INT)
+_nonneg_int = _parser(NONNEG_INT)
+_float = _parser(FINITE)
+_nonneg_float = _parser(NONNEG_FLOAT)
+_positive_float = _parser(POSITIVE_FLOAT)
 
 
 def _batch_size(text: str) -> int | None:

@@ -31,9 +31,11 @@ class UnknownArgument(BenchSuiteError, TypeError):
     """A keyword the function does not take: one line naming it and the valid ones."""
 
 
-def checked_arguments(func: F) -> F:
+def checked_arguments(func: F, *, aliases: dict[str, str] | None = None) -> F:
     """``func`` with its keywords checked first: an unknown keyword raises :class:`UnknownArgument`
-    naming it, the closest valid one, and all valid ones (instead of a bare ``TypeError``)."""
+    naming it, the closest valid one, and all valid ones (instead of a bare ``TypeError``).
+    ``aliases``: other names a caller may guess (the command line's ``dir`` for ``out``) -> the
+    keyword to suggest, when no valid one is close in spelling; they are still refused."""
     signature = inspect.signature(func)
     params = signature.parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
@@ -45,7 +47,7 @@ def checked_arguments(func: F) -> F:
         if not takes_any:
             unknown = [k for k in kwargs if k not in params]
             if unknown:
-                raise UnknownArgument(_unknown_line(func.__name__, unknown, valid))
+                raise UnknownArgument(_unknown_line(func.__name__, unknown, valid, aliases or {}))
         try:
             signature.bind(*args, **kwargs)
         except TypeError as exc:  # too many positional arguments, a missing one, one given twice
@@ -55,10 +57,10 @@ def checked_arguments(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _unknown_line(name: str, unknown: list[str], valid: list[str]) -> str:
+def _unknown_line(name: str, unknown: list[str], valid: list[str], aliases: dict[str, str]) -> str:
     hints = []
     for word in unknown:
-        close = difflib.get_close_matches(word, valid, n=1)
+        close = difflib.get_close_matches(word, valid, n=1) or ([aliases[word]] if word in aliases else [])
         hints.append(f"{word!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
     noun = "an unknown argument" if len(unknown) == 1 else "unknown arguments"
     return f"{name}() got {noun} {', '.join(hints)}; its arguments: {', '.join(valid)}"

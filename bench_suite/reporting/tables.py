@@ -20,7 +20,9 @@ CURVE_COLUMNS = ["cell_id", "task", "profile", "method", "width", "activation", 
 
 def curves_frame(records: Iterable["Record"]) -> "pd.DataFrame":
     """The curves of ``records`` (those in memory: ``Record.curves``) in long form
-    (``CURVE_COLUMNS``): one row per cell, epoch and metric."""
+    (``CURVE_COLUMNS``): one row per cell, epoch and metric that has a value there. A point stored
+    as null (None: the metric is not defined for the cell, as ``test_acc`` of a regression task
+    or of a task without a test split) has no row; a NaN value (a diverged run) is a row."""
     import pandas as pd
 
     columns: dict[str, list] = {c: [] for c in CURVE_COLUMNS}
@@ -32,13 +34,13 @@ def curves_frame(records: Iterable["Record"]) -> "pd.DataFrame":
         for metric, values in sorted(curves.items()):
             if metric in ("epoch", "eval_epoch"):
                 continue
-            epochs = list(curves.get(x_key(metric)) or [])
-            n = min(len(epochs), len(values))
+            points = [(x, y) for x, y in zip(curves.get(x_key(metric)) or [], values) if y is not None]
+            n = len(points)
             for col, value in base.items():
                 columns[col] += [value] * n
-            columns["epoch"] += epochs[:n]
+            columns["epoch"] += [x for x, _ in points]
             columns["metric"] += [metric] * n
-            columns["value"] += list(values[:n])
+            columns["value"] += [y for _, y in points]
     frame = pd.DataFrame(columns, columns=CURVE_COLUMNS)
     for col in ("width", "repetition", "epoch"):
         frame[col] = frame[col].astype("Int64")

@@ -160,15 +160,19 @@ class ResultStore:
                 lock.release()
 
     def log_event(self, event: str, cell_id: str, **fields: Any) -> None:
-        """Append one line to ``events.jsonl``. One ``write`` of a short line in append mode
-        lands whole on a local file system. Each event *starts* with a newline, so a line torn
-        by a crash (no newline at its end) never swallows the next event; it alone is skipped."""
+        """Append one line to ``events.jsonl`` (JSON Lines: each event a line ending in a newline).
+        One ``write`` of a short line in append mode lands whole on a local file system. A line torn
+        by a crash (the file does not end in a newline) is ended first, so it never swallows the
+        next event; it alone is skipped (two writers ending it at once leave an empty line, skipped too)."""
         self.root.mkdir(parents=True, exist_ok=True)
         line = json.dumps({"t": round(time.time(), 3), "event": event, "cell_id": cell_id, "pid": os.getpid(),
-                           "host": socket.gethostname(), **fields}, sort_keys=True)
-        fd = os.open(self.events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # less the umask, as open()
+                           "host": socket.gethostname(), **fields}, sort_keys=True) + "\n"
+        fd = os.open(self.events_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)  # less the umask, as open()
         try:
-            os.write(fd, ("\n" + line).encode())
+            size = os.lseek(fd, 0, os.SEEK_END)
+            if size and os.lseek(fd, size - 1, os.SEEK_SET) >= 0 and os.read(fd, 1) != b"\n":
+                line = "\n" + line  # a torn line, or a journal whose events started with their newline
+            os.write(fd, line.encode())
         finally:
             os.close(fd)
 
