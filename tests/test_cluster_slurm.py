@@ -291,6 +291,9 @@ def test_a_time_limit_requeues_the_job_and_its_cells_finish_in_the_requeued_job(
     wait_for(lambda: (squeue(job) or ("", ""))[0] == "PENDING" and any(
         e["event"] == "finish" and e["status"] == "interrupted" for e in events(store)), 120,
         "the job is requeued", proc)
+    # slurmd refuses a launch credential made in the same second as the requeue revoked the job's
+    # ("Job credential revoked"); SLURM's own BeginTime hold avoids that, this shortcut must wait
+    time.sleep(2)
     subprocess.run(["scontrol", "update", f"jobid={job}", "starttime=now"], check=True)
     out, err = proc.communicate(timeout=200)
     assert proc.returncode == 0, err

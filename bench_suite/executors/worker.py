@@ -184,6 +184,10 @@ def worker_main(argv: list[str] | None = None) -> int:
     # signal is the parent's to handle (it stops us with SIGINT, we record "interrupted")
     with contextlib.suppress(AttributeError, ValueError):
         signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    # the driver stops us with SIGINT; a run started in the background by a shell (`&`) hands its
+    # children SIGINT ignored, which Python keeps: take Python's handler back
+    with contextlib.suppress(ValueError):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     print(f"[{options.get('label', 'worker')}] pid {os.getpid()} on {options['devices'][0]} "
           f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r})", file=sys.stderr, flush=True)
     try:
