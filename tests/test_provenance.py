@@ -194,3 +194,14 @@ def test_one_version_from_pyproject_or_the_metadata():
     # written in one place: no version literal in the package's sources
     for path in (ROOT / "bench_suite").rglob("*.py"):
         assert f'"{declared}"' not in path.read_text(encoding="utf-8"), path
+
+
+def test_the_commit_is_read_when_a_run_starts_not_when_its_records_are_written(fresh_git_state, tmp_path):
+    """A checkout committed to during a long run must not relabel the run's later records: the
+    Runner asks for the git state once, when it is made (the code it runs is imported by then)."""
+    from bench_suite.runner.runner import Runner
+    from bench_suite.store.result_store import ResultStore
+
+    assert provenance.git_state.cache_info().currsize == 0
+    Runner(ResultStore(tmp_path / "s"), device="cpu")
+    assert provenance.git_state.cache_info().currsize == 1

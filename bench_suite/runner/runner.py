@@ -181,6 +181,9 @@ class Runner:
         # a plain run stops at data that is present but unusable (a bad --data-root: one message,
         # exit 2, no error records); a worker records it per cell, its run goes on
         self.stop_on_data_error = stop_on_data_error
+        # the commit is the code that starts running (imported now), asked once: a checkout
+        # edited or committed to during a long run must not relabel its later records
+        provenance.git_state()
         self.store = store
         self.device = resolve_device(device)
         self.data_root = data_root if data_root is not None else os.environ.get(DATA_ROOT_ENV)
