@@ -130,7 +130,7 @@ def summarize(ops: list[dict]) -> "OrderedDict[str, dict]":
     return rows
 
 
-def time_model(ops, bandwidth: float, gemm_rate: float, per_kernel_s: float) -> dict:
+def predicted_time(ops, bandwidth: float, gemm_rate: float, per_kernel_s: float) -> dict:
     """Seconds per step: each GEMM max(bytes / bandwidth, flops / rate), the other ops bytes /
     bandwidth, plus per_kernel_s for every operator (launch or minimum kernel duration)."""
     gemm = sum(max((o["read"] + o["write"]) / bandwidth, o["flops"] / gemm_rate) for o in ops if o["flops"])
@@ -180,8 +180,8 @@ def main(argv: list[str] | None = None) -> dict:
               "bytes_per_step": total, "md_bytes": big, "gemm_flops_per_step": flops, "operators": len(ops),
               "steps_per_repetition": steps, "per_operator": rows, "estimates": {}}
     for precision, (low, high) in (("fp32", args.fp32_rate), ("tf32", args.tf32_rate)):
-        best = time_model(ops, args.bandwidth[1], high, args.per_kernel[0])
-        worst = time_model(ops, args.bandwidth[0], low, args.per_kernel[1])
+        best = predicted_time(ops, args.bandwidth[1], high, args.per_kernel[0])
+        worst = predicted_time(ops, args.bandwidth[0], low, args.per_kernel[1])
         result["estimates"][precision] = {"best": best, "worst": worst}
         print(f"{precision}: GEMMs {best['gemm_s'] * 1e3:.3f}-{worst['gemm_s'] * 1e3:.3f} ms + other ops "
               f"{best['other_s'] * 1e3:.3f}-{worst['other_s'] * 1e3:.3f} ms + {len(ops)} operators x "

@@ -248,3 +248,20 @@ def test_step_traffic_counts_every_operator_of_a_step(tmp_path, monkeypatch, cap
     assert 0 < est["tf32"]["best"]["step_s"] <= est["fp32"]["best"]["step_s"] <= est["fp32"]["worst"]["step_s"]
     assert json.loads((tmp_path / "t.json").read_text())["bytes_per_step"] == result["bytes_per_step"]
     assert "| **total** |" in capsys.readouterr().out
+
+
+def test_no_helper_in_benchmarks_looks_like_an_asv_benchmark():
+    """asv collects every top-level function and class method in benchmarks/ whose name starts
+    with a benchmark prefix; a helper named so (``time_model(ops, ...)``) fails `nox -s bench`."""
+    import ast
+    import inspect
+
+    prefixes = ("time_", "timeraw_", "track_", "mem_", "peakmem_")
+    for path in sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("*.py")):
+        for node in ast.parse(path.read_text()).body:  # module level (a class's methods take its params)
+            if isinstance(node, ast.FunctionDef) and node.name.startswith(prefixes):
+                required = list(node.args.args)
+                required = required[:len(required) - len(node.args.defaults)]
+                names = ", ".join(a.arg for a in required)
+                assert not required, f"{path.name}: {node.name}({names}) is not a benchmark"
+    assert inspect.isfunction(step_traffic.predicted_time)
