@@ -303,7 +303,9 @@ def test_kill_9_at_random_points_then_resume_gives_the_uninterrupted_records(tmp
     assert sorted(got) == sorted(want) and all(r["status"] == "done" for r in got.values())
     for cell_id, record in got.items():
         assert comparable_record(record) == comparable_record(want[cell_id])
-    assert kills >= 2 and all(len(r["timing"]["resumed_at_epochs"]) >= 1 for r in got.values())
+    # a kill that lands after a group's last epoch, while its records are written, leaves the
+    # unrecorded cells to be trained again from scratch (the same numbers, as checked above)
+    assert kills >= 2 and any(r["timing"].get("resumed_at_epochs") for r in got.values())
     assert not list((out / "checkpoints").glob("*.pt"))
     assert math.isfinite(sum(r["final"]["train_loss"] for r in got.values()))
 
