@@ -61,6 +61,9 @@ def worker_launch(device: str, env: dict[str, str]) -> tuple[str, dict[str, str]
     return device, env
 
 
+STOP_WAIT_S = 30  # how long a worker gets to record its cells after the forwarded SIGINT
+
+
 class LocalDevices(Backend):
     """One subprocess per device, each given every cell; their logs go to ``runs/<run_id>/``."""
 
@@ -115,15 +118,16 @@ class LocalDevices(Backend):
         for proc, _, _ in self.procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + STOP_WAIT_S
         for proc, log_path, label in self.procs:
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()  # reaped: SIGKILL cannot be ignored, so this returns at once
-                print(f"worker {label} did not stop within 30 s of the interrupt and was killed: its unfinished cells "
-                      f"have no record; re-run to train them (from their last checkpoint, if any; log: {log_path})",
+                print(f"worker {label} did not stop within {STOP_WAIT_S} s of the interrupt and was killed: its "
+                      f"unfinished cells have no record; re-run to train them (from their last checkpoint, if any; "
+                      f"log: {log_path})",
                       file=sys.stderr, flush=True)
 
 
