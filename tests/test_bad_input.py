@@ -407,11 +407,14 @@ def test_a_plug_in_loader_breaking_the_data_contract_is_that_cells_error_naming_
     assert "non-finite values (NaN or inf) in x_train" in err
 
 
-def test_a_missing_cuda_device_is_said_before_a_profile_made_for_another_device(capsys, tmp_path):
+@pytest.mark.parametrize("device,needle", [("cuda", "no CUDA device is available"),
+                                           ("cuda:0", "no CUDA device is available"),
+                                           ("mps", "MPS is not available here")])
+def test_a_missing_device_is_said_before_a_profile_made_for_another_device(capsys, tmp_path, device, needle):
     import torch
 
-    if torch.cuda.is_available():
-        pytest.skip("this machine has a CUDA device")
+    if torch.cuda.is_available() or (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        pytest.skip("this machine has an accelerator")
     code, _, err = cli(capsys, "run", "--store", str(tmp_path / "s"), "--task", "synthetic_ablation", "--profile",
-                       "smoke", "--device", "cuda")
-    assert_one_line(code, err, "--device cuda was asked for, but no CUDA device is available")
+                       "smoke", "--device", device)
+    assert_one_line(code, err, needle)
